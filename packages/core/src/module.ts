@@ -1,0 +1,10 @@
+import { type ContainerModule, strategyModule } from './container.js';
+import { builtinBackendDefinitions, ComputeBackend } from './backend.js';
+
+/** Core's ContainerModule: owns the `compute-backend` point and contributes wasm, cpu and tensorflow. */
+export function coreModule(): ContainerModule {
+  return strategyModule({
+    points: [ComputeBackend as never],
+    strategies: [{ point: ComputeBackend as never, definitions: builtinBackendDefinitions as never }],
+  });
+}
