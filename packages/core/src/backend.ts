@@ -11,7 +11,13 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { BackendError } from './errors.js';
-import { defineExtensionPoint, defineStrategy, type StrategyDefinition, type StrategyRegistry } from './registry.js';
+import {
+  defineExtensionPoint,
+  defineStrategy,
+  type StrategyDefinition,
+  type StrategyRegistry,
+  StrategyRegistry as StrategyRegistryClass,
+} from './registry.js';
 
 export type Tfjs = typeof tf;
 
@@ -333,4 +339,11 @@ async function chooseAndActivate(options: InitComputeOptions, requested: string 
   throw new BackendError(`no compute backend could be activated (${skipped.join('; ')})`, {
     hint: 'reinstall @tensorflow/tfjs and @tensorflow/tfjs-backend-wasm',
   });
+}
+
+/** A registry holding only the built-in backends (for scripts and tests that use no container). */
+export function builtinBackendRegistry(): StrategyRegistry<ComputeBackend> {
+  const registry = new StrategyRegistryClass<ComputeBackend>(ComputeBackend);
+  for (const d of builtinBackendDefinitions) registry.register(d);
+  return registry;
 }

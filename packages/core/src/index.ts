@@ -48,6 +48,7 @@ export {
   wasmBinaryDir,
   registerWasmTrainingKernels,
   builtinBackendDefinitions,
+  builtinBackendRegistry,
   activeBackend,
   initCompute,
   resetComputeForTests,
