@@ -78,7 +78,7 @@ function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
  * Validates `input` against `schema` (which supplies defaults) and returns the resolved value.
  * Throws a ConfigError naming `path` + the failing option and, for unknown keys, the valid ones.
  */
-export function resolveOptions<S extends z.ZodType>(schema: S, input: unknown, path: string): z.output<S> {
+export function resolveOptions<S extends z.ZodType>(schema: S, input: unknown, path: string, file?: string): z.output<S> {
   const result = schema.safeParse(input ?? {});
   if (result.success) return result.data;
   const issue = result.error.issues[0] as z.core.$ZodIssue;
@@ -87,8 +87,9 @@ export function resolveOptions<S extends z.ZodType>(schema: S, input: unknown, p
     const keys = Object.keys(schema.shape);
     hint = keys.length === 0 ? 'this strategy takes no options' : `valid options: ${keys.join(', ')}`;
   }
+  const field = joinPath(path, issue.path);
   throw new ConfigError(issueMessage(issue, input), {
-    location: { field: joinPath(path, issue.path) },
+    location: { ...(file === undefined ? {} : { file }), ...(field === '' ? {} : { field }) },
     ...(hint === undefined ? {} : { hint }),
   });
 }

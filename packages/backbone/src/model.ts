@@ -1,0 +1,437 @@
+/**
+ * A GPT-style decoder in plain tfjs ops, the nanoGPT way: pre-LayerNorm blocks of causal
+ * self-attention and a GELU MLP, learned positions or RoPE, an LM head tied to the token embedding.
+ *
+ * Shapes: B batch, T sequence, D dModel, H heads, Dh = D / H, F = mlpRatio·D, V vocab, N = B·T rows.
+ * Linear layers run as 2-D matmuls on [N, in] and call `options.linearHook` (the adapter hook).
+ * Positions come from the mask (cumsum(mask) − 1), so left and right padding give the same hidden
+ * states for the real tokens; padded keys are masked out of attention.
+ */
+import { CheckpointError, ConfigError, type Rng } from '@quorum/core';
+import * as tf from '@tensorflow/tfjs';
+import { type GptConfig, gptParameterShapes } from './config.js';
+
+export type LinearModule = 'q' | 'k' | 'v' | 'o' | 'fc' | 'proj';
+
+/** Which linear layer a hook call is for. */
+export interface LinearSite {
+  readonly layer: number;
+  readonly module: LinearModule;
+}
+
+/**
+ * Called for every linear layer with its input `x` [N, in] and base output `y` [N, out]; returns the
+ * output to use [N, out]. With member expansion, N = k·B·T rows, member-major.
+ */
+export type LinearHook = (site: LinearSite, x: tf.Tensor2D, y: tf.Tensor2D) => tf.Tensor2D;
+
+/** Tile the batch `members` times just before block `atLayer` (0 … nLayers). */
+export interface MemberExpansion {
+  readonly members: number;
+  readonly atLayer: number;
+}
+
+export interface GptForwardOptions {
+  readonly linearHook?: LinearHook | undefined;
+  readonly expand?: MemberExpansion | undefined;
+  /** Training mode: when config.dropout > 0, dropout masks are seeded from this stream. */
+  readonly dropoutRng?: Rng | undefined;
+}
+
+interface Linear {
+  readonly w: tf.Variable; // [in, out]
+  readonly b: tf.Variable; // [out]
+}
+interface Norm {
+  readonly g: tf.Variable; // [D]
+  readonly b: tf.Variable; // [D]
+}
+export interface GptBlockParams {
+  readonly ln1: Norm;
+  readonly q: Linear;
+  readonly k: Linear;
+  readonly v: Linear;
+  readonly o: Linear;
+  readonly ln2: Norm;
+  readonly fc: Linear;
+  readonly proj: Linear;
+}
+export interface GptParams {
+  readonly wte: tf.Variable; // [V, D]
+  readonly wpe: tf.Variable | undefined; // [T_ctx, D], learned positions only
+  readonly blocks: readonly GptBlockParams[];
+  readonly lnf: Norm;
+  readonly lmHead: tf.Variable | undefined; // [V, D], untied only
+}
+
+/** One layer's cached keys and values, [B, H, T_past, Dh] each. */
+export interface KvLayer {
+  readonly k: tf.Tensor4D;
+  readonly v: tf.Tensor4D;
+}
+
+// ---------------------------------------------------------------- parameters
+
+function buildParams(config: GptConfig, make: (name: string, shape: number[]) => tf.Tensor): GptParams {
+  const shapes = gptParameterShapes(config);
+  const v = (name: string): tf.Variable => tf.variable(make(name, shapes[name] as number[]), true);
+  const lin = (p: string): Linear => ({ w: v(`${p}.w`), b: v(`${p}.b`) });
+  const norm = (p: string): Norm => ({ g: v(`${p}.g`), b: v(`${p}.b`) });
+  const blocks: GptBlockParams[] = [];
+  for (let l = 0; l < config.nLayers; l++) {
+    const p = `h.${l}`;
+    blocks.push({
+      ln1: norm(`${p}.ln_1`),
+      q: lin(`${p}.attn.q`),
+      k: lin(`${p}.attn.k`),
+      v: lin(`${p}.attn.v`),
+      o: lin(`${p}.attn.o`),
+      ln2: norm(`${p}.ln_2`),
+      fc: lin(`${p}.mlp.fc`),
+      proj: lin(`${p}.mlp.proj`),
+    });
+  }
+  return {
+    wte: v('wte'),
+    wpe: config.positional === 'learned' ? v('wpe') : undefined,
+    blocks,
+    lnf: norm('ln_f'),
+    lmHead: config.tieEmbeddings ? undefined : v('lm_head.w'),
+  };
+}
+
+/** GPT-2 initialisation: N(0, 0.02), residual projections N(0, 0.02/√(2L)), zero biases, unit gains. */
+export function initGpt(config: GptConfig, rng: Rng): GptParams {
+  const residualStd = 0.02 / Math.sqrt(2 * config.nLayers);
+  return buildParams(config, (name, shape) => {
+    const size = shape.reduce((a, b) => a * b, 1);
+    if (name.endsWith('.g')) return tf.ones(shape);
+    if (name.endsWith('.b')) return tf.zeros(shape);
+    const std = name.endsWith('attn.o.w') || name.endsWith('mlp.proj.w') ? residualStd : 0.02;
+    return tf.tensor(rng.normalArray(size, std), shape, 'float32');
+  });
+}
+
+/** Every parameter by its stable name (`wte`, `h.0.attn.q.w`, …), in a fixed order. */
+export function namedParameters(params: GptParams): Record<string, tf.Variable> {
+  const out: Record<string, tf.Variable> = { wte: params.wte };
+  if (params.wpe !== undefined) out.wpe = params.wpe;
+  params.blocks.forEach((blk, l) => {
+    const p = `h.${l}`;
+    const entries: [string, tf.Variable][] = [
+      [`${p}.ln_1.g`, blk.ln1.g],
+      [`${p}.ln_1.b`, blk.ln1.b],
+      ...(['q', 'k', 'v', 'o'] as const).flatMap((m): [string, tf.Variable][] => [
+        [`${p}.attn.${m}.w`, blk[m].w],
+        [`${p}.attn.${m}.b`, blk[m].b],
+      ]),
+      [`${p}.ln_2.g`, blk.ln2.g],
+      [`${p}.ln_2.b`, blk.ln2.b],
+      [`${p}.mlp.fc.w`, blk.fc.w],
+      [`${p}.mlp.fc.b`, blk.fc.b],
+      [`${p}.mlp.proj.w`, blk.proj.w],
+      [`${p}.mlp.proj.b`, blk.proj.b],
+    ];
+    for (const [name, t] of entries) out[name] = t;
+  });
+  out['ln_f.g'] = params.lnf.g;
+  out['ln_f.b'] = params.lnf.b;
+  if (params.lmHead !== undefined) out['lm_head.w'] = params.lmHead;
+  return out;
+}
+
+/**
+ * New parameters (copies) from named tensors, e.g. a checkpoint. Every tensor the config needs must be
+ * present with its shape; unknown names are an error unless `allowExtra`.
+ */
+export function loadGptParameters(
+  config: GptConfig,
+  tensors: Record<string, tf.Tensor>,
+  options: { allowExtra?: boolean; file?: string } = {},
+): GptParams {
+  const shapes = gptParameterShapes(config);
+  const loc = options.file === undefined ? {} : { location: { file: options.file } };
+  for (const [name, shape] of Object.entries(shapes)) {
+    const t = tensors[name];
+    if (t === undefined) {
+      throw new CheckpointError(`tensor "${name}" [${shape.join(', ')}] is missing`, {
+        ...loc,
+        hint: 'the checkpoint was written for another model config (size, positional or tieEmbeddings)',
+      });
+    }
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new CheckpointError(`tensor "${name}" has shape [${t.shape.join(', ')}], the config needs [${shape.join(', ')}]`, {
+        ...loc,
+        hint: 'load it with the config it was trained with (its quorum.json)',
+      });
+    }
+  }
+  const extra = Object.keys(tensors).filter((n) => !(n in shapes));
+  if (extra.length > 0 && options.allowExtra !== true) {
+    throw new CheckpointError(`unexpected tensors ${extra.slice(0, 5).map((n) => `"${n}"`).join(', ')}`, {
+      ...loc,
+      hint: 'the checkpoint holds more than a backbone; pass { allowExtra: true } to ignore the rest',
+    });
+  }
+  return buildParams(config, (name) => tf.tidy(() => tf.cast(tensors[name] as tf.Tensor, 'float32').clone()));
+}
+
+export function disposeGpt(params: GptParams): void {
+  for (const v of Object.values(namedParameters(params))) v.dispose();
+}
+
+// ---------------------------------------------------------------- building blocks
+
+function layerNorm(x: tf.Tensor2D, p: Norm, eps: number): tf.Tensor2D {
+  const { mean, variance } = tf.moments(x, -1, true); // [N, 1]
+  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), p.g), p.b); // [N, D]
+}
+
+/** GPT-2's tanh approximation of GELU. */
+function gelu(x: tf.Tensor2D): tf.Tensor2D {
+  const inner = tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), 0.044715)), Math.sqrt(2 / Math.PI)); // [N, F]
+  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1)); // [N, F]
+}
+
+function dropout<T extends tf.Tensor>(x: T, rate: number, rng: Rng | undefined): T {
+  if (rng === undefined || rate === 0) return x;
+  return tf.dropout(x, rate, undefined, rng.nextUint32()) as T;
+}
+
+function linear(x: tf.Tensor2D, p: Linear, site: LinearSite, hook: LinearHook | undefined): tf.Tensor2D {
+  const y = tf.fused.matMul({ a: x, b: p.w as tf.Tensor2D, bias: p.b }) as tf.Tensor2D; // [N, out]
+  return hook === undefined ? y : hook(site, x, y);
+}
+
+/** cos and sin of RoPE angles for the given positions: [B, 1, T, Dh] each. */
+function ropeTables(positions: tf.Tensor2D, headSize: number): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
+  const [B, T] = positions.shape;
+  const half = headSize / 2;
+  const invFreq = Float32Array.from({ length: half }, (_, i) => 10000 ** (-(2 * i) / headSize));
+  const angles = tf.mul(tf.reshape(tf.cast(positions, 'float32'), [B, T, 1]), tf.tensor3d(invFreq, [1, 1, half])); // [B, T, Dh/2]
+  const emb = tf.reshape(tf.concat([angles, angles], -1), [B, 1, T, headSize]); // [B, 1, T, Dh]
+  return { cos: tf.cos(emb), sin: tf.sin(emb) };
+}
+
+/** x·cos + rotate_half(x)·sin, rotate_half([x1, x2]) = [−x2, x1] (the GPT-NeoX / LLaMA convention). */
+function applyRope(x: tf.Tensor4D, rope: { cos: tf.Tensor4D; sin: tf.Tensor4D }): tf.Tensor4D {
+  const half = x.shape[3] / 2;
+  const [x1, x2] = tf.split(x, [half, half], 3); // [B, H, T, Dh/2] each
+  const rotated = tf.concat([tf.neg(x2), x1], 3); // [B, H, T, Dh]
+  return tf.add(tf.mul(x, rope.cos), tf.mul(rotated, rope.sin)); // [B, H, T, Dh]
+}
+
+/**
+ * Additive attention bias [B, 1, Tq, Tk] for queries at key indices past … past+Tq−1: a query sees
+ * earlier real keys and always itself (so a padding query never has an empty row).
+ */
+function attentionBias(keyMask: tf.Tensor2D, tq: number): tf.Tensor4D {
+  const [B, tk] = keyMask.shape;
+  const past = tk - tq;
+  const causal = new Float32Array(tq * tk);
+  const self = new Float32Array(tq * tk);
+  for (let i = 0; i < tq; i++) {
+    for (let j = 0; j <= past + i; j++) causal[i * tk + j] = 1;
+    self[i * tk + past + i] = 1;
+  }
+  const keys = tf.reshape(tf.cast(keyMask, 'float32'), [B, 1, tk]); // [B, 1, Tk]
+  const allowed = tf.mul(tf.maximum(keys, tf.tensor2d(self, [tq, tk])), tf.tensor2d(causal, [tq, tk])); // [B, Tq, Tk]
+  return tf.reshape(tf.mul(tf.sub(allowed, 1), 1e9), [B, 1, tq, tk]); // [B, 1, Tq, Tk]
+}
+
+/** Positions of the tokens from the mask: cumsum(mask) − 1, clipped at 0 for leading padding. [B, T] int32 */
+export function positionsFromMask(mask: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => tf.cast(tf.relu(tf.sub(tf.cumsum(tf.cast(mask, 'float32'), 1), 1)), 'int32')); // [B, T]
+}
+
+// ---------------------------------------------------------------- forward
+
+/**
+ * The core forward pass over new tokens `ids` [B, Tn] given `past` keys/values (or none):
+ * `keyMask` [B, Tp + Tn] covers past and new tokens, `positions` [B, Tn] the new tokens' positions.
+ * Returns the final-LayerNorm hidden [B', Tn, D] and, when `cache` is set, every layer's keys/values.
+ */
+export function gptForward(
+  params: GptParams,
+  config: GptConfig,
+  ids: tf.Tensor2D,
+  keyMask: tf.Tensor2D,
+  positions: tf.Tensor2D,
+  options: GptForwardOptions & { past?: readonly KvLayer[] | undefined; cache?: boolean } = {},
+): { hidden: tf.Tensor3D; cache: KvLayer[] | undefined } {
+  const { dModel: D, nHeads: H, nLayers: L, dropout: pDrop } = config;
+  const Dh = D / H;
+  const hook = options.linearHook;
+  const rng = options.dropoutRng;
+  const [B0, tn] = ids.shape;
+  const expand = options.expand;
+  if (expand !== undefined) {
+    if (!Number.isInteger(expand.members) || expand.members < 1) {
+      throw new ConfigError(`expand.members must be a positive integer, got ${expand.members}`, {
+        location: { field: 'expand.members' },
+        hint: 'pass the ensemble size k',
+      });
+    }
+    if (!Number.isInteger(expand.atLayer) || expand.atLayer < 0 || expand.atLayer > L) {
+      throw new ConfigError(`expand.atLayer ${expand.atLayer} is outside 0…${L}`, {
+        location: { field: 'expand.atLayer' },
+        hint: `the model has ${L} layers; expanding at ${L} shares every block`,
+      });
+    }
+    if (options.cache === true || options.past !== undefined) {
+      throw new ConfigError('member expansion cannot be combined with a KV cache', {
+        location: { field: 'expand' },
+        hint: 'generate with expansion off',
+      });
+    }
+  }
+  return tf.tidy(() => {
+    let B = B0;
+    const flatIds = tf.reshape(ids, [B * tn]); // [N]
+    let x = tf.gather(params.wte, flatIds) as tf.Tensor2D; // [N, D]
+    if (params.wpe !== undefined) x = tf.add(x, tf.gather(params.wpe, tf.reshape(positions, [B * tn]))); // [N, D]
+    x = dropout(x, pDrop, rng);
+    let bias = attentionBias(keyMask, tn); // [B, 1, Tn, Tk]
+    let rope = config.positional === 'rope' ? ropeTables(positions, Dh) : undefined; // [B, 1, Tn, Dh]
+    const scale = 1 / Math.sqrt(Dh);
+    const present: KvLayer[] = [];
+    const tile = (k: number): void => {
+      x = tf.tile(x, [k, 1]); // [k·N, D], member-major
+      bias = tf.tile(bias, [k, 1, 1, 1]); // [k·B, 1, Tn, Tk]
+      if (rope !== undefined) rope = { cos: tf.tile(rope.cos, [k, 1, 1, 1]), sin: tf.tile(rope.sin, [k, 1, 1, 1]) };
+      B *= k;
+    };
+    const toHeads = (t: tf.Tensor2D): tf.Tensor4D => tf.transpose(tf.reshape(t, [B, tn, H, Dh]), [0, 2, 1, 3]); // [B, H, Tn, Dh]
+    for (let l = 0; l < L; l++) {
+      if (expand !== undefined && expand.atLayer === l) tile(expand.members);
+      const blk = params.blocks[l] as GptBlockParams;
+      const h = layerNorm(x, blk.ln1, config.layerNormEps); // [N, D]
+      let q = toHeads(linear(h, blk.q, { layer: l, module: 'q' }, hook)); // [B, H, Tn, Dh]
+      let k = toHeads(linear(h, blk.k, { layer: l, module: 'k' }, hook)); // [B, H, Tn, Dh]
+      let v = toHeads(linear(h, blk.v, { layer: l, module: 'v' }, hook)); // [B, H, Tn, Dh]
+      if (rope !== undefined) {
+        q = applyRope(q, rope);
+        k = applyRope(k, rope);
+      }
+      const past = options.past?.[l];
+      if (past !== undefined) {
+        k = tf.concat([past.k, k], 2); // [B, H, Tk, Dh]
+        v = tf.concat([past.v, v], 2); // [B, H, Tk, Dh]
+      }
+      if (options.cache === true) present.push({ k, v });
+      const scores = tf.matMul(tf.mul(q, scale), k, false, true); // [B, H, Tn, Tk]
+      const probs = dropout(tf.softmax(tf.add(scores, bias)), pDrop, rng); // [B, H, Tn, Tk]
+      const att = tf.matMul(probs, v); // [B, H, Tn, Dh]
+      const y = tf.reshape(tf.transpose(att, [0, 2, 1, 3]), [B * tn, D]) as tf.Tensor2D; // [N, D]
+      x = tf.add(x, dropout(linear(y, blk.o, { layer: l, module: 'o' }, hook), pDrop, rng)); // [N, D]
+      const h2 = layerNorm(x, blk.ln2, config.layerNormEps); // [N, D]
+      const m = gelu(linear(h2, blk.fc, { layer: l, module: 'fc' }, hook)); // [N, F]
+      x = tf.add(x, dropout(linear(m, blk.proj, { layer: l, module: 'proj' }, hook), pDrop, rng)); // [N, D]
+    }
+    if (expand !== undefined && expand.atLayer === L) tile(expand.members);
+    const hidden = tf.reshape(layerNorm(x, params.lnf, config.layerNormEps), [B, tn, D]) as tf.Tensor3D; // [B', Tn, D]
+    return { hidden, cache: options.cache === true ? present : undefined };
+  });
+}
+
+function checkInputs(config: GptConfig, ids: tf.Tensor, mask: tf.Tensor): void {
+  if (ids.rank !== 2 || ids.dtype !== 'int32') {
+    throw new ConfigError(`ids must be an int32 [B, T] tensor, got ${ids.dtype} [${ids.shape.join(', ')}]`, {
+      location: { field: 'ids' },
+      hint: "create it with tf.tensor2d(rows, [B, T], 'int32')",
+    });
+  }
+  if (mask.rank !== 2 || mask.shape[0] !== ids.shape[0] || mask.shape[1] !== ids.shape[1]) {
+    throw new ConfigError(`mask has shape [${mask.shape.join(', ')}], ids [${ids.shape.join(', ')}]`, {
+      location: { field: 'mask' },
+      hint: 'pass one mask entry (1 = real token, 0 = padding) per id',
+    });
+  }
+  const t = ids.shape[1] as number;
+  if (t > config.contextLength) {
+    throw new ConfigError(`sequence of length ${t} exceeds context ${config.contextLength}`, {
+      location: { field: 'contextLength' },
+      hint: 'truncate the inputs or use a config with a longer contextLength',
+    });
+  }
+}
+
+/** Hidden states after the final LayerNorm: ids [B, T] int32, mask [B, T] (1 = real) → [B', T, D]. */
+export function gptHidden(
+  params: GptParams,
+  config: GptConfig,
+  ids: tf.Tensor2D,
+  mask: tf.Tensor2D,
+  options: GptForwardOptions = {},
+): tf.Tensor3D {
+  checkInputs(config, ids, mask);
+  return tf.tidy(() => gptForward(params, config, ids, mask, positionsFromMask(mask), options).hidden);
+}
+
+/** The hidden state of each row's last real token: hidden [B', T, D], mask [B, T] with B' = k·B → [B', D]. */
+export function lastTokenHidden(hidden: tf.Tensor3D, mask: tf.Tensor2D): tf.Tensor2D {
+  const [B, T, D] = hidden.shape;
+  const k = B / mask.shape[0];
+  if (!Number.isInteger(k) || mask.shape[1] !== T) {
+    throw new ConfigError(`mask [${mask.shape.join(', ')}] does not fit hidden [${hidden.shape.join(', ')}]`, {
+      location: { field: 'mask' },
+      hint: 'pass the mask the hidden states were computed with',
+    });
+  }
+  return tf.tidy(() => {
+    const m = k === 1 ? tf.cast(mask, 'float32') : tf.tile(tf.cast(mask, 'float32'), [k, 1]); // [B', T]
+    const last = tf.cast(tf.argMax(tf.mul(m, tf.range(1, T + 1, 1, 'float32')), 1), 'int32'); // [B']
+    const rows = tf.add(tf.mul(tf.range(0, B, 1, 'int32'), T), last); // [B']
+    return tf.gather(tf.reshape(hidden, [B * T, D]), rows) as tf.Tensor2D; // [B', D]
+  });
+}
+
+/** Next-token logits from hidden states: [B, T, D] → [B, T, V]. */
+export function lmLogits(params: GptParams, hidden: tf.Tensor3D): tf.Tensor3D {
+  const [B, T, D] = hidden.shape;
+  const w = params.lmHead ?? params.wte; // [V, D]
+  return tf.tidy(() => {
+    const logits = tf.matMul(tf.reshape(hidden, [B * T, D]), w, false, true); // [N, V]
+    return tf.reshape(logits, [B, T, w.shape[0] as number]) as tf.Tensor3D; // [B, T, V]
+  });
+}
+
+/** log p(target) for each row of logits [..., V] and integer targets [...] → [...]. */
+export function gatherLogProbs(logits: tf.Tensor, targets: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const V = logits.shape[logits.rank - 1] as number;
+    const picked = tf.sum(tf.mul(logits, tf.oneHot(tf.cast(targets, 'int32'), V)), -1); // [...]
+    return tf.sub(picked, tf.logSumExp(logits, -1)); // [...]
+  });
+}
+
+/**
+ * Log-probability of each next token: position t holds log p(ids[t+1] | ids[..t]) → [B', T−1].
+ * Entries whose target is padding are meaningless: multiply by mask[:, 1:].
+ */
+export function tokenLogProbs(
+  params: GptParams,
+  config: GptConfig,
+  ids: tf.Tensor2D,
+  mask: tf.Tensor2D,
+  options: GptForwardOptions = {},
+): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [B, T] = ids.shape;
+    const hidden = gptHidden(params, config, ids, mask, options); // [B', T, D]
+    const k = (hidden.shape[0] as number) / B;
+    const logits = lmLogits(params, tf.slice(hidden, [0, 0, 0], [-1, T - 1, -1])); // [B', T-1, V]
+    let targets = tf.slice(ids, [0, 1], [B, T - 1]); // [B, T-1]
+    if (k > 1) targets = tf.tile(targets, [k, 1]); // [B', T-1]
+    return gatherLogProbs(logits, targets) as tf.Tensor2D; // [B', T-1]
+  });
+}
+
+/** Entropy of the next-token distribution at each position: logits [B, T, V] → [B, T]. */
+export function tokenEntropy(logits: tf.Tensor3D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const logZ = tf.logSumExp(logits, -1, true); // [B, T, 1]
+    const p = tf.exp(tf.sub(logits, logZ)); // [B, T, V]
+    return tf.sub(tf.squeeze(logZ, [2]), tf.sum(tf.mul(p, logits), -1)) as tf.Tensor2D; // [B, T]
+  });
+}

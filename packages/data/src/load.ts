@@ -1,0 +1,97 @@
+/**
+ * Loading user files: JSONL(.gz) rows → `PreferencePair[]` or `SftExample[]` through a `DatasetFormat`,
+ * named or detected from the first row.
+ */
+import { ConfigError, DataError } from '@quorum/core';
+import { builtinFormats, type DatasetFormat } from './formats.js';
+import { handleRowError, type ReadJsonlOptions, type ReadStats, readJsonl } from './jsonl.js';
+import { isPreferencePair, type PreferencePair, type SftExample } from './types.js';
+
+export interface LoadOptions extends ReadJsonlOptions {
+  /** A format name or instance; detected from the first row when absent. */
+  readonly format?: string | DatasetFormat;
+  /** Formats to pick `format` from and to detect with (default: the built-ins, in detection order). */
+  readonly formats?: readonly DatasetFormat[];
+  /** Preference files: `skip` (default) drops draws/ties and counts them; `keep` keeps them with `tie: true`. */
+  readonly ties?: 'skip' | 'keep';
+}
+
+export interface LoadStats extends ReadStats {
+  /** Name of the format used (named or detected). */
+  format: string;
+  /** Examples returned. */
+  loaded: number;
+  /** Ties dropped (`ties: 'skip'`). */
+  ties: number;
+}
+
+function pickFormat(name: string | DatasetFormat, formats: readonly DatasetFormat[]): DatasetFormat {
+  if (typeof name !== 'string') return name;
+  const found = formats.find((f) => f.name === name);
+  if (found === undefined) {
+    throw new ConfigError(`unknown dataset format "${name}". Known: ${formats.map((f) => f.name).join(', ')}`, {
+      location: { field: 'format' },
+      hint: 'pick a known format, or leave it out to detect the format from the first row',
+    });
+  }
+  return found;
+}
+
+async function load(file: string | URL, kind: DatasetFormat['kind'], options: LoadOptions) {
+  const formats = options.formats ?? builtinFormats;
+  const onError = options.onError ?? 'throw';
+  let format = options.format === undefined ? undefined : pickFormat(options.format, formats);
+  if (format !== undefined && format.kind !== kind) {
+    throw new ConfigError(`format "${format.name}" reads ${format.kind} rows, not ${kind} rows`, {
+      location: { field: 'format' },
+      hint: kind === 'sft' ? 'use loadPreferencePairs for preference files' : 'use loadSftExamples for SFT files',
+    });
+  }
+  const reader = readJsonl(file, options);
+  const stats: LoadStats = Object.assign(reader.stats, { format: format?.name ?? '', loaded: 0, ties: 0 });
+  const items: (PreferencePair | SftExample)[] = [];
+  for await (const { value, line } of reader) {
+    const loc = { file: reader.path, line };
+    try {
+      if (format === undefined) {
+        format = formats.find((f) => f.kind === kind && f.detect(value));
+        if (format === undefined) {
+          const keys = value !== null && typeof value === 'object' ? Object.keys(value).join(', ') : typeof value;
+          throw new DataError(`row matches no ${kind} format (fields: ${keys})`, {
+            location: loc,
+            hint: `name one with { format } — ${formats.filter((f) => f.kind === kind).map((f) => f.name).join(', ')}`,
+          });
+        }
+        stats.format = format.name;
+      }
+      const example = format.parse(value, loc);
+      if (kind === 'preference' && isPreferencePair(example) && example.tie === true && options.ties !== 'keep') {
+        stats.ties++;
+        continue;
+      }
+      items.push(example);
+    } catch (error) {
+      handleRowError(error, stats, onError, options.maxErrors);
+    }
+  }
+  stats.loaded = items.length;
+  return { items, stats };
+}
+
+/** Reads a preference file (alpaca-farm, trl, hh-rlhf, or a plugin format) into normalised pairs. */
+export async function loadPreferencePairs(
+  file: string | URL,
+  options: LoadOptions = {},
+): Promise<{ pairs: PreferencePair[]; stats: LoadStats }> {
+  const { items, stats } = await load(file, 'preference', options);
+  return { pairs: items as PreferencePair[], stats };
+}
+
+/** Reads an SFT file ({instruction, input, output} or a plugin format) into examples. */
+export async function loadSftExamples(
+  file: string | URL,
+  options: LoadOptions = {},
+): Promise<{ examples: SftExample[]; stats: LoadStats }> {
+  const { items, stats } = await load(file, 'sft', options);
+  return { examples: items as SftExample[], stats };
+}

@@ -1,0 +1,293 @@
+// N-API surface of the addon. Every kernel works in place on Float32Array views (in tfjs-wasm's
+// heap), checks its arguments' sizes, and refuses to run when the CPU lacks AVX2/FMA, so loading
+// the addon is always safe and calling it on an unsupported CPU is a JS exception, never SIGILL.
+#include <node_api.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+#include "kernels.h"
+#include "pool.h"
+
+namespace {
+
+using quorum::GemmArgs;
+
+const bool kSupported = quorum::cpuHasAvx2Fma();
+
+bool fail(napi_env env, const std::string& message) {
+  napi_throw_error(env, "E_NATIVE", message.c_str());
+  return false;
+}
+
+bool requireCpu(napi_env env) {
+  return kSupported || fail(env, "this CPU lacks AVX2/FMA; the native kernels cannot run here");
+}
+
+bool getArgs(napi_env env, napi_callback_info info, size_t expected, napi_value* argv, const char* fn) {
+  size_t argc = expected;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) return fail(env, "napi_get_cb_info failed");
+  if (argc < expected) return fail(env, std::string(fn) + ": expected " + std::to_string(expected) + " arguments");
+  return true;
+}
+
+bool isNullish(napi_env env, napi_value v) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  return t == napi_null || t == napi_undefined;
+}
+
+template <typename T>
+bool getTyped(napi_env env, napi_value v, napi_typedarray_type want, T** ptr, size_t* len, const char* what) {
+  bool isTyped = false;
+  napi_is_typedarray(env, v, &isTyped);
+  napi_typedarray_type type;
+  void* data = nullptr;
+  napi_value buffer;
+  size_t offset = 0;
+  if (!isTyped || napi_get_typedarray_info(env, v, &type, len, &data, &buffer, &offset) != napi_ok || type != want)
+    return fail(env, std::string(what) + (want == napi_float32_array ? " must be a Float32Array" : " must be an Int32Array"));
+  *ptr = static_cast<T*>(data);
+  return true;
+}
+
+bool getF32(napi_env env, napi_value v, float** p, size_t* n, const char* what) {
+  return getTyped(env, v, napi_float32_array, p, n, what);
+}
+
+double getNumber(napi_env env, napi_value v) {
+  double r = 0;
+  napi_get_value_double(env, v, &r);
+  return r;
+}
+long getLong(napi_env env, napi_value v) { return static_cast<long>(getNumber(env, v)); }
+bool getBool(napi_env env, napi_value v) {
+  bool r = false;
+  if (napi_get_value_bool(env, v, &r) != napi_ok) r = getNumber(env, v) != 0;
+  return r;
+}
+
+napi_value makeBool(napi_env env, bool b) {
+  napi_value v;
+  napi_get_boolean(env, b, &v);
+  return v;
+}
+
+// cpuFeatures() -> { avx2, fma, avx512f }
+napi_value CpuFeatures(napi_env env, napi_callback_info) {
+  napi_value obj;
+  napi_create_object(env, &obj);
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  napi_set_named_property(env, obj, "avx2", makeBool(env, __builtin_cpu_supports("avx2")));
+  napi_set_named_property(env, obj, "fma", makeBool(env, __builtin_cpu_supports("fma")));
+  napi_set_named_property(env, obj, "avx512f", makeBool(env, __builtin_cpu_supports("avx512f")));
+#else
+  napi_set_named_property(env, obj, "avx2", makeBool(env, false));
+  napi_set_named_property(env, obj, "fma", makeBool(env, false));
+  napi_set_named_property(env, obj, "avx512f", makeBool(env, false));
+#endif
+  return obj;
+}
+
+napi_value SetThreads(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!getArgs(env, info, 1, argv, "setThreads")) return nullptr;
+  const long n = getLong(env, argv[0]);
+  if (n < 1 || n > 256) {
+    fail(env, "setThreads: threads must be between 1 and 256, got " + std::to_string(n));
+    return nullptr;
+  }
+  quorum::setPoolThreads(static_cast<int>(n));
+  return nullptr;
+}
+
+napi_value GetThreads(napi_env env, napi_callback_info) {
+  napi_value v;
+  napi_create_int32(env, quorum::poolThreads(), &v);
+  return v;
+}
+
+// matmul(a, b, out, batchA, batchB, batch, M, N, K, transA, transB, aIdx|null, bIdx|null,
+//        bias|null, biasScalar, activation, alpha)
+napi_value MatMul(napi_env env, napi_callback_info info) {
+  napi_value argv[17];
+  if (!getArgs(env, info, 17, argv, "matmul") || !requireCpu(env)) return nullptr;
+  GemmArgs g{};
+  float *a, *b, *c;
+  size_t la, lb, lc;
+  if (!getF32(env, argv[0], &a, &la, "a") || !getF32(env, argv[1], &b, &lb, "b") || !getF32(env, argv[2], &c, &lc, "out"))
+    return nullptr;
+  g.a = a;
+  g.b = b;
+  g.c = c;
+  g.batchA = getLong(env, argv[3]);
+  g.batchB = getLong(env, argv[4]);
+  g.batch = getLong(env, argv[5]);
+  const long M = getLong(env, argv[6]), N = getLong(env, argv[7]), K = getLong(env, argv[8]);
+  g.transA = getBool(env, argv[9]);
+  g.transB = getBool(env, argv[10]);
+  if (g.batchA < 1 || g.batchB < 1 || g.batch < 0 || M < 0 || N < 0 || K < 0 || M > INT32_MAX || N > INT32_MAX ||
+      K > INT32_MAX) {
+    fail(env, "matmul: invalid sizes");
+    return nullptr;
+  }
+  g.M = static_cast<int>(M);
+  g.N = static_cast<int>(N);
+  g.K = static_cast<int>(K);
+  if (la < static_cast<size_t>(g.batchA * M * K) || lb < static_cast<size_t>(g.batchB * K * N) ||
+      lc < static_cast<size_t>(g.batch * M * N)) {
+    fail(env, "matmul: a, b or out is smaller than its shape");
+    return nullptr;
+  }
+  const napi_value idx[2] = {argv[11], argv[12]};
+  const int32_t* idxPtr[2] = {nullptr, nullptr};
+  const long limits[2] = {g.batchA, g.batchB};
+  for (int s = 0; s < 2; s++) {
+    if (isNullish(env, idx[s])) continue;
+    int32_t* p;
+    size_t n;
+    if (!getTyped(env, idx[s], napi_int32_array, &p, &n, s == 0 ? "aIdx" : "bIdx")) return nullptr;
+    if (n < static_cast<size_t>(g.batch)) {
+      fail(env, "matmul: batch index array shorter than batch");
+      return nullptr;
+    }
+    for (long i = 0; i < g.batch; i++)
+      if (p[i] < 0 || p[i] >= limits[s]) {
+        fail(env, "matmul: batch index out of range");
+        return nullptr;
+      }
+    idxPtr[s] = p;
+  }
+  g.aIdx = idxPtr[0];
+  g.bIdx = idxPtr[1];
+  g.biasScalar = getBool(env, argv[14]);
+  if (!isNullish(env, argv[13])) {
+    float* bias;
+    size_t lbias;
+    if (!getF32(env, argv[13], &bias, &lbias, "bias")) return nullptr;
+    if (lbias < (g.biasScalar ? 1u : static_cast<size_t>(N))) {
+      fail(env, "matmul: bias is smaller than N");
+      return nullptr;
+    }
+    g.bias = bias;
+  }
+  g.activation = static_cast<int>(getLong(env, argv[15]));
+  g.alpha = static_cast<float>(getNumber(env, argv[16]));
+  if (g.activation < quorum::kLinear || g.activation > quorum::kElu) {
+    fail(env, "matmul: unknown activation");
+    return nullptr;
+  }
+  quorum::gemm(g);
+  return nullptr;
+}
+
+// binary(op, a, b, out, meta: Int32Array [rank, shape..., aStride..., bStride...])
+napi_value Binary(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!getArgs(env, info, 5, argv, "binary") || !requireCpu(env)) return nullptr;
+  const long op = getLong(env, argv[0]);
+  float *a, *b, *out;
+  int32_t* meta;
+  size_t la, lb, lo, lm;
+  if (!getF32(env, argv[1], &a, &la, "a") || !getF32(env, argv[2], &b, &lb, "b") ||
+      !getF32(env, argv[3], &out, &lo, "out") || !getTyped(env, argv[4], napi_int32_array, &meta, &lm, "meta"))
+    return nullptr;
+  const int rank = lm > 0 ? meta[0] : 0;
+  if (op < quorum::kAdd || op > quorum::kDiv || rank < 1 || rank > 8 || lm < static_cast<size_t>(1 + 3 * rank)) {
+    fail(env, "binary: invalid op or meta");
+    return nullptr;
+  }
+  long shape[8], as[8], bs[8];
+  size_t total = 1, maxA = 0, maxB = 0;
+  for (int d = 0; d < rank; d++) {
+    shape[d] = meta[1 + d];
+    as[d] = meta[1 + rank + d];
+    bs[d] = meta[1 + 2 * rank + d];
+    if (shape[d] < 0 || as[d] < 0 || bs[d] < 0) {
+      fail(env, "binary: negative shape or stride");
+      return nullptr;
+    }
+    total *= static_cast<size_t>(shape[d]);
+    if (shape[d] > 0) {
+      maxA += static_cast<size_t>((shape[d] - 1) * as[d]);
+      maxB += static_cast<size_t>((shape[d] - 1) * bs[d]);
+    }
+  }
+  if (total == 0) return nullptr;
+  if (lo < total || la <= maxA || lb <= maxB) {
+    fail(env, "binary: a, b or out is smaller than its shape");
+    return nullptr;
+  }
+  quorum::binary(static_cast<int>(op), a, b, out, rank, shape, as, bs);
+  return nullptr;
+}
+
+// unary(op, x, out): 0 exp, 1 tanh
+napi_value Unary(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!getArgs(env, info, 3, argv, "unary") || !requireCpu(env)) return nullptr;
+  const long op = getLong(env, argv[0]);
+  float *x, *out;
+  size_t lx, lo;
+  if (!getF32(env, argv[1], &x, &lx, "x") || !getF32(env, argv[2], &out, &lo, "out")) return nullptr;
+  if (op < quorum::kExp || op > quorum::kTanh || lo < lx) {
+    fail(env, "unary: invalid op, or out is smaller than x");
+    return nullptr;
+  }
+  quorum::unary(static_cast<int>(op), x, out, static_cast<long>(lx));
+  return nullptr;
+}
+
+// reduceSum(x, out, outer, red, inner, scale)
+napi_value ReduceSum(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (!getArgs(env, info, 6, argv, "reduceSum") || !requireCpu(env)) return nullptr;
+  float *x, *out;
+  size_t lx, lo;
+  if (!getF32(env, argv[0], &x, &lx, "x") || !getF32(env, argv[1], &out, &lo, "out")) return nullptr;
+  const long outer = getLong(env, argv[2]), red = getLong(env, argv[3]), inner = getLong(env, argv[4]);
+  if (outer < 0 || red < 0 || inner < 0 || lx < static_cast<size_t>(outer * red * inner) ||
+      lo < static_cast<size_t>(outer * inner)) {
+    fail(env, "reduceSum: x or out is smaller than its shape");
+    return nullptr;
+  }
+  quorum::reduceSum(x, out, outer, red, inner, static_cast<float>(getNumber(env, argv[5])));
+  return nullptr;
+}
+
+// softmax(x, out, rows, cols)
+napi_value Softmax(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!getArgs(env, info, 4, argv, "softmax") || !requireCpu(env)) return nullptr;
+  float *x, *out;
+  size_t lx, lo;
+  if (!getF32(env, argv[0], &x, &lx, "x") || !getF32(env, argv[1], &out, &lo, "out")) return nullptr;
+  const long rows = getLong(env, argv[2]), cols = getLong(env, argv[3]);
+  if (rows < 0 || cols < 1 || lx < static_cast<size_t>(rows * cols) || lo < static_cast<size_t>(rows * cols)) {
+    fail(env, "softmax: x or out is smaller than its shape");
+    return nullptr;
+  }
+  quorum::softmax(x, out, rows, cols);
+  return nullptr;
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  const napi_property_descriptor props[] = {
+      {"cpuFeatures", nullptr, CpuFeatures, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"getThreads", nullptr, GetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"matmul", nullptr, MatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"unary", nullptr, Unary, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"reduceSum", nullptr, ReduceSum, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"softmax", nullptr, Softmax, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

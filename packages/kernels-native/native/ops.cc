@@ -1,0 +1,268 @@
+// Elementwise and reduction kernels (AVX2/FMA, split over the thread pool when large): broadcasting
+// binary ops, exp, tanh, sums over one contiguous axis range, softmax over the last axis.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels.h"
+#include "pool.h"
+
+namespace quorum {
+
+namespace {
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+
+constexpr long kParallelElements = 1 << 15;  // below this, one thread is faster than waking another
+
+int threadsFor(long work) { return work < kParallelElements ? 1 : poolThreads(); }
+
+// exp(x) for 8 floats (Cephes expf polynomial, relative error ~1e-7; inputs clamped to ±88.37).
+inline __m256 exp8(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-88.3762626647949f)), _mm256_set1_ps(88.3762626647949f));
+  __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+  const __m256 z = _mm256_mul_ps(x, x);
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+  y = _mm256_fmadd_ps(y, z, _mm256_add_ps(x, _mm256_set1_ps(1.f)));
+  // 2^fx: fx in [-127, 127] after the clamp; for fx = -128 (x near -88.37) split the scaling in two.
+  __m256i n = _mm256_cvtps_epi32(fx);
+  const __m256i half = _mm256_srai_epi32(n, 1);
+  const __m256i rest = _mm256_sub_epi32(n, half);
+  const __m256 p1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, _mm256_set1_epi32(127)), 23));
+  const __m256 p2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(rest, _mm256_set1_epi32(127)), 23));
+  return _mm256_mul_ps(_mm256_mul_ps(y, p1), p2);
+}
+
+// tanh(x) for 8 floats: an odd polynomial for |x| < 0.625 (Cephes tanhf), 1 - 2/(e^{2|x|}+1) beyond.
+inline __m256 tanh8(__m256 x) {
+  const __m256 signMask = _mm256_set1_ps(-0.f);
+  const __m256 ax = _mm256_andnot_ps(signMask, x);
+  const __m256 s = _mm256_mul_ps(x, x);
+  __m256 p = _mm256_set1_ps(-5.70498872745e-3f);
+  p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(2.06390887954e-2f));
+  p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(-5.37397155531e-2f));
+  p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(1.33314422036e-1f));
+  p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(-3.33332819422e-1f));
+  const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, s), x, x);
+  const __m256 e = exp8(_mm256_mul_ps(_mm256_min_ps(ax, _mm256_set1_ps(20.f)), _mm256_set1_ps(2.f)));
+  const __m256 one = _mm256_set1_ps(1.f);
+  __m256 large = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.f), _mm256_add_ps(e, one)));
+  large = _mm256_or_ps(large, _mm256_and_ps(x, signMask));  // copy the sign of x
+  const __m256 isSmall = _mm256_cmp_ps(ax, _mm256_set1_ps(0.625f), _CMP_LT_OQ);
+  return _mm256_blendv_ps(large, small, isSmall);
+}
+
+inline float hsum8(__m256 v) {
+  __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+  lo = _mm_add_ps(lo, hi);
+  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+  return _mm_cvtss_f32(lo);
+}
+inline float hmax8(__m256 v) {
+  __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+  lo = _mm_max_ps(lo, hi);
+  lo = _mm_max_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_max_ss(lo, _mm_movehdup_ps(lo));
+  return _mm_cvtss_f32(lo);
+}
+
+template <int OP>
+inline __m256 apply8(__m256 a, __m256 b) {
+  if (OP == kAdd) return _mm256_add_ps(a, b);
+  if (OP == kSub) return _mm256_sub_ps(a, b);
+  if (OP == kMul) return _mm256_mul_ps(a, b);
+  return _mm256_div_ps(a, b);
+}
+template <int OP>
+inline float apply1(float a, float b) {
+  if (OP == kAdd) return a + b;
+  if (OP == kSub) return a - b;
+  if (OP == kMul) return a * b;
+  return a / b;
+}
+
+// One innermost row: out[j] = a[j*as] op b[j*bs] with as, bs in {0, 1}.
+template <int OP>
+void binaryRow(const float* a, long as, const float* b, long bs, float* out, long n) {
+  long j = 0;
+  if (as == 1 && bs == 1) {
+    for (; j + 8 <= n; j += 8) _mm256_storeu_ps(out + j, apply8<OP>(_mm256_loadu_ps(a + j), _mm256_loadu_ps(b + j)));
+    for (; j < n; j++) out[j] = apply1<OP>(a[j], b[j]);
+  } else if (as == 1 && bs == 0) {
+    const __m256 vb = _mm256_set1_ps(b[0]);
+    for (; j + 8 <= n; j += 8) _mm256_storeu_ps(out + j, apply8<OP>(_mm256_loadu_ps(a + j), vb));
+    for (; j < n; j++) out[j] = apply1<OP>(a[j], b[0]);
+  } else if (as == 0 && bs == 1) {
+    const __m256 va = _mm256_set1_ps(a[0]);
+    for (; j + 8 <= n; j += 8) _mm256_storeu_ps(out + j, apply8<OP>(va, _mm256_loadu_ps(b + j)));
+    for (; j < n; j++) out[j] = apply1<OP>(a[0], b[j]);
+  } else {
+    for (; j < n; j++) out[j] = apply1<OP>(a[j * as], b[j * bs]);
+  }
+}
+
+template <int OP>
+void binaryT(const float* a, const float* b, float* out, int rank, const long* shape, const long* aStride,
+             const long* bStride) {
+  const long inner = shape[rank - 1];
+  long rows = 1;
+  for (int d = 0; d < rank - 1; d++) rows *= shape[d];
+  const long as = aStride[rank - 1], bs = bStride[rank - 1];
+  pool().run(threadsFor(rows * inner), [&](int t, int nt) {
+    long r0, r1;
+    splitRange(rows, t, nt, &r0, &r1);
+    for (long r = r0; r < r1; r++) {
+      long rem = r, ao = 0, bo = 0;
+      for (int d = rank - 2; d >= 0; d--) {
+        const long i = rem % shape[d];
+        rem /= shape[d];
+        ao += i * aStride[d];
+        bo += i * bStride[d];
+      }
+      binaryRow<OP>(a + ao, as, b + bo, bs, out + r * inner, inner);
+    }
+  });
+}
+
+void unaryRun(int op, const float* x, float* out, long n) {
+  pool().run(threadsFor(n * 4), [&](int t, int nt) {
+    long i0, i1;
+    splitRange(n / 8, t, nt, &i0, &i1);
+    i0 *= 8;
+    i1 = t == nt - 1 ? n : i1 * 8;
+    long i = i0;
+    if (op == kExp) {
+      for (; i + 8 <= i1; i += 8) _mm256_storeu_ps(out + i, exp8(_mm256_loadu_ps(x + i)));
+    } else {
+      for (; i + 8 <= i1; i += 8) _mm256_storeu_ps(out + i, tanh8(_mm256_loadu_ps(x + i)));
+    }
+    if (i < i1) {  // tail through a padded vector, so every element takes the same code path
+      alignas(32) float tmp[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      for (long k = i; k < i1; k++) tmp[k - i] = x[k];
+      const __m256 v = op == kExp ? exp8(_mm256_load_ps(tmp)) : tanh8(_mm256_load_ps(tmp));
+      _mm256_store_ps(tmp, v);
+      for (long k = i; k < i1; k++) out[k] = tmp[k - i];
+    }
+  });
+}
+
+float rowSum(const float* x, long n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+  long j = 0;
+  for (; j + 32 <= n; j += 32) {
+    s0 = _mm256_add_ps(s0, _mm256_loadu_ps(x + j));
+    s1 = _mm256_add_ps(s1, _mm256_loadu_ps(x + j + 8));
+    s2 = _mm256_add_ps(s2, _mm256_loadu_ps(x + j + 16));
+    s3 = _mm256_add_ps(s3, _mm256_loadu_ps(x + j + 24));
+  }
+  for (; j + 8 <= n; j += 8) s0 = _mm256_add_ps(s0, _mm256_loadu_ps(x + j));
+  float s = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+  for (; j < n; j++) s += x[j];
+  return s;
+}
+
+void reduceRun(const float* x, float* out, long outer, long red, long inner, float scale) {
+  const long total = outer * red * inner;
+  if (inner == 1) {
+    pool().run(threadsFor(total), [&](int t, int nt) {
+      long o0, o1;
+      splitRange(outer, t, nt, &o0, &o1);
+      for (long o = o0; o < o1; o++) out[o] = rowSum(x + o * red, red) * scale;
+    });
+    return;
+  }
+  // Column sums: split the (outer, inner) output across threads in chunks of whole vectors.
+  const long chunk = 256;
+  const long chunksPerRow = (inner + chunk - 1) / chunk;
+  const long work = outer * chunksPerRow;
+  pool().run(threadsFor(total), [&](int t, int nt) {
+    long w0, w1;
+    splitRange(work, t, nt, &w0, &w1);
+    for (long w = w0; w < w1; w++) {
+      const long o = w / chunksPerRow, c0 = (w % chunksPerRow) * chunk, c1 = std::min(inner, c0 + chunk);
+      float* dst = out + o * inner;
+      const float* src = x + o * red * inner;
+      for (long i = c0; i < c1; i++) dst[i] = 0.f;
+      for (long r = 0; r < red; r++) {
+        const float* row = src + r * inner;
+        long i = c0;
+        for (; i + 8 <= c1; i += 8) _mm256_storeu_ps(dst + i, _mm256_add_ps(_mm256_loadu_ps(dst + i), _mm256_loadu_ps(row + i)));
+        for (; i < c1; i++) dst[i] += row[i];
+      }
+      if (scale != 1.f)
+        for (long i = c0; i < c1; i++) dst[i] *= scale;
+    }
+  });
+}
+
+void softmaxRun(const float* x, float* out, long rows, long cols) {
+  pool().run(threadsFor(rows * cols * 4), [&](int t, int nt) {
+    long r0, r1;
+    splitRange(rows, t, nt, &r0, &r1);
+    for (long r = r0; r < r1; r++) {
+      const float* xr = x + r * cols;
+      float* yr = out + r * cols;
+      long j = 0;
+      __m256 vm = _mm256_set1_ps(-INFINITY);
+      for (; j + 8 <= cols; j += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(xr + j));
+      float m = hmax8(vm);
+      for (; j < cols; j++) m = std::max(m, xr[j]);
+      const __m256 mv = _mm256_set1_ps(m);
+      __m256 vs = _mm256_setzero_ps();
+      for (j = 0; j + 8 <= cols; j += 8) {
+        const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(xr + j), mv));
+        _mm256_storeu_ps(yr + j, e);
+        vs = _mm256_add_ps(vs, e);
+      }
+      float s = hsum8(vs);
+      if (j < cols) {
+        alignas(32) float tmp[8];
+        for (long k = 0; k < 8; k++) tmp[k] = j + k < cols ? xr[j + k] - m : -100.f;
+        _mm256_store_ps(tmp, exp8(_mm256_load_ps(tmp)));
+        for (long k = j; k < cols; k++) {
+          yr[k] = tmp[k - j];
+          s += tmp[k - j];
+        }
+      }
+      const __m256 inv = _mm256_set1_ps(1.f / s);
+      for (j = 0; j + 8 <= cols; j += 8) _mm256_storeu_ps(yr + j, _mm256_mul_ps(_mm256_loadu_ps(yr + j), inv));
+      for (; j < cols; j++) yr[j] *= 1.f / s;
+    }
+  });
+}
+
+#pragma GCC pop_options
+
+}  // namespace
+
+void binary(int op, const float* a, const float* b, float* out, int rank, const long* shape, const long* aStride,
+            const long* bStride) {
+  switch (op) {
+    case kAdd:
+      return binaryT<kAdd>(a, b, out, rank, shape, aStride, bStride);
+    case kSub:
+      return binaryT<kSub>(a, b, out, rank, shape, aStride, bStride);
+    case kMul:
+      return binaryT<kMul>(a, b, out, rank, shape, aStride, bStride);
+    default:
+      return binaryT<kDiv>(a, b, out, rank, shape, aStride, bStride);
+  }
+}
+void unary(int op, const float* x, float* out, long n) { unaryRun(op, x, out, n); }
+void reduceSum(const float* x, float* out, long outer, long red, long inner, float scale) {
+  reduceRun(x, out, outer, red, inner, scale);
+}
+void softmax(const float* x, float* out, long rows, long cols) { softmaxRun(x, out, rows, cols); }
+
+}  // namespace quorum

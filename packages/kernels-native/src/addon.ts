@@ -1,0 +1,154 @@
+/**
+ * Loading the N-API addon. Nothing here throws: `loadAddon()` returns either the addon or the
+ * reason it cannot be used (not built, failed to build, does not load, CPU lacks AVX2/FMA), which
+ * the backend's `probe()` and `nativeStatus()` report.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** CPU features the addon checks at run time. */
+export interface CpuFeatures {
+  readonly avx2: boolean;
+  readonly fma: boolean;
+  readonly avx512f: boolean;
+}
+
+/** The addon's functions. Every kernel works in place on Float32Array views. */
+export interface NativeAddon {
+  cpuFeatures(): CpuFeatures;
+  setThreads(threads: number): void;
+  getThreads(): number;
+  /** out[i] = act(op(a[aIdx[i]]) · op(b[bIdx[i]]) + bias); aIdx/bIdx null means i % batchA / i % batchB. */
+  matmul(
+    a: Float32Array,
+    b: Float32Array,
+    out: Float32Array,
+    batchA: number,
+    batchB: number,
+    batch: number,
+    m: number,
+    n: number,
+    k: number,
+    transposeA: boolean,
+    transposeB: boolean,
+    aIdx: Int32Array | null,
+    bIdx: Int32Array | null,
+    bias: Float32Array | null,
+    biasScalar: boolean,
+    activation: number,
+    alpha: number,
+  ): void;
+  /** meta = [rank, ...shape, ...aStrides, ...bStrides] (strides 0 on broadcast axes). op: 0 add, 1 sub, 2 mul, 3 div. */
+  binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, meta: Int32Array): void;
+  /** op: 0 exp, 1 tanh. */
+  unary(op: number, x: Float32Array, out: Float32Array): void;
+  /** x as [outer, red, inner] → out [outer, inner], times scale. */
+  reduceSum(x: Float32Array, out: Float32Array, outer: number, red: number, inner: number, scale: number): void;
+  /** Softmax over the last axis of x as [rows, cols]. */
+  softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+}
+
+/** What scripts/install.mjs recorded in build-status.json. */
+export interface BuildStatus {
+  readonly ok: boolean;
+  readonly reason?: string;
+  readonly hint?: string;
+  /** The tail of the compiler's output when the build failed. */
+  readonly detail?: string;
+  readonly at?: string;
+}
+
+export type AddonLoad =
+  | { readonly ok: true; readonly addon: NativeAddon; readonly cpu: CpuFeatures; readonly path: string }
+  | {
+      readonly ok: false;
+      readonly reason: string;
+      readonly hint: string;
+      readonly path: string;
+      readonly cpu?: CpuFeatures;
+      readonly build?: BuildStatus;
+    };
+
+export interface AddonLocation {
+  /** The compiled addon. Default: `<package>/build/Release/quorum_native.node`. */
+  readonly addonPath?: string;
+  /** The install step's record. Default: `<package>/build-status.json`. */
+  readonly statusPath?: string;
+}
+
+const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export const REBUILD_HINT = 'build it with `npm rebuild @quorum/kernels-native` (needs g++ and make), or use the wasm backend';
+
+export function defaultAddonPath(): string {
+  return path.join(packageRoot, 'build', 'Release', 'quorum_native.node');
+}
+
+export function defaultStatusPath(): string {
+  return path.join(packageRoot, 'build-status.json');
+}
+
+/** Reads build-status.json; undefined when it is absent or unreadable. */
+export function readBuildStatus(statusPath: string = defaultStatusPath()): BuildStatus | undefined {
+  try {
+    const parsed = JSON.parse(readFileSync(statusPath, 'utf8')) as unknown;
+    if (typeof parsed !== 'object' || parsed === null || typeof (parsed as { ok?: unknown }).ok !== 'boolean') return undefined;
+    return parsed as BuildStatus;
+  } catch {
+    return undefined;
+  }
+}
+
+const cache = new Map<string, AddonLoad>();
+
+/** Loads the addon (once per path) and checks the CPU. */
+export function loadAddon(location: AddonLocation = {}): AddonLoad {
+  const addonPath = location.addonPath ?? defaultAddonPath();
+  const key = `${addonPath}\0${location.statusPath ?? ''}`;
+  const cached = cache.get(key);
+  if (cached !== undefined) return cached;
+  const result = loadUncached(addonPath, location.statusPath ?? defaultStatusPath());
+  cache.set(key, result);
+  return result;
+}
+
+function loadUncached(addonPath: string, statusPath: string): AddonLoad {
+  const build = readBuildStatus(statusPath);
+  if (!existsSync(addonPath)) {
+    if (build !== undefined && !build.ok) {
+      return {
+        ok: false,
+        reason: `the native addon failed to build: ${build.reason ?? 'unknown reason'}`,
+        hint: build.hint ?? REBUILD_HINT,
+        path: addonPath,
+        build,
+      };
+    }
+    return {
+      ok: false,
+      reason: `the native addon is not built (${addonPath} is missing)`,
+      hint: REBUILD_HINT,
+      path: addonPath,
+      ...(build === undefined ? {} : { build }),
+    };
+  }
+  let addon: NativeAddon;
+  try {
+    addon = createRequire(import.meta.url)(addonPath) as NativeAddon;
+  } catch (error) {
+    return {
+      ok: false,
+      reason: `the native addon does not load: ${(error as Error).message.split('\n')[0]}`,
+      hint: REBUILD_HINT,
+      path: addonPath,
+    };
+  }
+  const cpu = addon.cpuFeatures();
+  if (!cpu.avx2 || !cpu.fma) {
+    const missing = [cpu.avx2 ? undefined : 'AVX2', cpu.fma ? undefined : 'FMA'].filter((x) => x !== undefined).join(' and ');
+    return { ok: false, reason: `this CPU lacks ${missing}`, hint: 'use the wasm backend (the default fallback)', path: addonPath, cpu };
+  }
+  return { ok: true, addon, cpu, path: addonPath };
+}
