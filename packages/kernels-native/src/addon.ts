@@ -45,7 +45,14 @@ export interface NativeAddon {
   /** op: 0 exp, 1 tanh. */
   unary(op: number, x: Float32Array, out: Float32Array): void;
   /** x as [outer, red, inner] → out [outer, inner], times scale. */
-  reduceSum(x: Float32Array, out: Float32Array, outer: number, red: number, inner: number, scale: number): void;
+  reduceSum(
+    x: Float32Array,
+    out: Float32Array,
+    outer: number,
+    red: number,
+    inner: number,
+    scale: number,
+  ): void;
   /** Softmax over the last axis of x as [rows, cols]. */
   softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
 }
@@ -80,7 +87,8 @@ export interface AddonLocation {
 
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-export const REBUILD_HINT = 'build it with `npm rebuild @quorum/kernels-native` (needs g++ and make), or use the wasm backend';
+export const REBUILD_HINT =
+  'build it with `npm rebuild @quorum/kernels-native` (needs g++ and make), or use the wasm backend';
 
 export function defaultAddonPath(): string {
   return path.join(packageRoot, 'build', 'Release', 'quorum_native.node');
@@ -94,7 +102,8 @@ export function defaultStatusPath(): string {
 export function readBuildStatus(statusPath: string = defaultStatusPath()): BuildStatus | undefined {
   try {
     const parsed = JSON.parse(readFileSync(statusPath, 'utf8')) as unknown;
-    if (typeof parsed !== 'object' || parsed === null || typeof (parsed as { ok?: unknown }).ok !== 'boolean') return undefined;
+    if (typeof parsed !== 'object' || parsed === null || typeof (parsed as { ok?: unknown }).ok !== 'boolean')
+      return undefined;
     return parsed as BuildStatus;
   } catch {
     return undefined;
@@ -147,8 +156,16 @@ function loadUncached(addonPath: string, statusPath: string): AddonLoad {
   }
   const cpu = addon.cpuFeatures();
   if (!cpu.avx2 || !cpu.fma) {
-    const missing = [cpu.avx2 ? undefined : 'AVX2', cpu.fma ? undefined : 'FMA'].filter((x) => x !== undefined).join(' and ');
-    return { ok: false, reason: `this CPU lacks ${missing}`, hint: 'use the wasm backend (the default fallback)', path: addonPath, cpu };
+    const missing = [cpu.avx2 ? undefined : 'AVX2', cpu.fma ? undefined : 'FMA']
+      .filter((x) => x !== undefined)
+      .join(' and ');
+    return {
+      ok: false,
+      reason: `this CPU lacks ${missing}`,
+      hint: 'use the wasm backend (the default fallback)',
+      path: addonPath,
+      cpu,
+    };
   }
   return { ok: true, addon, cpu, path: addonPath };
 }

@@ -1,0 +1,188 @@
+// Micro-benchmark (not a test): native kernels vs the stock tfjs-wasm kernels, side by side in one
+// run. Build first (`npx tsc -b tsconfig.json` and `node scripts/install.mjs`), then
+//   node bench/kernels.mjs [--threads 2] [--batch 8] [--layers 2]
+// Prints GFLOP/s of BatchMatMul on the reference model's shapes (d=128, 4 heads, ctx 128, batch 32),
+// the time of the other replaced kernels, and forward+backward of a small GPT-like block stack.
+import { wasmBackend } from '@quorum/core';
+import * as tf from '@tensorflow/tfjs';
+import {
+  DEFAULT_NATIVE_KERNELS,
+  installNativeKernels,
+  NATIVE_KERNELS,
+  nativeStatus,
+  uninstallNativeKernels,
+} from '../dist/index.js';
+
+const arg = (name, dflt) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const threads = arg('threads', 2);
+const stepBatch = arg('batch', 8);
+const layers = arg('layers', 2);
+
+await wasmBackend().activate(tf);
+const status = nativeStatus();
+if (!status.loaded) {
+  console.error(`native kernels unavailable: ${status.reason}\n  hint: ${status.hint}`);
+  process.exit(1);
+}
+
+function timeMs(fn, reps) {
+  fn(); // warm-up
+  const times = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = process.hrtime.bigint();
+    fn();
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+/** Median ms of `make()`'s op with native kernels and with stock ones. */
+function sideBySide(op, repsNative, repsStock, kernels = DEFAULT_NATIVE_KERNELS) {
+  const run = () => tf.dispose(tf.tidy(op));
+  installNativeKernels(tf, { threads, kernels });
+  const native = timeMs(run, repsNative);
+  uninstallNativeKernels(tf);
+  const stock = timeMs(run, repsStock);
+  return { native, stock };
+}
+
+const pad = (s, n) => String(s).padEnd(n);
+const num = (x, d = 1) => x.toFixed(d).padStart(8);
+
+console.log(
+  `native kernels: ${threads} threads; CPU ${JSON.stringify(status.cpu)}; tfjs ${tf.version.tfjs} wasm underneath\n`,
+);
+console.log('BatchMatMul (reference model shapes: d=128, 4 heads, ctx 128, batch 32 → 4096 tokens)');
+console.log(`${pad('shape', 44)}${pad('', 2)}  wasm GF/s  native GF/s   speed-up`);
+const mm = [
+  ['qkv   [4096,128]x[128,384]', [4096, 128], [128, 384], false, false],
+  ['mlp1  [4096,128]x[128,512]', [4096, 128], [128, 512], false, false],
+  ['mlp2  [4096,512]x[512,128]', [4096, 512], [512, 128], false, false],
+  ['proj  [4096,128]x[128,128]', [4096, 128], [128, 128], false, false],
+  ['att   [128,128,32]x[128,32,128] (q·kᵀ)', [128, 128, 32], [128, 128, 32], false, true],
+  ['att   [128,128,128]x[128,128,32] (a·v)', [128, 128, 128], [128, 128, 32], false, false],
+  ['dW    [4096,128]ᵀx[4096,512] (grad)', [4096, 128], [4096, 512], true, false],
+  ['dX    [4096,512]x[128,512]ᵀ (grad)', [4096, 512], [128, 512], false, true],
+];
+for (const [label, as, bs, tA, tB] of mm) {
+  const a = tf.randomNormal(as);
+  const b = tf.randomNormal(bs);
+  const out = tf.tidy(() => tf.matMul(a, b, tA, tB));
+  const flops = 2 * out.size * (tA ? as[as.length - 2] : as[as.length - 1]);
+  out.dispose();
+  const { native, stock } = sideBySide(() => tf.matMul(a, b, tA, tB), 15, 3);
+  console.log(
+    `${pad(label, 46)}${num(flops / stock / 1e6)}${num(flops / native / 1e6, 1).padStart(13)}${num(stock / native, 1).padStart(10)}x`,
+  );
+  tf.dispose([a, b]);
+}
+
+console.log('\nOther kernels (median ms per call; Add/Sub/Multiply/RealDiv are not installed by default)');
+console.log(`${pad('op', 46)}  wasm ms  native ms   speed-up`);
+const x = tf.randomNormal([4096, 512]);
+const y = tf.randomNormal([4096, 512]);
+const row = tf.randomNormal([512]);
+const col = tf.randomNormal([4096, 1]);
+const att = tf.randomNormal([32, 4, 128, 128]);
+const others = [
+  ['Add      [4096,512]+[512]', () => tf.add(x, row)],
+  ['Add      [4096,512]+[4096,512]', () => tf.add(x, y)],
+  ['Sub      [4096,512]-[4096,1]', () => tf.sub(x, col)],
+  ['Multiply [4096,512]*[4096,512]', () => tf.mul(x, y)],
+  ['Multiply [4096,512]*scalar', () => tf.mul(x, 0.5)],
+  ['RealDiv  [4096,512]/[4096,1]', () => tf.div(x, col)],
+  ['Exp      [4096,512]', () => tf.exp(x)],
+  ['Tanh     [4096,512]', () => tf.tanh(x)],
+  ['Sum      [4096,512] axis 0', () => tf.sum(x, 0)],
+  ['Mean     [4096,512] axis -1 keepDims', () => tf.mean(x, -1, true)],
+  ['Softmax  [32,4,128,128]', () => tf.softmax(att)],
+];
+for (const [label, op] of others) {
+  const { native, stock } = sideBySide(op, 15, 7, NATIVE_KERNELS);
+  console.log(
+    `${pad(label, 46)}${num(stock, 2)}${num(native, 2).padStart(11)}${num(stock / native, 1).padStart(10)}x`,
+  );
+}
+tf.dispose([x, y, row, col, att]);
+
+// A small GPT-like stack: pre-LN blocks (fused qkv, causal softmax attention, tanh-GELU MLP).
+const D = 128;
+const H = 4;
+const T = 128;
+const V = 512;
+const B = stepBatch;
+const rn = (shape) => tf.variable(tf.randomNormal(shape, 0, 0.02));
+const p = { tok: rn([V, D]), pos: rn([T, D]), head: rn([D, V]) };
+for (let l = 0; l < layers; l++) {
+  Object.assign(p, {
+    [`ln1g${l}`]: tf.variable(tf.ones([D])),
+    [`ln1b${l}`]: tf.variable(tf.zeros([D])),
+    [`wqkv${l}`]: rn([D, 3 * D]),
+    [`bqkv${l}`]: tf.variable(tf.zeros([3 * D])),
+    [`wo${l}`]: rn([D, D]),
+    [`bo${l}`]: tf.variable(tf.zeros([D])),
+    [`ln2g${l}`]: tf.variable(tf.ones([D])),
+    [`ln2b${l}`]: tf.variable(tf.zeros([D])),
+    [`w1${l}`]: rn([D, 4 * D]),
+    [`b1${l}`]: tf.variable(tf.zeros([4 * D])),
+    [`w2${l}`]: rn([4 * D, D]),
+    [`b2${l}`]: tf.variable(tf.zeros([D])),
+  });
+}
+const ln = (x, g, b) => {
+  const { mean, variance } = tf.moments(x, -1, true);
+  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5))), g), b);
+};
+const gelu = (x) =>
+  tf.mul(
+    tf.mul(x, 0.5),
+    tf.add(tf.tanh(tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), 0.044715)), 0.7978845608)), 1),
+  );
+const mask = tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([T, T]), -1, 0)), -1e9);
+const ids = tf.randomUniform([B, T], 0, V, 'int32');
+const tgt = tf.randomUniform([B * T], 0, V, 'int32');
+function lmLoss() {
+  const N = B * T;
+  const dh = D / H;
+  let h = tf.reshape(tf.add(tf.reshape(tf.gather(p.tok, tf.reshape(ids, [N])), [B, T, D]), p.pos), [N, D]);
+  for (let l = 0; l < layers; l++) {
+    const a = ln(h, p[`ln1g${l}`], p[`ln1b${l}`]);
+    const qkv = tf.fused.matMul({ a, b: p[`wqkv${l}`], bias: p[`bqkv${l}`] });
+    const heads = (z) => tf.transpose(tf.reshape(z, [B, T, H, dh]), [0, 2, 1, 3]);
+    const [q, k, v] = tf.split(qkv, 3, 1).map(heads);
+    const w = tf.softmax(tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(dh)), mask));
+    const y = tf.reshape(tf.transpose(tf.matMul(w, v), [0, 2, 1, 3]), [N, D]);
+    h = tf.add(h, tf.fused.matMul({ a: y, b: p[`wo${l}`], bias: p[`bo${l}`] }));
+    const m = tf.fused.matMul({
+      a: gelu(tf.fused.matMul({ a: ln(h, p[`ln2g${l}`], p[`ln2b${l}`]), b: p[`w1${l}`], bias: p[`b1${l}`] })),
+      b: p[`w2${l}`],
+      bias: p[`b2${l}`],
+    });
+    h = tf.add(h, m);
+  }
+  return tf.losses.softmaxCrossEntropy(tf.oneHot(tgt, V), tf.matMul(h, p.head));
+}
+const fwd = () => tf.dispose(tf.tidy(lmLoss));
+const step = () => {
+  const { value, grads } = tf.variableGrads(lmLoss);
+  tf.dispose([value, ...Object.values(grads)]);
+};
+const tokens = B * T;
+console.log(`\nDefault kernel set (used below): ${DEFAULT_NATIVE_KERNELS.join(', ')}`);
+console.log(
+  `GPT-like stack: d=${D}, ${H} heads, ctx ${T}, vocab ${V}, ${layers} layers, batch ${B} (${tokens} tokens)`,
+);
+console.log(`${pad('', 22)}   wasm ms  native ms   speed-up   native tok/s`);
+for (const [label, fn, repsN, repsS] of [
+  ['forward', fwd, 5, 2],
+  ['forward+backward', step, 5, 2],
+]) {
+  const { native, stock } = sideBySide(fn, repsN, repsS);
+  console.log(
+    `${pad(label, 22)}${num(stock, 0).padStart(10)}${num(native, 0).padStart(11)}${num(stock / native, 1).padStart(10)}x${num(tokens / (native / 1000), 0).padStart(15)}`,
+  );
+}
