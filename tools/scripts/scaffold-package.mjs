@@ -66,7 +66,7 @@ write(
         composite: false,
         declaration: false,
         declarationMap: false,
-        rootDir: '.',
+        rootDir: up.replace(/\/$/, ''),
         allowImportingTsExtensions: true,
       },
       include: ['src/**/*.ts', 'test/**/*.ts', 'vitest.config.ts'],

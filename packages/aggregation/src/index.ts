@@ -1,1 +1,47 @@
-export {};
+export {
+  AGGREGATION_PROPERTIES,
+  type AggregateResult,
+  type AggregationProperty,
+  AggregationRule,
+  type ArrayAggregateResult,
+  checkRewardsArrays,
+  checkRewardsTensor,
+  disposeAggregateResult,
+} from './aggregation-rule.js';
+export {
+  aggregationRegistry,
+  builtinAggregationRules,
+  createAggregationRule,
+  type LcbOptions,
+  lcbOptions,
+  lcbRule,
+  meanOptions,
+  meanRule,
+  medianOptions,
+  medianRule,
+  minOptions,
+  minRule,
+  type UwoOptions,
+  uwoOptions,
+  uwoRule,
+} from './builtins.js';
+export { aggregationModule } from './module.js';
+export {
+  type AggregationRuleSpec,
+  aggregationRule,
+  lcbAggregate,
+  lcbAggregateArrays,
+  type MemberMoments,
+  type MemberMomentsArrays,
+  meanAggregate,
+  meanAggregateArrays,
+  medianAggregate,
+  medianAggregateArrays,
+  memberMoments,
+  memberMomentsArrays,
+  minAggregate,
+  minAggregateArrays,
+  type StdMode,
+  uwoAggregate,
+  uwoAggregateArrays,
+} from './rules.js';

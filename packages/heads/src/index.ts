@@ -1,1 +1,21 @@
-export {};
+export {
+  disposeHead,
+  type HeadInitOptions,
+  headFromParams,
+  headParams,
+  initMultiHead,
+  initRewardHead,
+  initValueHead,
+  joinHeads,
+  type MultiHead,
+  memberHeadRewards,
+  memberPrefix,
+  multiHeadFromParams,
+  multiHeadParams,
+  multiHeadRewards,
+  type RewardHead,
+  rewardHeadForward,
+  splitMultiHead,
+  type ValueHead,
+  valueHeadForward,
+} from './heads.js';
