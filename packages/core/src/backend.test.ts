@@ -2,9 +2,9 @@ import * as tf from '@tensorflow/tfjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
+  builtinBackendRegistry,
   type ComputeBackend,
   ComputeBackend as ComputeBackendPoint,
-  builtinBackendRegistry,
   initCompute,
   resetComputeForTests,
   TENSORFLOW_INSTALL_HINT,
@@ -33,7 +33,9 @@ describe('compute backends', () => {
   it('honours QUORUM_BACKEND and refuses to switch later in the process', async () => {
     const active = await initCompute({ registry: builtinBackendRegistry(), env: { QUORUM_BACKEND: 'cpu' } });
     expect(active).toMatchObject({ name: 'cpu', reason: 'requested by QUORUM_BACKEND' });
-    await expect(initCompute({ registry: builtinBackendRegistry(), backend: 'wasm' })).rejects.toThrow(/already active/);
+    await expect(initCompute({ registry: builtinBackendRegistry(), backend: 'wasm' })).rejects.toThrow(
+      /already active/,
+    );
     await tf.setBackend('wasm');
   });
 

@@ -21,7 +21,9 @@ import {
 
 export type Tfjs = typeof tf;
 
-export type ProbeResult = { readonly available: true } | { readonly available: false; readonly reason: string; readonly hint?: string };
+export type ProbeResult =
+  | { readonly available: true }
+  | { readonly available: false; readonly reason: string; readonly hint?: string };
 
 export interface ActivationInfo {
   /** Threads the backend computes with. */
@@ -66,7 +68,10 @@ async function setBackendChecked(tfjs: Tfjs, name: string, hint: string): Promis
     throw new BackendError(`tf.setBackend('${name}') threw`, { hint, cause });
   }
   if (!ok || tfjs.getBackend() !== name) {
-    throw new BackendError(`tf.setBackend('${name}') returned false; TensorFlow.js is on '${tfjs.getBackend()}'`, { hint });
+    throw new BackendError(
+      `tf.setBackend('${name}') returned false; TensorFlow.js is on '${tfjs.getBackend()}'`,
+      { hint },
+    );
   }
   await tfjs.ready();
 }
@@ -211,11 +216,18 @@ export function tensorflowBackend(importer: ModuleImporter = defaultImporter): C
     activate: async (tfjs) => {
       const pkg = await tryLoad();
       if (pkg === undefined) {
-        throw new BackendError('the tensorflow backend needs @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node', {
-          hint: TENSORFLOW_INSTALL_HINT,
-        });
+        throw new BackendError(
+          'the tensorflow backend needs @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node',
+          {
+            hint: TENSORFLOW_INSTALL_HINT,
+          },
+        );
       }
-      await setBackendChecked(tfjs, 'tensorflow', `${pkg} loaded but did not register its backend; reinstall it`);
+      await setBackendChecked(
+        tfjs,
+        'tensorflow',
+        `${pkg} loaded but did not register its backend; reinstall it`,
+      );
       return { threads: 0, details: `libtensorflow via ${pkg} (threads managed by TensorFlow)` };
     },
   };
@@ -273,9 +285,12 @@ export async function initCompute(options: InitComputeOptions): Promise<ActiveBa
   if (activating !== undefined) {
     const current = await activating;
     if (requested !== undefined && requested !== '' && requested !== current.name) {
-      throw new BackendError(`backend "${current.name}" is already active; cannot switch to "${requested}" in this process`, {
-        hint: 'choose the backend once, before any tensor work',
-      });
+      throw new BackendError(
+        `backend "${current.name}" is already active; cannot switch to "${requested}" in this process`,
+        {
+          hint: 'choose the backend once, before any tensor work',
+        },
+      );
     }
     return current;
   }
@@ -295,14 +310,20 @@ export function resetComputeForTests(): void {
   activating = undefined;
 }
 
-async function chooseAndActivate(options: InitComputeOptions, requested: string | undefined): Promise<ActiveBackend> {
+async function chooseAndActivate(
+  options: InitComputeOptions,
+  requested: string | undefined,
+): Promise<ActiveBackend> {
   const { registry } = options;
   if (requested !== undefined) {
     if (!registry.has(requested)) {
-      throw new BackendError(`unknown compute backend "${requested}". Registered: ${registry.names().join(', ')}`, {
-        location: { field: options.backend !== undefined ? 'backend' : 'QUORUM_BACKEND' },
-        hint: 'pick a registered backend, or load the plugin that provides it with --plugin',
-      });
+      throw new BackendError(
+        `unknown compute backend "${requested}". Registered: ${registry.names().join(', ')}`,
+        {
+          location: { field: options.backend !== undefined ? 'backend' : 'QUORUM_BACKEND' },
+          hint: 'pick a registered backend, or load the plugin that provides it with --plugin',
+        },
+      );
     }
     const backend = registry.create(requested, 'backend');
     const probe = await backend.probe();
@@ -313,7 +334,12 @@ async function chooseAndActivate(options: InitComputeOptions, requested: string 
       });
     }
     const info = await backend.activate(tf);
-    return { name: backend.name, threads: info.threads, reason: `requested by ${options.backend !== undefined ? 'config' : 'QUORUM_BACKEND'}`, ...(info.details === undefined ? {} : { details: info.details }) };
+    return {
+      name: backend.name,
+      threads: info.threads,
+      reason: `requested by ${options.backend !== undefined ? 'config' : 'QUORUM_BACKEND'}`,
+      ...(info.details === undefined ? {} : { details: info.details }),
+    };
   }
   const candidates = registry
     .names()
@@ -329,9 +355,19 @@ async function chooseAndActivate(options: InitComputeOptions, requested: string 
     try {
       const info = await backend.activate(tf);
       const reason =
-        skipped.length === 0 ? 'highest-priority available backend' : `default; not used: ${skipped.join('; ')}`;
-      if (skipped.length > 0) (options.warn ?? ((m) => process.stderr.write(`${m}\n`)))(`quorum: using ${backend.name} (${skipped.join('; ')})`);
-      return { name: backend.name, threads: info.threads, reason, ...(info.details === undefined ? {} : { details: info.details }) };
+        skipped.length === 0
+          ? 'highest-priority available backend'
+          : `default; not used: ${skipped.join('; ')}`;
+      if (skipped.length > 0)
+        (options.warn ?? ((m) => process.stderr.write(`${m}\n`)))(
+          `quorum: using ${backend.name} (${skipped.join('; ')})`,
+        );
+      return {
+        name: backend.name,
+        threads: info.threads,
+        reason,
+        ...(info.details === undefined ? {} : { details: info.details }),
+      };
     } catch (error) {
       skipped.push(`${backend.name}: ${(error as Error).message.split('\n')[0]}`);
     }

@@ -6,7 +6,9 @@ import { z } from 'zod';
 import { ConfigError } from './errors.js';
 
 /** A strategy as written in a config: `"lcb"` or `["lcb", { "beta": 0.5 }]`. */
-export type StrategySpec<TName extends string = string, TOptions = unknown> = TName | readonly [TName, TOptions];
+export type StrategySpec<TName extends string = string, TOptions = unknown> =
+  | TName
+  | readonly [TName, TOptions];
 
 /** Splits a spec into its name and raw options. `path` names the config entry for errors. */
 export function parseStrategySpec(spec: unknown, path: string): { name: string; options: unknown } {
@@ -78,7 +80,12 @@ function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
  * Validates `input` against `schema` (which supplies defaults) and returns the resolved value.
  * Throws a ConfigError naming `path` + the failing option and, for unknown keys, the valid ones.
  */
-export function resolveOptions<S extends z.ZodType>(schema: S, input: unknown, path: string, file?: string): z.output<S> {
+export function resolveOptions<S extends z.ZodType>(
+  schema: S,
+  input: unknown,
+  path: string,
+  file?: string,
+): z.output<S> {
   const result = schema.safeParse(input ?? {});
   if (result.success) return result.data;
   const issue = result.error.issues[0] as z.core.$ZodIssue;

@@ -19,8 +19,13 @@ const hello = (name: string, source: string) =>
 
 describe('container helpers', () => {
   it('collects points and contributions from several modules', () => {
-    const owner = strategyModule({ points: [Greeter as never], strategies: [{ point: Greeter as never, definitions: [hello('hi', 'pkg-a') as never] }] });
-    const plugin = strategyModule({ strategies: [{ point: Greeter as never, definitions: [hello('hey', 'plugin-b') as never] }] });
+    const owner = strategyModule({
+      points: [Greeter as never],
+      strategies: [{ point: Greeter as never, definitions: [hello('hi', 'pkg-a') as never] }],
+    });
+    const plugin = strategyModule({
+      strategies: [{ point: Greeter as never, definitions: [hello('hey', 'plugin-b') as never] }],
+    });
     const container = createQuorumContainer([coreModule(), owner, plugin]);
     const registries = collectRegistries(container);
     expect([...registries.keys()]).toEqual(['compute-backend', 'greeter']);
@@ -30,8 +35,13 @@ describe('container helpers', () => {
   });
 
   it('reports a duplicate contributed by two modules', () => {
-    const a = strategyModule({ points: [Greeter as never], strategies: [{ point: Greeter as never, definitions: [hello('hi', 'pkg-a') as never] }] });
-    const b = strategyModule({ strategies: [{ point: Greeter as never, definitions: [hello('hi', 'plugin-b') as never] }] });
+    const a = strategyModule({
+      points: [Greeter as never],
+      strategies: [{ point: Greeter as never, definitions: [hello('hi', 'pkg-a') as never] }],
+    });
+    const b = strategyModule({
+      strategies: [{ point: Greeter as never, definitions: [hello('hi', 'plugin-b') as never] }],
+    });
     expect(() => collectRegistries(createQuorumContainer([a, b]))).toThrow(/by pkg-a and by plugin-b/);
   });
 });

@@ -24,14 +24,20 @@ export function contribute<T>(
 }
 
 /** Declares ownership of an extension point inside a ContainerModule. */
-export function declarePoint(options: Pick<ContainerModuleLoadOptions, 'bind'>, point: ExtensionPoint<unknown>): void {
+export function declarePoint(
+  options: Pick<ContainerModuleLoadOptions, 'bind'>,
+  point: ExtensionPoint<unknown>,
+): void {
   options.bind(ExtensionPointToken).toConstantValue(point);
 }
 
 /** A ContainerModule that owns `points` and contributes `strategies` (pairs of point + definitions). */
 export function strategyModule(spec: {
   points?: readonly ExtensionPoint<never>[];
-  strategies?: readonly { point: ExtensionPoint<never>; definitions: readonly StrategyDefinition<never, z.ZodType>[] }[];
+  strategies?: readonly {
+    point: ExtensionPoint<never>;
+    definitions: readonly StrategyDefinition<never, z.ZodType>[];
+  }[];
 }): ContainerModule {
   return new ContainerModule((options) => {
     for (const point of spec.points ?? []) declarePoint(options, point as ExtensionPoint<unknown>);
@@ -70,15 +76,21 @@ export function collectRegistries(container: Container): Map<string, StrategyReg
 }
 
 /** Looks up a registry by point id; throws listing the known points. */
-export function requireRegistry<T>(registries: Map<string, StrategyRegistry<unknown>>, point: ExtensionPoint<T>): StrategyRegistry<T> {
+export function requireRegistry<T>(
+  registries: Map<string, StrategyRegistry<unknown>>,
+  point: ExtensionPoint<T>,
+): StrategyRegistry<T> {
   const reg = registries.get(point.id);
   if (reg === undefined) {
-    throw new RegistryError(`extension point "${point.id}" is not loaded. Loaded: ${[...registries.keys()].join(', ')}`, {
-      hint: 'load the package that owns it into the container',
-    });
+    throw new RegistryError(
+      `extension point "${point.id}" is not loaded. Loaded: ${[...registries.keys()].join(', ')}`,
+      {
+        hint: 'load the package that owns it into the container',
+      },
+    );
   }
   return reg as StrategyRegistry<T>;
 }
 
-export { Container, ContainerModule };
 export type { ContainerModuleLoadOptions };
+export { Container, ContainerModule };

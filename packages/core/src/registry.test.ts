@@ -11,7 +11,9 @@ const times = defineStrategy({
   name: 'times',
   description: 'multiplies',
   source: '@quorum/a',
-  options: z.object({ factor: z.number().positive().default(2), mode: z.enum(['fast', 'exact']).default('exact') }).strict(),
+  options: z
+    .object({ factor: z.number().positive().default(2), mode: z.enum(['fast', 'exact']).default('exact') })
+    .strict(),
   create: (o): Scaler => ({ scale: (x) => x * o.factor }),
 });
 const identity = defineStrategy({
@@ -38,7 +40,9 @@ describe('StrategyRegistry', () => {
     const reg = registry();
     const dup = { ...identity, source: '@my/plugin' };
     expect(() => reg.register(dup)).toThrow(RegistryError);
-    expect(() => reg.register(dup)).toThrow(/"identity" is registered twice: by @quorum\/a and by @my\/plugin/);
+    expect(() => reg.register(dup)).toThrow(
+      /"identity" is registered twice: by @quorum\/a and by @my\/plugin/,
+    );
   });
 
   it('throws on an unknown name, listing the registered ones and a near match', () => {
@@ -55,9 +59,13 @@ describe('StrategyRegistry', () => {
   it('reports invalid options with the option path and allowed values', () => {
     const reg = registry();
     expect(() => reg.create(['times', { factor: -1 }], 'train.scaler')).toThrow(ConfigError);
-    expect(() => reg.create(['times', { factor: -1 }], 'train.scaler')).toThrow(/train\.scaler\(times\)\.factor/);
+    expect(() => reg.create(['times', { factor: -1 }], 'train.scaler')).toThrow(
+      /train\.scaler\(times\)\.factor/,
+    );
     expect(() => reg.create(['times', { mode: 'slow' }])).toThrow(/must be one of "fast", "exact"/);
-    expect(() => reg.create(['times', { factr: 3 }])).toThrow(/unknown option "factr"[\s\S]*valid options: factor, mode/);
+    expect(() => reg.create(['times', { factr: 3 }])).toThrow(
+      /unknown option "factr"[\s\S]*valid options: factor, mode/,
+    );
     expect(() => reg.create(['times', { factor: 'big' }])).toThrow(/expected number, got "big"/);
     expect(() => reg.create(['identity', { x: 1 }])).toThrow(/takes no options/);
   });

@@ -41,7 +41,11 @@ export interface ExtensionPoint<TInstance = unknown> {
  * Declares an extension point. `name` is PascalCase (e.g. `AggregationRule`); the token is
  * `Symbol.for('quorum.<name>')`, so two copies of a package still agree on it.
  */
-export function defineExtensionPoint<TInstance>(name: string, id: string, description: string): ExtensionPoint<TInstance> {
+export function defineExtensionPoint<TInstance>(
+  name: string,
+  id: string,
+  description: string,
+): ExtensionPoint<TInstance> {
   return { id, token: Symbol.for(`quorum.${name}`), description };
 }
 
@@ -53,9 +57,12 @@ export class StrategyRegistry<TInstance = unknown> {
   /** Adds a strategy. Throws when the name is taken, naming both sources. */
   register(definition: StrategyDefinition<TInstance, z.ZodType>): this {
     if (!/^[a-z0-9][a-z0-9-]*$/.test(definition.name)) {
-      throw new RegistryError(`${this.point.id} name "${definition.name}" from ${definition.source} is not kebab-case`, {
-        hint: 'use lower-case letters, digits and dashes, e.g. "my-rule"',
-      });
+      throw new RegistryError(
+        `${this.point.id} name "${definition.name}" from ${definition.source} is not kebab-case`,
+        {
+          hint: 'use lower-case letters, digits and dashes, e.g. "my-rule"',
+        },
+      );
     }
     const existing = this.entries.get(definition.name);
     if (existing !== undefined) {
@@ -133,7 +140,11 @@ function editDistance(a: string, b: string): number {
     dp[0] = i;
     for (let j = 1; j <= b.length; j++) {
       const tmp = dp[j] as number;
-      dp[j] = Math.min((dp[j] as number) + 1, (dp[j - 1] as number) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      dp[j] = Math.min(
+        (dp[j] as number) + 1,
+        (dp[j - 1] as number) + 1,
+        prev + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
       prev = tmp;
     }
   }

@@ -38,7 +38,7 @@ export class Rng {
 
   constructor(seed: number) {
     if (!Number.isFinite(seed)) throw new RangeError(`Rng seed must be a finite number, got ${seed}`);
-    const mix = splitmix32(Math.floor(seed) >>> 0 ^ Math.floor(seed / 2 ** 32));
+    const mix = splitmix32((Math.floor(seed) >>> 0) ^ Math.floor(seed / 2 ** 32));
     this.s0 = mix();
     this.s1 = mix();
     this.s2 = mix();

@@ -115,10 +115,20 @@ export class CheckpointStore {
     return run;
   }
 
-  private async saveNow(step: number, files: Record<string, Uint8Array | string>, meta: object): Promise<string> {
+  private async saveNow(
+    step: number,
+    files: Record<string, Uint8Array | string>,
+    meta: object,
+  ): Promise<string> {
     checkStep(step);
     const target = this.folderFor(step);
-    for (const name of Object.keys(files)) {
+    for (const [name, data] of Object.entries(files)) {
+      if (typeof data !== 'string' && !(data instanceof Uint8Array)) {
+        throw new CheckpointError(`file "${name}" is ${typeof data}, not bytes or a string`, {
+          location: { file: target, field: name },
+          hint: 'Pass each file as a Uint8Array (e.g. from encodeSafetensors) or a string.',
+        });
+      }
       if (!FILE_NAME.test(name) || name === CHECKPOINT_MANIFEST) {
         throw new CheckpointError(`cannot save a file named "${name}" in a checkpoint`, {
           location: { file: target, field: name },
@@ -141,7 +151,12 @@ export class CheckpointStore {
       contents.map(([name, data]) => [name, { sha256: sha256Hex(data), bytes: data.byteLength }]),
     );
     try {
-      const manifest: CheckpointManifest = { step, files: entries, meta, createdAt: new Date().toISOString() };
+      const manifest: CheckpointManifest = {
+        step,
+        files: entries,
+        meta,
+        createdAt: new Date().toISOString(),
+      };
       manifestText = `${JSON.stringify(manifest, undefined, 2)}\n`;
     } catch (err) {
       throw new CheckpointError(`checkpoint meta cannot be written as JSON: ${(err as Error).message}`, {
@@ -154,6 +169,7 @@ export class CheckpointStore {
     const suffix = `${checkpointFolderName(step)}-${process.pid}-${randomBytes(4).toString('hex')}`;
     const staging = path.join(this.dir, STAGING_PREFIX + suffix);
     const replaced = path.join(this.dir, REPLACED_PREFIX + suffix);
+    let movedAside = false;
     try {
       await mkdir(this.dir, { recursive: true });
       await this.removeLeftovers();
@@ -162,12 +178,18 @@ export class CheckpointStore {
       await writeFileSynced(path.join(staging, CHECKPOINT_MANIFEST), manifestText);
       await fsyncDir(staging);
       const existing = (await this.list()).includes(step);
-      if (existing) await rename(target, replaced);
+      if (existing) {
+        await rename(target, replaced);
+        movedAside = true;
+      }
       await rename(staging, target);
+      movedAside = false;
       await fsyncDir(this.dir);
       if (existing) await rm(replaced, { recursive: true, force: true });
     } catch (err) {
       await rm(staging, { recursive: true, force: true }).catch(() => undefined);
+      // Put back the checkpoint this save was replacing, so a failed save never loses one.
+      if (movedAside) await rename(replaced, target).catch(() => undefined);
       const code = (err as NodeJS.ErrnoException).code;
       throw new CheckpointError(`could not save the checkpoint: ${code ?? (err as Error).message}`, {
         location: { file: target },
@@ -186,7 +208,10 @@ export class CheckpointStore {
   private async prune(savedStep: number): Promise<void> {
     const steps = await this.list();
     const earlier = steps.filter((s) => s < savedStep);
-    const doomed = [...steps.filter((s) => s > savedStep), ...earlier.slice(0, Math.max(0, earlier.length - (this.keep - 1)))];
+    const doomed = [
+      ...steps.filter((s) => s > savedStep),
+      ...earlier.slice(0, Math.max(0, earlier.length - (this.keep - 1))),
+    ];
     if (doomed.length === 0) return;
     for (const s of doomed) await rm(this.folderFor(s), { recursive: true, force: true });
     await fsyncDir(this.dir);
@@ -208,11 +233,14 @@ export class CheckpointStore {
       entries = await readdir(this.dir, { withFileTypes: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw new CheckpointError(`could not list the checkpoint folder: ${(err as NodeJS.ErrnoException).code}`, {
-        location: { file: this.dir },
-        hint: 'Check that the path is a readable folder.',
-        cause: err,
-      });
+      throw new CheckpointError(
+        `could not list the checkpoint folder: ${(err as NodeJS.ErrnoException).code}`,
+        {
+          location: { file: this.dir },
+          hint: 'Check that the path is a readable folder.',
+          cause: err,
+        },
+      );
     }
     const steps: number[] = [];
     for (const entry of entries) {
@@ -238,14 +266,20 @@ export class CheckpointStore {
       if (data.byteLength !== entry.bytes) {
         throw new CheckpointError(
           `file is ${data.byteLength} bytes but ${CHECKPOINT_MANIFEST} records ${entry.bytes} (truncated or overwritten)`,
-          { location: { file }, hint: 'This checkpoint is damaged; resume from an earlier one or start fresh.' },
+          {
+            location: { file },
+            hint: 'This checkpoint is damaged; resume from an earlier one or start fresh.',
+          },
         );
       }
       const sha = sha256Hex(data);
       if (sha !== entry.sha256) {
         throw new CheckpointError(
           `file's sha256 is ${sha.slice(0, 12)}… but ${CHECKPOINT_MANIFEST} records ${entry.sha256.slice(0, 12)}… (corrupted)`,
-          { location: { file }, hint: 'This checkpoint is damaged; resume from an earlier one or start fresh.' },
+          {
+            location: { file },
+            hint: 'This checkpoint is damaged; resume from an earlier one or start fresh.',
+          },
         );
       }
       files.push([name, data]);
@@ -278,10 +312,13 @@ export class CheckpointStore {
       }
     }
     if (steps.length === 0) return undefined;
-    throw new CheckpointError(`none of the ${steps.length} checkpoints verifies:\n  ${warnings.join('\n  ')}`, {
-      location: { file: this.dir },
-      hint: 'Every saved checkpoint is damaged: start fresh with --overwrite, or restore the folder from a backup.',
-    });
+    throw new CheckpointError(
+      `none of the ${steps.length} checkpoints verifies:\n  ${warnings.join('\n  ')}`,
+      {
+        location: { file: this.dir },
+        hint: 'Every saved checkpoint is damaged: start fresh with --overwrite, or restore the folder from a backup.',
+      },
+    );
   }
 }
 
@@ -314,16 +351,21 @@ function parseManifest(bytes: Uint8Array, file: string, step: number): Checkpoin
   try {
     json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
   } catch (err) {
-    return bad(`manifest is not valid JSON (${bytes.byteLength} bytes; truncated?): ${(err as Error).message}`, err);
+    return bad(
+      `manifest is not valid JSON (${bytes.byteLength} bytes; truncated?): ${(err as Error).message}`,
+      err,
+    );
   }
   if (!isPlainObject(json)) return bad('manifest is not a JSON object');
-  if (json.step !== step) return bad(`manifest records step ${JSON.stringify(json.step)} but its folder is step ${step}`);
+  if (json.step !== step)
+    return bad(`manifest records step ${JSON.stringify(json.step)} but its folder is step ${step}`);
   if (!isPlainObject(json.meta)) return bad('manifest has no "meta" object');
   if (typeof json.createdAt !== 'string') return bad('manifest has no "createdAt" string');
   if (!isPlainObject(json.files)) return bad('manifest has no "files" object');
   const files: [string, CheckpointFileEntry][] = [];
   for (const [name, entry] of Object.entries(json.files)) {
-    if (!FILE_NAME.test(name) || name === CHECKPOINT_MANIFEST) return bad(`manifest lists an invalid file name "${name}"`);
+    if (!FILE_NAME.test(name) || name === CHECKPOINT_MANIFEST)
+      return bad(`manifest lists an invalid file name "${name}"`);
     if (
       !isPlainObject(entry) ||
       typeof entry.sha256 !== 'string' ||

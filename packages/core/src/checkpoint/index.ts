@@ -1,36 +1,36 @@
 export {
-  type SafetensorsDType,
-  type DTypeArrays,
-  type TensorData,
-  type TensorRecord,
-  SAFETENSORS_DTYPES,
-  isSafetensorsDType,
-  dtypeBytes,
-  f16ToF32,
-  f32ToF16,
-  bf16ToF32,
-  f32ToBf16,
-  f16ArrayToF32,
-  f32ArrayToF16,
-  bf16ArrayToF32,
-  f32ArrayToBf16,
-} from './dtypes.js';
-export {
-  type SafetensorsContents,
-  MAX_HEADER_BYTES,
-  encodeSafetensors,
-  decodeSafetensors,
-  writeSafetensors,
-  readSafetensors,
-} from './safetensors.js';
-export { sha256Hex, writeFileAtomic, writeJsonAtomic } from './files.js';
-export { tensorsToRecords, recordsToTensors } from './tensor-records.js';
-export {
-  type CheckpointStoreOptions,
+  CHECKPOINT_MANIFEST,
   type CheckpointFileEntry,
   type CheckpointManifest,
-  type LoadedCheckpoint,
-  CHECKPOINT_MANIFEST,
-  checkpointFolderName,
   CheckpointStore,
+  type CheckpointStoreOptions,
+  checkpointFolderName,
+  type LoadedCheckpoint,
 } from './checkpoint-store.js';
+export {
+  bf16ArrayToF32,
+  bf16ToF32,
+  type DTypeArrays,
+  dtypeBytes,
+  f16ArrayToF32,
+  f16ToF32,
+  f32ArrayToBf16,
+  f32ArrayToF16,
+  f32ToBf16,
+  f32ToF16,
+  isSafetensorsDType,
+  SAFETENSORS_DTYPES,
+  type SafetensorsDType,
+  type TensorData,
+  type TensorRecord,
+} from './dtypes.js';
+export { sha256Hex, writeFileAtomic, writeJsonAtomic } from './files.js';
+export {
+  decodeSafetensors,
+  encodeSafetensors,
+  MAX_HEADER_BYTES,
+  readSafetensors,
+  type SafetensorsContents,
+  writeSafetensors,
+} from './safetensors.js';
+export { recordsToTensors, tensorsToRecords } from './tensor-records.js';

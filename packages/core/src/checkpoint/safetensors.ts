@@ -89,9 +89,10 @@ export function encodeSafetensors(
   file?: string,
 ): Uint8Array {
   const source = file ?? DEFAULT_SOURCE;
-  const header: Record<string, unknown> = {};
+  // Entries, not assignments: a name like "__proto__" must stay an ordinary key.
+  const header: [string, unknown][] = [];
   if (metadata !== undefined) {
-    const meta: Record<string, string> = {};
+    const meta: [string, string][] = [];
     for (const key of Object.keys(metadata).sort()) {
       const value = metadata[key];
       if (typeof value !== 'string') {
@@ -100,9 +101,9 @@ export function encodeSafetensors(
           hint: 'safetensors metadata maps strings to strings: JSON.stringify structured values first.',
         });
       }
-      meta[key] = value;
+      meta.push([key, value]);
     }
-    header[METADATA_KEY] = meta;
+    header.push([METADATA_KEY, Object.fromEntries(meta)]);
   }
   const names = Object.keys(tensors).sort();
   let offset = 0;
@@ -122,15 +123,21 @@ export function encodeSafetensors(
       });
     }
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      throw new CheckpointError(`tensor '${name}' has shape ${preview(shape)}, not a list of non-negative integers`, {
-        location: where,
-        hint: 'Give the shape as whole numbers ≥ 0, e.g. [32, 64].',
-      });
+      throw new CheckpointError(
+        `tensor '${name}' has shape ${preview(shape)}, not a list of non-negative integers`,
+        {
+          location: where,
+          hint: 'Give the shape as whole numbers ≥ 0, e.g. [32, 64].',
+        },
+      );
     }
     if (!dataMatchesDType(dtype, data)) {
       throw new CheckpointError(
         `tensor '${name}' is ${dtype} but its data is a ${(data as object)?.constructor?.name ?? typeof data}`,
-        { location: where, hint: `Hold ${dtype} data in a ${dataKindFor(dtype)} (F16/BF16: the raw 16-bit patterns).` },
+        {
+          location: where,
+          hint: `Hold ${dtype} data in a ${dataKindFor(dtype)} (F16/BF16: the raw 16-bit patterns).`,
+        },
       );
     }
     const count = elementCount(shape);
@@ -141,10 +148,10 @@ export function encodeSafetensors(
       );
     }
     const end = offset + data.byteLength;
-    header[name] = { dtype, shape: [...shape], data_offsets: [offset, end] };
+    header.push([name, { dtype, shape: [...shape], data_offsets: [offset, end] }]);
     offset = end;
   }
-  const json = new TextEncoder().encode(JSON.stringify(header));
+  const json = new TextEncoder().encode(JSON.stringify(Object.fromEntries(header)));
   const headerLength = Math.ceil(json.length / 8) * 8;
   const out = new Uint8Array(8 + headerLength + offset);
   new DataView(out.buffer).setBigUint64(0, BigInt(headerLength), true);
@@ -246,7 +253,9 @@ function decodeHeader(bytes: Uint8Array, source: string): { json: unknown; dataS
   }
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes.subarray(8, 8 + headerLength));
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(
+      bytes.subarray(8, 8 + headerLength),
+    );
   } catch (err) {
     throw new CheckpointError(`header (${headerLength} bytes) is not valid UTF-8`, {
       location: { file: source },
@@ -389,7 +398,8 @@ export async function readSafetensors(file: string): Promise<SafetensorsContents
     const code = (err as NodeJS.ErrnoException).code;
     throw new CheckpointError(code === 'ENOENT' ? 'file not found' : `could not read the file: ${code}`, {
       location: { file },
-      hint: code === 'ENOENT' ? 'Check the path, or train/save the model first.' : 'Check the file permissions.',
+      hint:
+        code === 'ENOENT' ? 'Check the path, or train/save the model first.' : 'Check the file permissions.',
       cause: err,
     });
   }

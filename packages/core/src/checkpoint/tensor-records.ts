@@ -8,7 +8,9 @@ import { CheckpointError } from '../errors.js';
 import { bf16ArrayToF32, f16ArrayToF32, type TensorRecord } from './dtypes.js';
 
 /** Copies each tensor's values into a record. The tensors are not disposed (the caller owns them). */
-export async function tensorsToRecords(tensors: Record<string, tf.Tensor>): Promise<Record<string, TensorRecord>> {
+export async function tensorsToRecords(
+  tensors: Record<string, tf.Tensor>,
+): Promise<Record<string, TensorRecord>> {
   const out: [string, TensorRecord][] = [];
   for (const [name, t] of Object.entries(tensors)) {
     const shape = [...t.shape];
@@ -18,18 +20,27 @@ export async function tensorsToRecords(tensors: Record<string, tf.Tensor>): Prom
     } else if (t.dtype === 'int32') {
       out.push([name, { dtype: 'I32', shape, data: ((await t.data()) as Int32Array).slice() }]);
     } else if (t.dtype === 'bool') {
-      out.push([name, { dtype: 'BOOL', shape, data: Uint8Array.from((await t.data()) as Uint8Array, (v) => (v ? 1 : 0)) }]);
+      out.push([
+        name,
+        { dtype: 'BOOL', shape, data: Uint8Array.from((await t.data()) as Uint8Array, (v) => (v ? 1 : 0)) },
+      ]);
     } else {
-      throw new CheckpointError(`tensor '${name}' has dtype ${t.dtype}, which safetensors checkpoints do not hold`, {
-        location: { field: name },
-        hint: 'Cast it to float32 or int32 before saving.',
-      });
+      throw new CheckpointError(
+        `tensor '${name}' has dtype ${t.dtype}, which safetensors checkpoints do not hold`,
+        {
+          location: { field: name },
+          hint: 'Cast it to float32 or int32 before saving.',
+        },
+      );
     }
   }
   return Object.fromEntries(out);
 }
 
-type Values = { dtype: 'float32'; data: Float32Array } | { dtype: 'int32'; data: Int32Array } | { dtype: 'bool'; data: Uint8Array };
+type Values =
+  | { dtype: 'float32'; data: Float32Array }
+  | { dtype: 'int32'; data: Int32Array }
+  | { dtype: 'bool'; data: Uint8Array };
 
 /** Values for tf.tensor, always a fresh array: tfjs may adopt the array it is given as its storage. */
 function toValues(name: string, record: TensorRecord, file: string | undefined): Values {
@@ -57,10 +68,13 @@ function toValues(name: string, record: TensorRecord, file: string | undefined):
       for (let i = 0; i < wide.length; i++) {
         const v = wide[i];
         if (v < -2147483648n || v > 2147483647n) {
-          throw new CheckpointError(`tensor '${name}' is I64 and element ${i} is ${v}, outside the int32 range`, {
-            location: { file, field: name },
-            hint: 'TensorFlow.js holds integers as int32; store this tensor as F32 or keep its values in int32 range.',
-          });
+          throw new CheckpointError(
+            `tensor '${name}' is I64 and element ${i} is ${v}, outside the int32 range`,
+            {
+              location: { file, field: name },
+              hint: 'TensorFlow.js holds integers as int32; store this tensor as F32 or keep its values in int32 range.',
+            },
+          );
         }
         narrow[i] = Number(v);
       }
@@ -78,7 +92,10 @@ function toValues(name: string, record: TensorRecord, file: string | undefined):
  * Makes a tensor per record. All values are converted (and range-checked) before the first tensor is
  * made, so an error leaks nothing; the caller owns and disposes the returned tensors.
  */
-export function recordsToTensors(records: Record<string, TensorRecord>, file?: string): Record<string, tf.Tensor> {
+export function recordsToTensors(
+  records: Record<string, TensorRecord>,
+  file?: string,
+): Record<string, tf.Tensor> {
   const values = Object.entries(records).map(([name, record]) => {
     const count = record.shape.reduce((a, b) => a * b, 1);
     if (record.data.length !== count) {
