@@ -1,1 +1,41 @@
-export {};
+export {
+  adapterVariables,
+  disposeLoraAdapters,
+  initLoraAdapters,
+  type LoraAdapters,
+  type LoraHookOptions,
+  type LoraSiteAdapter,
+  loraForwardOptions,
+  loraLinearHook,
+  loraScale,
+  memberAdapterName,
+  mergeMember,
+  namedAdapterParameters,
+  toVariable,
+  unmergeMember,
+} from './adapters.js';
+export {
+  ADAPTERS_FILE,
+  ADAPTERS_FORMAT,
+  type BaseFingerprint,
+  baseFingerprint,
+  HEAD_TENSORS,
+  type LoadedAdapters,
+  loadAdapters,
+  memberHeadName,
+  type SaveAdaptersMeta,
+  saveAdapters,
+} from './checkpoint.js';
+export {
+  adaptedSites,
+  adapterParamCount,
+  firstAdaptedLayer,
+  LORA_MODULES,
+  type LoraConfig,
+  type LoraConfigInput,
+  type LoraSite,
+  loraConfigSchema,
+  moduleShape,
+  resolveLoraConfig,
+  sitePrefix,
+} from './config.js';
