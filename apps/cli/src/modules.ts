@@ -2,10 +2,14 @@
  * The built-in ContainerModules the CLI loads before any plugin. Every package that owns an extension
  * point or contributes strategies is listed here; plugins add theirs with --plugin.
  */
+import { aggregationModule } from '@quorum/aggregation';
 import { type ContainerModule, coreModule } from '@quorum/core';
+import { dataModule } from '@quorum/data';
+import { ensembleModule } from '@quorum/ensemble';
+import { kernelsNativeModule } from '@quorum/kernels-native';
 
 export function builtinModules(): ContainerModule[] {
-  return [coreModule()];
+  return [coreModule(), kernelsNativeModule(), dataModule(), aggregationModule(), ensembleModule()];
 }
 
 /** Packages whose versions `quorum info` reports. */
