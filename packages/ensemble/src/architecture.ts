@@ -8,8 +8,9 @@
  * file. Everything else — the Bradley-Terry trainer, checkpoints, scoring, metrics — is generic and
  * lives once in this package, so a plugin architecture only implements this interface.
  */
-import { defineExtensionPoint, type Rng } from '@quorum/core';
+
 import type { GptConfig } from '@quorum/backbone';
+import { defineExtensionPoint, type Rng } from '@quorum/core';
 import type * as tf from '@tensorflow/tfjs';
 
 /** A batch of token sequences: ids int32 [B, T], mask float32 [B, T] (1 = real token). */

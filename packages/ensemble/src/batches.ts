@@ -2,7 +2,13 @@
  * From text to token batches: the shared prompt template, right padding (the reward reads the last real
  * token, found from the mask, so the side does not matter to the result; right keeps positions simple).
  */
-import { collate, encodePromptResponse, type PreferencePair, type Prompt, type Tokenizer } from '@quorum/data';
+import {
+  collate,
+  encodePromptResponse,
+  type PreferencePair,
+  type Prompt,
+  type Tokenizer,
+} from '@quorum/data';
 import * as tf from '@tensorflow/tfjs';
 import type { TokenBatch } from './architecture.js';
 
@@ -30,7 +36,12 @@ export function encodePair(tokenizer: Tokenizer, pair: PreferencePair, maxLength
 }
 
 /** Encodes one answer to a prompt (for scoring). */
-export function encodeAnswer(tokenizer: Tokenizer, prompt: Prompt, answer: string, maxLength: number): Int32Array {
+export function encodeAnswer(
+  tokenizer: Tokenizer,
+  prompt: Prompt,
+  answer: string,
+  maxLength: number,
+): Int32Array {
   return encodePromptResponse(tokenizer, prompt, answer, { maxLength }).ids;
 }
 

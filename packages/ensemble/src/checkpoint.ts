@@ -6,21 +6,22 @@
  * quorum.json is written last (atomically), so a folder without it is an unfinished save.
  * Loading checks every piece (architecture registered, k, shapes, vocab) before assigning any weight.
  */
-import { readFile } from 'node:fs/promises';
+
 import { existsSync, mkdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { type GptConfig, resolveGptConfig } from '@quorum/backbone';
 import {
   CheckpointError,
+  Rng,
   readSafetensors,
   recordsToTensors,
-  Rng,
   type StrategyRegistry,
   tensorsToRecords,
   writeFileAtomic,
   writeJsonAtomic,
   writeSafetensors,
 } from '@quorum/core';
-import { type GptConfig, resolveGptConfig } from '@quorum/backbone';
 import type * as tf from '@tensorflow/tfjs';
 import type { EnsembleArchitecture, TrainableEnsemble } from './architecture.js';
 
@@ -49,13 +50,19 @@ export interface SaveEnsembleOptions {
 }
 
 /** Writes the ensemble's files, then quorum.json (each file atomically). */
-export async function saveEnsemble(dir: string, ensemble: TrainableEnsemble, options: SaveEnsembleOptions): Promise<EnsembleManifest> {
+export async function saveEnsemble(
+  dir: string,
+  ensemble: TrainableEnsemble,
+  options: SaveEnsembleOptions,
+): Promise<EnsembleManifest> {
   mkdirSync(dir, { recursive: true });
   const files = ensemble.tensorFiles();
   for (const [file, vars] of Object.entries(files)) {
     const target = path.join(dir, file);
     mkdirSync(path.dirname(target), { recursive: true });
-    await writeSafetensors(target, await tensorsToRecords(vars as Record<string, tf.Tensor>), { architecture: ensemble.architecture });
+    await writeSafetensors(target, await tensorsToRecords(vars as Record<string, tf.Tensor>), {
+      architecture: ensemble.architecture,
+    });
   }
   await writeFileAtomic(path.join(dir, 'vocab.json'), JSON.stringify(options.vocab.json));
   const manifest: EnsembleManifest = {
@@ -90,7 +97,11 @@ export async function readEnsembleManifest(dir: string): Promise<EnsembleManifes
   try {
     raw = JSON.parse(await readFile(file, 'utf8'));
   } catch (cause) {
-    throw new CheckpointError(`is not valid JSON (${(cause as Error).message})`, { location: { file }, hint: 'the checkpoint is damaged; retrain or restore it', cause });
+    throw new CheckpointError(`is not valid JSON (${(cause as Error).message})`, {
+      location: { file },
+      hint: 'the checkpoint is damaged; retrain or restore it',
+      cause,
+    });
   }
   const m = raw as Partial<EnsembleManifest>;
   if (m.kind !== 'quorum-reward-ensemble') {
@@ -100,7 +111,11 @@ export async function readEnsembleManifest(dir: string): Promise<EnsembleManifes
     });
   }
   for (const field of ['architecture', 'members', 'gptConfig', 'vocab', 'files'] as const) {
-    if (m[field] === undefined) throw new CheckpointError(`field "${field}" is missing`, { location: { file, field }, hint: 'the checkpoint is damaged; retrain it' });
+    if (m[field] === undefined)
+      throw new CheckpointError(`field "${field}" is missing`, {
+        location: { file, field },
+        hint: 'the checkpoint is damaged; retrain it',
+      });
   }
   return { ...(m as EnsembleManifest), gptConfig: resolveGptConfig(m.gptConfig, 'gptConfig') };
 }
@@ -116,12 +131,18 @@ export interface LoadedEnsemble {
  * Loads a reward ensemble. The architecture must be registered (a plugin's architecture needs its plugin
  * loaded); every tensor must be present with the shape the architecture builds.
  */
-export async function loadEnsemble(dir: string, architectures: StrategyRegistry<EnsembleArchitecture>): Promise<LoadedEnsemble> {
+export async function loadEnsemble(
+  dir: string,
+  architectures: StrategyRegistry<EnsembleArchitecture>,
+): Promise<LoadedEnsemble> {
   const manifest = await readEnsembleManifest(dir);
   if (!architectures.has(manifest.architecture)) {
     throw new CheckpointError(
       `needs ensemble architecture "${manifest.architecture}" from ${manifest.architectureSource}, which is not loaded. Loaded: ${architectures.names().join(', ')}`,
-      { location: { file: path.join(dir, ENSEMBLE_MANIFEST), field: 'architecture' }, hint: `load it with --plugin ${manifest.architectureSource}` },
+      {
+        location: { file: path.join(dir, ENSEMBLE_MANIFEST), field: 'architecture' },
+        hint: `load it with --plugin ${manifest.architectureSource}`,
+      },
     );
   }
   const records: Record<string, Awaited<ReturnType<typeof readSafetensors>>> = {};
@@ -133,25 +154,36 @@ export async function loadEnsemble(dir: string, architectures: StrategyRegistry<
     for (const [file, vars] of Object.entries(expected)) {
       const contents = records[file];
       const where = path.join(dir, file);
-      if (contents === undefined) throw new CheckpointError('file is missing', { location: { file: where }, hint: 'the checkpoint is incomplete; retrain it' });
+      if (contents === undefined)
+        throw new CheckpointError('file is missing', {
+          location: { file: where },
+          hint: 'the checkpoint is incomplete; retrain it',
+        });
       for (const [name, v] of Object.entries(vars)) {
         const rec = contents.tensors[name];
         if (rec === undefined) {
           throw new CheckpointError(`tensor "${name}" is missing`, {
             location: { file: where },
-            hint: name.includes('.head.') ? 'a member lost its reward head; the checkpoint is unusable' : 'the file belongs to another architecture or config',
+            hint: name.includes('.head.')
+              ? 'a member lost its reward head; the checkpoint is unusable'
+              : 'the file belongs to another architecture or config',
           });
         }
         if (rec.shape.length !== v.shape.length || rec.shape.some((d, i) => d !== v.shape[i])) {
-          throw new CheckpointError(`tensor "${name}" has shape [${rec.shape.join(', ')}], the architecture builds [${v.shape.join(', ')}]`, {
-            location: { file: where },
-            hint: 'the quorum.json does not match the weights; the checkpoint is damaged',
-          });
+          throw new CheckpointError(
+            `tensor "${name}" has shape [${rec.shape.join(', ')}], the architecture builds [${v.shape.join(', ')}]`,
+            {
+              location: { file: where },
+              hint: 'the quorum.json does not match the weights; the checkpoint is damaged',
+            },
+          );
         }
       }
     }
     for (const [file, vars] of Object.entries(expected)) {
-      const tensors = recordsToTensors((records[file] as Awaited<ReturnType<typeof readSafetensors>>).tensors);
+      const tensors = recordsToTensors(
+        (records[file] as Awaited<ReturnType<typeof readSafetensors>>).tensors,
+      );
       for (const [name, v] of Object.entries(vars)) v.assign(tensors[name] as tf.Tensor);
       for (const t of Object.values(tensors)) t.dispose();
     }

@@ -2,9 +2,10 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { builtinBackendRegistry, initCompute, Rng } from '@quorum/core';
 import { type GptConfig, gptPreset, paramCount } from '@quorum/backbone';
+import { builtinBackendRegistry, initCompute, Rng } from '@quorum/core';
 import { datasets, type PreferencePair, projectTokenizer, type Tokenizer } from '@quorum/data';
+import { adapterParamCount, resolveLoraConfig } from '@quorum/lora';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { TrainableEnsemble } from './architecture.js';
@@ -24,17 +25,34 @@ beforeAll(async () => {
   tokenizer = projectTokenizer();
   const data = await datasets.alpacaEval();
   train = data.pairs({ split: 'train' }).slice(0, 48);
-  config = gptPreset('nano', { vocabSize: tokenizer.vocabSize, dModel: 32, nLayers: 2, nHeads: 2, contextLength: 64 });
+  config = gptPreset('nano', {
+    vocabSize: tokenizer.vocabSize,
+    dModel: 32,
+    nLayers: 2,
+    nHeads: 2,
+    contextLength: 64,
+  });
 });
 
 const build = (arch: string, k: number, seed = 1): TrainableEnsemble =>
-  builtinArchitectureRegistry().create(arch).build({ gptConfig: config, members: k, rng: new Rng(seed) });
+  builtinArchitectureRegistry()
+    .create(arch)
+    .build({ gptConfig: config, members: k, rng: new Rng(seed) });
 
 const trainConfig = (over: Record<string, unknown> = {}) =>
-  resolveRewardTrainConfig({ batchSize: 8, gradAccum: 1, maxSteps: 4, maxLength: 64, lr: 1e-3, logEvery: 1, checkpointEvery: 2, ...over });
+  resolveRewardTrainConfig({
+    batchSize: 8,
+    gradAccum: 1,
+    maxSteps: 4,
+    maxLength: 64,
+    lr: 1e-3,
+    logEvery: 1,
+    checkpointEvery: 2,
+    ...over,
+  });
 
 describe('built-in architectures', () => {
-  it('report the paper\'s parameter counts: M+L, k(M+L), M+kL', () => {
+  it("report the paper's parameter counts: M+L, k(M+L), M+kL, M+kL+kA", () => {
     const M = paramCount(config);
     const L = config.dModel + 1;
     const k = 3;
@@ -44,7 +62,22 @@ describe('built-in architectures', () => {
     expect(single.paramCounts()).toMatchObject({ total: M + L, trainable: M + L, backbone: M, head: L });
     expect(independent.paramCounts().total).toBe(k * (M + L));
     expect(heads.paramCounts().total).toBe(M + k * L);
-    for (const e of [single, independent, heads]) e.dispose();
+    const lora = builtinArchitectureRegistry()
+      .create(['lora', { rank: 4 }])
+      .build({ gptConfig: config, members: k, rng: new Rng(1) });
+    const A = adapterParamCount(config, resolveLoraConfig({ rank: 4 }));
+    // A per member: rank·(in + out) for q, k, v, o (D→D), fc (D→4D) and proj (4D→D) in every layer
+    expect(A).toBe(config.nLayers * 4 * (4 * (2 * config.dModel) + 2 * (5 * config.dModel)));
+    expect(lora.paramCounts()).toMatchObject({
+      total: M + k * L + k * A,
+      trainable: k * L + k * A,
+      adapter: A,
+    });
+    const top = builtinArchitectureRegistry()
+      .create(['lora', { rank: 4, layers: { top: 1 } }])
+      .build({ gptConfig: config, members: k, rng: new Rng(1) });
+    expect(top.paramCounts().adapter).toBe(A / config.nLayers);
+    for (const e of [single, independent, heads, lora, top]) e.dispose();
   });
 
   it('score a real batch into [k, B] rewards without leaking tensors', () => {
@@ -69,7 +102,13 @@ describe('Bradley-Terry training', () => {
     const e = build('linear-heads', 3);
     const before = evaluatePairs(e, tokenizer, train, { maxLength: 64 });
     const losses: number[] = [];
-    await trainRewardEnsemble({ ensemble: e, tokenizer, pairs: train, config: trainConfig({ maxSteps: 12, epochs: 3 }), onProgress: (p) => losses.push(p.loss) });
+    await trainRewardEnsemble({
+      ensemble: e,
+      tokenizer,
+      pairs: train,
+      config: trainConfig({ maxSteps: 12, epochs: 3 }),
+      onProgress: (p) => losses.push(p.loss),
+    });
     const after = evaluatePairs(e, tokenizer, train, { maxLength: 64 });
     expect(losses).toHaveLength(12);
     expect(after.accuracy).toBeGreaterThan(before.accuracy);
@@ -81,7 +120,10 @@ describe('Bradley-Terry training', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'quorum-rm-'));
     const e = build('independent', 2);
     await trainRewardEnsemble({ ensemble: e, tokenizer, pairs: train, config: trainConfig({ maxSteps: 2 }) });
-    await saveEnsemble(dir, e, { architectureSource: '@quorum/ensemble', vocab: { id: tokenizer.id, size: tokenizer.vocabSize, json: tokenizer.vocab.toJSON() } });
+    await saveEnsemble(dir, e, {
+      architectureSource: '@quorum/ensemble',
+      vocab: { id: tokenizer.id, size: tokenizer.vocabSize, json: tokenizer.vocab.toJSON() },
+    });
     const { ensemble: loaded, manifest } = await loadEnsemble(dir, builtinArchitectureRegistry());
     expect(manifest).toMatchObject({ architecture: 'independent', members: 2 });
     const a = evaluatePairs(e, tokenizer, train.slice(0, 8), { maxLength: 64 });
@@ -101,20 +143,37 @@ describe('Bradley-Terry training', () => {
     const stop = new AbortController();
     const first = build('linear-heads', 2, 7);
     const r1 = await trainRewardEnsemble({
-      ensemble: first, tokenizer, pairs: train, config: cfg, out: dirB, signal: stop.signal,
-      onProgress: (p) => { if (p.step === 2) stop.abort(); },
+      ensemble: first,
+      tokenizer,
+      pairs: train,
+      config: cfg,
+      out: dirB,
+      signal: stop.signal,
+      onProgress: (p) => {
+        if (p.step === 2) stop.abort();
+      },
     });
     expect(r1.stoppedEarly).toBe(true);
     first.dispose();
     const notes: string[] = [];
     const second = build('linear-heads', 2, 99); // different init: the state must overwrite it
-    await trainRewardEnsemble({ ensemble: second, tokenizer, pairs: train, config: cfg, out: dirB, resume: true, onNote: (m) => notes.push(m) });
+    await trainRewardEnsemble({
+      ensemble: second,
+      tokenizer,
+      pairs: train,
+      config: cfg,
+      out: dirB,
+      resume: true,
+      onNote: (m) => notes.push(m),
+    });
     expect(notes.join('\n')).toMatch(/resuming at phase members, step 2/);
     const wa = whole.tensorFiles();
     const wb = second.tensorFiles();
     for (const [file, vars] of Object.entries(wa)) {
       for (const [name, v] of Object.entries(vars)) {
-        expect(Array.from((wb[file]?.[name] as tf.Variable).dataSync()), name).toEqual(Array.from(v.dataSync()));
+        expect(Array.from(((wb[file] as Record<string, tf.Variable>)[name] as tf.Variable).dataSync()), name).toEqual(
+          Array.from(v.dataSync()),
+        );
       }
     }
     whole.dispose();

@@ -26,22 +26,37 @@ export function scoreAnswers(
 ): number[][] {
   const batchSize = options.batchSize ?? 32;
   const maxLength = options.maxLength ?? ensemble.gptConfig.contextLength;
-  const seqs = rows.map((r) => encodeAnswer(tokenizer, r.prompt, r.answer, Math.min(maxLength, ensemble.gptConfig.contextLength)));
+  const seqs = rows.map((r) =>
+    encodeAnswer(tokenizer, r.prompt, r.answer, Math.min(maxLength, ensemble.gptConfig.contextLength)),
+  );
   return scoreSequences(ensemble, seqs, tokenizer.padId, batchSize);
 }
 
 /** Per-member rewards [k][N] of already-encoded sequences. */
-export function scoreSequences(ensemble: RewardEnsemble, seqs: readonly Int32Array[], padId: number, batchSize = 32): number[][] {
+export function scoreSequences(
+  ensemble: RewardEnsemble,
+  seqs: readonly Int32Array[],
+  padId: number,
+  batchSize = 32,
+): number[][] {
   const k = ensemble.members;
   const out = Array.from({ length: k }, () => new Array<number>(seqs.length).fill(0));
-  const order = seqs.map((s, i) => [s.length, i] as const).sort((a, b) => a[0] - b[0]).map(([, i]) => i);
+  const order = seqs
+    .map((s, i) => [s.length, i] as const)
+    .sort((a, b) => a[0] - b[0])
+    .map(([, i]) => i);
   for (let at = 0; at < order.length; at += batchSize) {
     const idx = order.slice(at, at + batchSize);
-    const batch = tokenBatch(idx.map((i) => seqs[i] as Int32Array), padId);
+    const batch = tokenBatch(
+      idx.map((i) => seqs[i] as Int32Array),
+      padId,
+    );
     const r = ensemble.score(batch); // [k, b]
     const values = r.dataSync();
     tf.dispose([r, batch.ids, batch.mask]);
-    for (let m = 0; m < k; m++) for (let j = 0; j < idx.length; j++) (out[m] as number[])[idx[j] as number] = values[m * idx.length + j] as number;
+    for (let m = 0; m < k; m++)
+      for (let j = 0; j < idx.length; j++)
+        (out[m] as number[])[idx[j] as number] = values[m * idx.length + j] as number;
   }
   return out;
 }
@@ -67,7 +82,10 @@ export function evaluatePairs(
   options: EvaluateOptions = {},
 ): RewardMetrics & { scores: PairScores } {
   const usable = pairs.filter((p) => p.tie !== true);
-  const rows = [...usable.map((p) => ({ prompt: p.prompt, answer: p.chosen })), ...usable.map((p) => ({ prompt: p.prompt, answer: p.rejected }))];
+  const rows = [
+    ...usable.map((p) => ({ prompt: p.prompt, answer: p.chosen })),
+    ...usable.map((p) => ({ prompt: p.prompt, answer: p.rejected })),
+  ];
   const rewards = scoreAnswers(ensemble, tokenizer, rows, options);
   const aggregate = (options.aggregate ?? meanOverMembers)(rewards);
   const P = usable.length;

@@ -1,46 +1,73 @@
 export {
-  type TokenBatch,
-  type ParamCounts,
-  type PhaseKind,
-  type TrainingPhase,
-  type RewardEnsemble,
-  type TrainableEnsemble,
   type BuildContext,
   EnsembleArchitecture,
+  type ParamCounts,
+  type PhaseKind,
+  type RewardEnsemble,
+  type TokenBatch,
+  type TrainableEnsemble,
+  type TrainingPhase,
 } from './architecture.js';
-export { bradleyTerryLoss, type BradleyTerryOptions } from './loss.js';
 export {
-  rewardMetrics,
-  expectedCalibrationError,
-  pearson,
-  sigmoid,
-  type PairScores,
-  type RewardMetrics,
-} from './metrics.js';
-export { type EncodedPair, encodePair, encodeAnswer, tokenBatch, pairTokenBatch, disposeBatch } from './batches.js';
+  backboneVariables,
+  countParameters,
+  headVariables,
+  makeBackbone,
+  makeHeads,
+} from './architectures/common.js';
+export { type LoraArchitectureOptions, loraArchitectureOptions } from './architectures/lora.js';
+export {
+  disposeBatch,
+  type EncodedPair,
+  encodeAnswer,
+  encodePair,
+  pairTokenBatch,
+  tokenBatch,
+} from './batches.js';
 export {
   ENSEMBLE_MANIFEST,
   type EnsembleManifest,
-  type SaveEnsembleOptions,
   type LoadedEnsemble,
-  saveEnsemble,
-  readEnsembleManifest,
   loadEnsemble,
+  readEnsembleManifest,
+  type SaveEnsembleOptions,
+  saveEnsemble,
 } from './checkpoint.js';
 export {
-  rewardTrainConfigSchema,
+  type EvaluateOptions,
+  evaluatePairs,
+  meanOverMembers,
+  type ScoreOptions,
+  scoreAnswers,
+  scoreSequences,
+} from './evaluate.js';
+export { type BradleyTerryOptions, bradleyTerryLoss } from './loss.js';
+export {
+  expectedCalibrationError,
+  type PairScores,
+  pearson,
+  type RewardMetrics,
+  rewardMetrics,
+  sigmoid,
+} from './metrics.js';
+export {
+  builtinArchitectureRegistry,
+  builtinArchitectures,
+  ensembleModule,
+  independentArchitecture,
+  linearHeadsArchitecture,
+  loraArchitecture,
+  singleArchitecture,
+} from './module.js';
+export {
   type RewardTrainConfig,
   type RewardTrainConfigInput,
   resolveRewardTrainConfig,
+  rewardTrainConfigSchema,
 } from './reward-config.js';
-export { type RewardProgress, type RewardTrainOptions, type RewardTrainResult, trainRewardEnsemble } from './reward-trainer.js';
-export { type ScoreOptions, type EvaluateOptions, scoreAnswers, scoreSequences, evaluatePairs, meanOverMembers } from './evaluate.js';
 export {
-  singleArchitecture,
-  independentArchitecture,
-  linearHeadsArchitecture,
-  builtinArchitectures,
-  ensembleModule,
-  builtinArchitectureRegistry,
-} from './module.js';
-export { makeBackbone, makeHeads, headVariables, backboneVariables, countParameters } from './architectures/common.js';
+  type RewardProgress,
+  type RewardTrainOptions,
+  type RewardTrainResult,
+  trainRewardEnsemble,
+} from './reward-trainer.js';

@@ -1,8 +1,9 @@
 /** The ensemble package's strategies: the four built-in architectures, each a plugin like any other. */
-import { type ContainerModule, defineStrategy, strategyModule, StrategyRegistry } from '@quorum/core';
+import { type ContainerModule, defineStrategy, StrategyRegistry, strategyModule } from '@quorum/core';
 import { z } from 'zod';
 import { EnsembleArchitecture } from './architecture.js';
 import { buildIndependent } from './architectures/independent.js';
+import { buildLora, loraArchitectureOptions } from './architectures/lora.js';
 import { buildSharedTrunk } from './architectures/shared-trunk.js';
 
 const noOptions = z.object({}).strict();
@@ -44,7 +45,25 @@ export const linearHeadsArchitecture = defineStrategy({
   }),
 });
 
-export const builtinArchitectures = [singleArchitecture, independentArchitecture, linearHeadsArchitecture] as const;
+export const loraArchitecture = defineStrategy({
+  name: 'lora',
+  description:
+    'one shared transformer, k LoRA adapters + heads (phase 1 trunk, phase 2 adapters): M+kL+kA parameters',
+  source: SOURCE,
+  options: loraArchitectureOptions,
+  create: (options): EnsembleArchitecture => ({
+    name: 'lora',
+    build: (ctx) => buildLora(ctx, options),
+    expectedParamCounts: ({ M, L, A, k }) => ({ total: M + k * L + k * A }),
+  }),
+});
+
+export const builtinArchitectures = [
+  singleArchitecture,
+  independentArchitecture,
+  linearHeadsArchitecture,
+  loraArchitecture,
+] as const;
 
 export function ensembleModule(): ContainerModule {
   return strategyModule({

@@ -7,8 +7,17 @@
  */
 import { appendFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { CheckpointError, CheckpointStore, decodeSafetensors, encodeSafetensors, NumericalError, recordsToTensors, Rng, tensorsToRecords } from '@quorum/core';
 import { AdamW, valueAndGrads } from '@quorum/backbone';
+import {
+  CheckpointError,
+  CheckpointStore,
+  decodeSafetensors,
+  encodeSafetensors,
+  NumericalError,
+  Rng,
+  recordsToTensors,
+  tensorsToRecords,
+} from '@quorum/core';
 import type { PreferencePair, Tokenizer } from '@quorum/data';
 import * as tf from '@tensorflow/tfjs';
 import type { TrainableEnsemble, TrainingPhase } from './architecture.js';
@@ -77,19 +86,32 @@ function planPhases(ensemble: TrainableEnsemble, nPairs: number, config: RewardT
     const to = Math.floor(phase.dataShare[1] * nPairs);
     const indices = base.slice(from, to);
     if (indices.length === 0) {
-      throw new CheckpointError(`phase "${phase.name}" gets no training pairs (share ${phase.dataShare.join('–')} of ${nPairs})`, {
-        location: { field: 'data' },
-        hint: 'give it more training pairs',
-      });
+      throw new CheckpointError(
+        `phase "${phase.name}" gets no training pairs (share ${phase.dataShare.join('–')} of ${nPairs})`,
+        {
+          location: { field: 'data' },
+          hint: 'give it more training pairs',
+        },
+      );
     }
     const microPerEpoch = Math.ceil(indices.length / config.batchSize);
     const byEpochs = Math.max(1, Math.ceil((microPerEpoch * config.epochs) / config.gradAccum));
-    return { phase, indices, microPerEpoch, steps: config.maxSteps === undefined ? byEpochs : Math.min(byEpochs, config.maxSteps) };
+    return {
+      phase,
+      indices,
+      microPerEpoch,
+      steps: config.maxSteps === undefined ? byEpochs : Math.min(byEpochs, config.maxSteps),
+    };
   });
 }
 
 /** Pair indices of micro-batch `micro` (counted from the start of the phase, across epochs). */
-function microBatch(plan: PhasePlan, micro: number, config: RewardTrainConfig, orders: Map<number, number[]>): number[] {
+function microBatch(
+  plan: PhasePlan,
+  micro: number,
+  config: RewardTrainConfig,
+  orders: Map<number, number[]>,
+): number[] {
   const epoch = Math.floor(micro / plan.microPerEpoch);
   let order = orders.get(epoch);
   if (order === undefined) {
@@ -110,7 +132,8 @@ async function saveState(
   globalStep: number,
 ): Promise<void> {
   const tensors: Record<string, tf.Tensor> = {};
-  for (const vars of Object.values(ensemble.tensorFiles())) for (const [name, v] of Object.entries(vars)) tensors[`model.${name}`] = v;
+  for (const vars of Object.values(ensemble.tensorFiles()))
+    for (const [name, v] of Object.entries(vars)) tensors[`model.${name}`] = v;
   const opt = optimizer.state();
   for (const [name, t] of Object.entries(opt.tensors)) tensors[`opt.${name}`] = t;
   try {
@@ -128,7 +151,10 @@ export async function trainRewardEnsemble(options: RewardTrainOptions): Promise<
   const usable = options.pairs.filter((p) => p.tie !== true);
   const encoded: EncodedPair[] = usable.map((p) => encodePair(tokenizer, p, config.maxLength));
   const plans = planPhases(ensemble, encoded.length, config);
-  const store = options.out === undefined ? undefined : new CheckpointStore(path.join(options.out, 'train-state'), { keep: 2 });
+  const store =
+    options.out === undefined
+      ? undefined
+      : new CheckpointStore(path.join(options.out, 'train-state'), { keep: 2 });
   const metricsFile = options.out === undefined ? undefined : path.join(options.out, 'metrics.jsonl');
   if (options.out !== undefined) mkdirSync(options.out, { recursive: true });
 
@@ -142,7 +168,10 @@ export async function trainRewardEnsemble(options: RewardTrainOptions): Promise<
       note('no saved state yet: starting from the beginning');
     } else {
       const meta = latest.meta as { phaseIndex: number; step: number; optimizerStep: number };
-      const contents = decodeSafetensors(latest.files[STATE_FILE] as Uint8Array, path.join(latest.dir, STATE_FILE));
+      const contents = decodeSafetensors(
+        latest.files[STATE_FILE] as Uint8Array,
+        path.join(latest.dir, STATE_FILE),
+      );
       const tensors = recordsToTensors(contents.tensors);
       for (const vars of Object.values(ensemble.tensorFiles())) {
         for (const [name, v] of Object.entries(vars)) {
@@ -204,8 +233,14 @@ export async function trainRewardEnsemble(options: RewardTrainOptions): Promise<
     try {
       while (step < plan.steps) {
         if (options.signal?.aborted === true) {
-          if (store !== undefined) await saveState(store, ensemble, optimizer, { phaseIndex: pi, step }, globalStep);
-          return { stoppedEarly: true, steps: { ...stepsDone, [phase.name]: step }, seconds: (Date.now() - began) / 1000, finalLoss };
+          if (store !== undefined)
+            await saveState(store, ensemble, optimizer, { phaseIndex: pi, step }, globalStep);
+          return {
+            stoppedEarly: true,
+            steps: { ...stepsDone, [phase.name]: step },
+            seconds: (Date.now() - began) / 1000,
+            finalLoss,
+          };
         }
         const acc: Record<string, tf.Tensor> = {};
         let stepLoss = 0;
@@ -233,7 +268,10 @@ export async function trainRewardEnsemble(options: RewardTrainOptions): Promise<
                   const B = pairs.length;
                   const chosen = tf.slice(r, [0, 0], [k, B]) as tf.Tensor2D; // [k, B]
                   const rejected = tf.slice(r, [0, B], [k, B]) as tf.Tensor2D; // [k, B]
-                  return tf.div(bradleyTerryLoss(chosen, rejected, weights, config), config.gradAccum) as tf.Scalar;
+                  return tf.div(
+                    bradleyTerryLoss(chosen, rejected, weights, config),
+                    config.gradAccum,
+                  ) as tf.Scalar;
                 }),
               vars,
             );
@@ -257,7 +295,8 @@ export async function trainRewardEnsemble(options: RewardTrainOptions): Promise<
         try {
           info = optimizer.applyGradients(acc);
         } catch (error) {
-          if (error instanceof NumericalError) note(`stopped: ${error.message}; the last saved state is kept`);
+          if (error instanceof NumericalError)
+            note(`stopped: ${error.message}; the last saved state is kept`);
           throw error;
         } finally {
           tf.dispose(Object.values(acc));
@@ -269,10 +308,28 @@ export async function trainRewardEnsemble(options: RewardTrainOptions): Promise<
         finalLoss[phase.name] = stepLoss;
         const now = Date.now();
         const pairsPerSecond = windowPairs / Math.max(1e-3, (now - windowStart) / 1000);
-        options.onProgress?.({ phase: phase.name, phaseIndex: pi, phases: plans.length, step, steps: plan.steps, loss: stepLoss, lr: info.lr, pairsPerSecond });
+        options.onProgress?.({
+          phase: phase.name,
+          phaseIndex: pi,
+          phases: plans.length,
+          step,
+          steps: plan.steps,
+          loss: stepLoss,
+          lr: info.lr,
+          pairsPerSecond,
+        });
         if (step % config.logEvery === 0 || step === plan.steps) {
           if (metricsFile !== undefined) {
-            const line = { phase: phase.name, step, globalStep, loss: windowLoss / windowSteps, lr: info.lr, gradNorm: info.gradNorm, pairsPerSecond, seconds: (now - began) / 1000 };
+            const line = {
+              phase: phase.name,
+              step,
+              globalStep,
+              loss: windowLoss / windowSteps,
+              lr: info.lr,
+              gradNorm: info.gradNorm,
+              pairsPerSecond,
+              seconds: (now - began) / 1000,
+            };
             appendFileSync(metricsFile, `${JSON.stringify(line)}\n`);
           }
           windowLoss = 0;
@@ -280,7 +337,10 @@ export async function trainRewardEnsemble(options: RewardTrainOptions): Promise<
           windowPairs = 0;
           windowStart = now;
         }
-        if (store !== undefined && ((config.checkpointEvery > 0 && step % config.checkpointEvery === 0) || step === plan.steps)) {
+        if (
+          store !== undefined &&
+          ((config.checkpointEvery > 0 && step % config.checkpointEvery === 0) || step === plan.steps)
+        ) {
           // A finished phase is saved as the start of the next one.
           const position = step === plan.steps ? { phaseIndex: pi + 1, step: 0 } : { phaseIndex: pi, step };
           await saveState(store, ensemble, optimizer, position, globalStep);

@@ -1,13 +1,15 @@
 /** Pieces the built-in architectures share: backbones from SFT or scratch, heads as variables, counting. */
-import type { Rng } from '@quorum/core';
+
 import { type GptParams, initGpt, loadGptParameters, namedParameters } from '@quorum/backbone';
+import type { Rng } from '@quorum/core';
 import { initMultiHead, type MultiHead } from '@quorum/heads';
 import type * as tf from '@tensorflow/tfjs';
 import type { BuildContext } from '../architecture.js';
 
 /** A backbone initialised from the SFT weights in the context, or from scratch with `rng`. */
 export function makeBackbone(context: BuildContext, rng: Rng): GptParams {
-  if (context.initBackbone !== undefined) return loadGptParameters(context.gptConfig, context.initBackbone, { allowExtra: true });
+  if (context.initBackbone !== undefined)
+    return loadGptParameters(context.gptConfig, context.initBackbone, { allowExtra: true });
   return initGpt(context.gptConfig, rng);
 }
 

@@ -3,12 +3,20 @@
  * own seeds and data orders (the paper's Algorithm 1, option 1). Parameters: k(M + L). Scoring runs the
  * k models in turn, so it costs k times `single`.
  */
-import type { Rng } from '@quorum/core';
+
 import { type GptParams, gptHidden, lastTokenHidden } from '@quorum/backbone';
+import type { Rng } from '@quorum/core';
+import { type MultiHead, multiHeadRewards } from '@quorum/heads';
 import * as tf from '@tensorflow/tfjs';
 import type { BuildContext, TokenBatch, TrainableEnsemble, TrainingPhase } from '../architecture.js';
-import { type MultiHead, multiHeadRewards } from '@quorum/heads';
-import { backboneVariables, countParameters, disposeVariables, headVariables, makeBackbone, makeHeads } from './common.js';
+import {
+  backboneVariables,
+  countParameters,
+  disposeVariables,
+  headVariables,
+  makeBackbone,
+  makeHeads,
+} from './common.js';
 
 export function buildIndependent(context: BuildContext): TrainableEnsemble {
   const { gptConfig: config, members: k, rng } = context;
@@ -47,14 +55,26 @@ export function buildIndependent(context: BuildContext): TrainableEnsemble {
     gptConfig: config,
     options: {},
     score: (batch) =>
-      tf.tidy(() => tf.concat(Array.from({ length: k }, (_, m) => memberReward(m, batch, undefined)), 0) as tf.Tensor2D), // [k, B]
+      tf.tidy(
+        () =>
+          tf.concat(
+            Array.from({ length: k }, (_, m) => memberReward(m, batch, undefined)),
+            0,
+          ) as tf.Tensor2D,
+      ), // [k, B]
     phases: () => phases,
     tensorFiles: () => {
       const files: Record<string, Record<string, tf.Variable>> = {};
       for (let m = 0; m < k; m++) {
-        files[`member-${m}/backbone.safetensors`] = backboneVariables(backbones[m] as GptParams, `member-${m}.`);
+        files[`member-${m}/backbone.safetensors`] = backboneVariables(
+          backbones[m] as GptParams,
+          `member-${m}.`,
+        );
       }
-      files['heads.safetensors'] = Object.assign({}, ...heads.map((h, m) => headVariables(h, `member-${m}.head`)));
+      files['heads.safetensors'] = Object.assign(
+        {},
+        ...heads.map((h, m) => headVariables(h, `member-${m}.head`)),
+      );
       return files;
     },
     paramCounts: () => ({

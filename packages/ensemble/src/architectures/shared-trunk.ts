@@ -3,12 +3,20 @@
  * linear heads computed as one D→k matmul. Parameters: M + kL. Members differ by their head's
  * initialisation and by their own bootstrap weights over each batch (the trainer applies them).
  */
-import { ConfigError, type Rng } from '@quorum/core';
+
 import { gptHidden, lastTokenHidden } from '@quorum/backbone';
+import { ConfigError, type Rng } from '@quorum/core';
+import { multiHeadRewards } from '@quorum/heads';
 import * as tf from '@tensorflow/tfjs';
 import type { BuildContext, TokenBatch, TrainableEnsemble } from '../architecture.js';
-import { multiHeadRewards } from '@quorum/heads';
-import { backboneVariables, countParameters, disposeVariables, headVariables, makeBackbone, makeHeads } from './common.js';
+import {
+  backboneVariables,
+  countParameters,
+  disposeVariables,
+  headVariables,
+  makeBackbone,
+  makeHeads,
+} from './common.js';
 
 export function buildSharedTrunk(name: 'single' | 'linear-heads', context: BuildContext): TrainableEnsemble {
   const { gptConfig: config, members: k, rng } = context;
