@@ -1,6 +1,11 @@
 /** The `quorum` command: global options, then one sub-command per task. */
 import { Command, Option } from 'commander';
 import { registerInfo } from './commands/info.js';
+import { registerEvalRm } from './commands/eval-rm.js';
+import { registerGenerate } from './commands/generate.js';
+import { registerScore } from './commands/score.js';
+import { registerSft } from './commands/sft.js';
+import { registerTrainRm } from './commands/train-rm.js';
 
 export function buildProgram(): Command {
   const program = new Command('quorum')
@@ -11,6 +16,11 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: false });
   registerInfo(program);
+  registerSft(program);
+  registerGenerate(program);
+  registerTrainRm(program);
+  registerEvalRm(program);
+  registerScore(program);
   program.addHelpText(
     'after',
     `

@@ -28,7 +28,9 @@ export function stringField(row: Record<string, unknown>, field: string, loc: Ro
   throw fieldError(
     loc,
     field,
-    value === undefined ? `missing field "${field}"` : `"${field}" must be a string, got ${describeValue(value)}`,
+    value === undefined
+      ? `missing field "${field}"`
+      : `"${field}" must be a string, got ${describeValue(value)}`,
     `add "${field}": "<text>" to this row`,
   );
 }
@@ -38,7 +40,12 @@ export function optionalStringField(row: Record<string, unknown>, field: string,
   const value = row[field];
   if (value === undefined || value === null) return '';
   if (typeof value === 'string') return value;
-  throw fieldError(loc, field, `"${field}" must be a string, got ${describeValue(value)}`, `write "${field}" as text, or leave it out`);
+  throw fieldError(
+    loc,
+    field,
+    `"${field}" must be a string, got ${describeValue(value)}`,
+    `write "${field}" as text, or leave it out`,
+  );
 }
 
 /** A required finite number field. */
@@ -48,7 +55,9 @@ export function numberField(row: Record<string, unknown>, field: string, loc: Ro
   throw fieldError(
     loc,
     field,
-    value === undefined ? `missing field "${field}"` : `"${field}" must be a number, got ${describeValue(value)}`,
+    value === undefined
+      ? `missing field "${field}"`
+      : `"${field}" must be a number, got ${describeValue(value)}`,
     `add "${field}": <number> to this row`,
   );
 }

@@ -33,21 +33,28 @@ export interface Turn {
   readonly content: string;
 }
 
-const ROLE_LABEL: Record<string, string> = { user: 'Human', human: 'Human', assistant: 'Assistant', system: 'System' };
+const ROLE_LABEL: Record<string, string> = {
+  user: 'Human',
+  human: 'Human',
+  assistant: 'Assistant',
+  system: 'System',
+};
 
 /**
  * A conversation prefix as a prompt: a single user turn is the instruction itself; longer
  * conversations are written out as `Human: …\n\nAssistant: …` so the model sees every turn.
  */
 export function conversationPrompt(turns: readonly Turn[]): Prompt {
-  if (turns.length === 1 && ROLE_LABEL[turns[0]!.role] === 'Human') return { instruction: turns[0]!.content, input: '' };
+  if (turns.length === 1 && ROLE_LABEL[turns[0]!.role] === 'Human')
+    return { instruction: turns[0]!.content, input: '' };
   const text = turns.map((t) => `${ROLE_LABEL[t.role] ?? t.role}: ${t.content}`).join('\n\n');
   return { instruction: text, input: '' };
 }
 
 // ---------------------------------------------------------------- alpaca-farm
 
-const ALPACA_EXAMPLE = '{"instruction": "...", "input": "", "output_1": "...", "output_2": "...", "preference": 1}';
+const ALPACA_EXAMPLE =
+  '{"instruction": "...", "input": "", "output_1": "...", "output_2": "...", "preference": 1}';
 
 export const alpacaFarmFormat: DatasetFormat = {
   name: 'alpaca-farm',
@@ -55,7 +62,10 @@ export const alpacaFarmFormat: DatasetFormat = {
   detect: (row) => isObject(row) && 'output_1' in row && 'output_2' in row && 'preference' in row,
   parse(row, loc) {
     const r = asObject(row, loc, ALPACA_EXAMPLE);
-    const prompt = { instruction: stringField(r, 'instruction', loc), input: optionalStringField(r, 'input', loc) };
+    const prompt = {
+      instruction: stringField(r, 'instruction', loc),
+      input: optionalStringField(r, 'input', loc),
+    };
     const a = stringField(r, 'output_1', loc);
     const b = stringField(r, 'output_2', loc);
     const label = numberField(r, 'preference', loc);
@@ -78,13 +88,36 @@ export const alpacaFarmFormat: DatasetFormat = {
 
 function turns(value: unknown, field: string, loc: RowLocation): Turn[] {
   if (!Array.isArray(value) || value.length === 0) {
-    throw fieldError(loc, field, `"${field}" must be text or a non-empty list of {role, content}`, 'see the TRL dataset formats');
+    throw fieldError(
+      loc,
+      field,
+      `"${field}" must be text or a non-empty list of {role, content}`,
+      'see the TRL dataset formats',
+    );
   }
   return value.map((m, i) => {
     const at = `${field}[${i}]`;
-    if (!isObject(m)) throw fieldError(loc, at, `${at} must be an object {role, content}`, 'write {"role": "user", "content": "..."}');
-    if (typeof m.role !== 'string') throw fieldError(loc, `${at}.role`, `${at}.role must be a string`, 'use "user", "assistant" or "system"');
-    if (typeof m.content !== 'string') throw fieldError(loc, `${at}.content`, `${at}.content must be a string`, 'write the message text as a string');
+    if (!isObject(m))
+      throw fieldError(
+        loc,
+        at,
+        `${at} must be an object {role, content}`,
+        'write {"role": "user", "content": "..."}',
+      );
+    if (typeof m.role !== 'string')
+      throw fieldError(
+        loc,
+        `${at}.role`,
+        `${at}.role must be a string`,
+        'use "user", "assistant" or "system"',
+      );
+    if (typeof m.content !== 'string')
+      throw fieldError(
+        loc,
+        `${at}.content`,
+        `${at}.content must be a string`,
+        'write the message text as a string',
+      );
     return { role: m.role, content: m.content };
   });
 }
@@ -102,23 +135,46 @@ export const trlFormat: DatasetFormat = {
   name: 'trl',
   kind: 'preference',
   detect: (row) =>
-    isObject(row) && 'chosen' in row && 'rejected' in row && ('prompt' in row || (Array.isArray(row.chosen) && Array.isArray(row.rejected))),
+    isObject(row) &&
+    'chosen' in row &&
+    'rejected' in row &&
+    ('prompt' in row || (Array.isArray(row.chosen) && Array.isArray(row.rejected))),
   parse(row, loc) {
     const r = asObject(row, loc, '{"prompt": "...", "chosen": "...", "rejected": "..."}');
     const meta = { source: 'trl', line: loc.line };
     if ('prompt' in r) {
       const prompt =
-        typeof r.prompt === 'string' ? { instruction: r.prompt, input: '' } : conversationPrompt(turns(r.prompt, 'prompt', loc));
-      return { id: rowId(loc), prompt, chosen: responseText(r.chosen, 'chosen', loc), rejected: responseText(r.rejected, 'rejected', loc), meta };
+        typeof r.prompt === 'string'
+          ? { instruction: r.prompt, input: '' }
+          : conversationPrompt(turns(r.prompt, 'prompt', loc));
+      return {
+        id: rowId(loc),
+        prompt,
+        chosen: responseText(r.chosen, 'chosen', loc),
+        rejected: responseText(r.rejected, 'rejected', loc),
+        meta,
+      };
     }
     // Implicit prompt: two whole conversations; their shared leading turns are the prompt.
     const c = turns(r.chosen, 'chosen', loc);
     const j = turns(r.rejected, 'rejected', loc);
     let k = 0;
     while (k < c.length - 1 && k < j.length - 1 && sameTurn(c[k]!, j[k]!)) k++;
-    if (k === 0) throw fieldError(loc, 'chosen', 'chosen and rejected share no prompt turns', 'add a "prompt" field, or start both conversations with the same user turn');
+    if (k === 0)
+      throw fieldError(
+        loc,
+        'chosen',
+        'chosen and rejected share no prompt turns',
+        'add a "prompt" field, or start both conversations with the same user turn',
+      );
     const prompt = conversationPrompt(c.slice(0, k));
-    return { id: rowId(loc), prompt, chosen: responseText(c.slice(k), 'chosen', loc), rejected: responseText(j.slice(k), 'rejected', loc), meta };
+    return {
+      id: rowId(loc),
+      prompt,
+      chosen: responseText(c.slice(k), 'chosen', loc),
+      rejected: responseText(j.slice(k), 'rejected', loc),
+      meta,
+    };
   },
 };
 
@@ -140,7 +196,11 @@ export const hhRlhfFormat: DatasetFormat = {
   name: 'hh-rlhf',
   kind: 'preference',
   detect: (row) =>
-    isObject(row) && !('prompt' in row) && typeof row.chosen === 'string' && typeof row.rejected === 'string' && /(^|\n\n)Human:/.test(row.chosen),
+    isObject(row) &&
+    !('prompt' in row) &&
+    typeof row.chosen === 'string' &&
+    typeof row.rejected === 'string' &&
+    /(^|\n\n)Human:/.test(row.chosen),
   parse(row, loc) {
     const r = asObject(row, loc, '{"chosen": "\\n\\nHuman: ...\\n\\nAssistant: ...", "rejected": "..."}');
     const chosen = stringField(r, 'chosen', loc);
@@ -159,7 +219,13 @@ export const hhRlhfFormat: DatasetFormat = {
     const prompt = conversationPrompt(transcriptTurns(chosen.slice(0, cut)));
     const start = cut + ASSISTANT.length;
     const meta = { source: 'hh-rlhf', line: loc.line };
-    return { id: rowId(loc), prompt, chosen: chosen.slice(start).trim(), rejected: rejected.slice(start).trim(), meta };
+    return {
+      id: rowId(loc),
+      prompt,
+      chosen: chosen.slice(start).trim(),
+      rejected: rejected.slice(start).trim(),
+      meta,
+    };
   },
 };
 
@@ -171,28 +237,43 @@ export const sftFormat: DatasetFormat = {
   detect: (row) => isObject(row) && 'instruction' in row && 'output' in row,
   parse(row, loc) {
     const r = asObject(row, loc, '{"instruction": "...", "input": "", "output": "..."}');
-    const prompt = { instruction: stringField(r, 'instruction', loc), input: optionalStringField(r, 'input', loc) };
-    return { id: rowId(loc), prompt, response: stringField(r, 'output', loc), meta: { source: 'sft', line: loc.line } };
+    const prompt = {
+      instruction: stringField(r, 'instruction', loc),
+      input: optionalStringField(r, 'input', loc),
+    };
+    return {
+      id: rowId(loc),
+      prompt,
+      response: stringField(r, 'output', loc),
+      meta: { source: 'sft', line: loc.line },
+    };
   },
 };
 
 /** Built-ins in detection order (the most specific layout first). */
-export const builtinFormats: readonly DatasetFormat[] = [alpacaFarmFormat, trlFormat, hhRlhfFormat, sftFormat];
+export const builtinFormats: readonly DatasetFormat[] = [
+  alpacaFarmFormat,
+  trlFormat,
+  hhRlhfFormat,
+  sftFormat,
+];
 
 const descriptions: Record<string, string> = {
   'alpaca-farm': '{instruction, input, output_1, output_2, preference: 1|2} (0 draw, 1.5 tie kept as ties)',
   trl: '{prompt, chosen, rejected} as text or {role, content} messages; implicit prompt also read',
-  'hh-rlhf': '{chosen, rejected} "\\n\\nHuman: … \\n\\nAssistant: …" transcripts; the shared prefix is the prompt',
+  'hh-rlhf':
+    '{chosen, rejected} "\\n\\nHuman: … \\n\\nAssistant: …" transcripts; the shared prefix is the prompt',
   sft: '{instruction, input, output} supervised fine-tuning rows',
 };
 
 /** The built-in formats as strategies of the `dataset-format` point (no options). */
-export const builtinFormatDefinitions: readonly StrategyDefinition<DatasetFormat, z.ZodType>[] = builtinFormats.map((format) =>
-  defineStrategy({
-    name: format.name,
-    description: descriptions[format.name] ?? format.name,
-    source: '@quorum/data',
-    options: z.object({}).strict(),
-    create: () => format,
-  }),
-);
+export const builtinFormatDefinitions: readonly StrategyDefinition<DatasetFormat, z.ZodType>[] =
+  builtinFormats.map((format) =>
+    defineStrategy({
+      name: format.name,
+      description: descriptions[format.name] ?? format.name,
+      source: '@quorum/data',
+      options: z.object({}).strict(),
+      create: () => format,
+    }),
+  );

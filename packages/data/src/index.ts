@@ -1,1 +1,66 @@
-export {};
+export {
+  AlpacaEvalData,
+  type AlpacaInstruction,
+  type AlpacaPairOptions,
+  alpacaEval,
+  alpacaPairOptions,
+  type Candidate,
+  type CandidatePool,
+  type Gold,
+  type PairReportRow,
+  REFERENCE_GENERATOR,
+} from './alpaca-eval.js';
+export { type Batch, type CollateOptions, collate } from './collate.js';
+export { asObject, fieldError, numberField, optionalStringField, rowId, stringField } from './fields.js';
+export {
+  alpacaFarmFormat,
+  builtinFormatDefinitions,
+  builtinFormats,
+  conversationPrompt,
+  DatasetFormat,
+  hhRlhfFormat,
+  sftFormat,
+  type Turn,
+  transcriptTurns,
+  trlFormat,
+} from './formats.js';
+export { hhRlhf } from './hh-rlhf.js';
+export {
+  JsonlReader,
+  type OnError,
+  parseJsonLine,
+  type ReadJsonlOptions,
+  type ReadStats,
+  readJsonl,
+} from './jsonl.js';
+export {
+  type BalanceOptions,
+  balanceLength,
+  type LengthOf,
+  type LongerWinsReport,
+  longerWins,
+} from './length.js';
+export { type LoadOptions, type LoadStats, loadPreferencePairs, loadSftExamples } from './load.js';
+export { dataModule, datasets } from './module.js';
+export { type JudgePrompt, type MtBenchData, type MtBenchQuestion, mtBench } from './mt-bench.js';
+export { datasetPath } from './paths.js';
+export {
+  type EncodedSequence,
+  type EncodeOptions,
+  encodePrompt,
+  encodePromptResponse,
+  formatPrompt,
+} from './template.js';
+export { type DecodeOptions, projectTokenizer, projectVocab, Tokenizer } from './tokenizer.js';
+export type { ExampleMeta, PreferencePair, Prompt, RowLocation, SftExample, Split } from './types.js';
+export { isPreferencePair } from './types.js';
+export {
+  BASE_VOCAB_SIZE,
+  buildVocab,
+  countTokens,
+  encodeBase,
+  type RarePolicy,
+  SPECIALS,
+  Vocab,
+  type VocabJson,
+} from './vocab.js';

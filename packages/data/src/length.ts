@@ -30,7 +30,10 @@ function sideOf(pair: PreferencePair, lengthOf: LengthOf): Side {
 }
 
 /** How strongly a pair set rewards length: the weighted longer-wins rate (ties left out). */
-export function longerWins(pairs: readonly PreferencePair[], lengthOf: LengthOf = charLength): LongerWinsReport {
+export function longerWins(
+  pairs: readonly PreferencePair[],
+  lengthOf: LengthOf = charLength,
+): LongerWinsReport {
   const w = { longer: 0, shorter: 0, equal: 0 };
   let counted = 0;
   for (const pair of pairs) {
@@ -61,18 +64,28 @@ export function balanceLength(pairs: readonly PreferencePair[], options: Balance
   if (report.longer === 0 || report.shorter === 0) {
     throw new ConfigError(
       `cannot balance lengths: no pair where the ${report.longer === 0 ? 'longer' : 'shorter'} answer wins (${report.pairs} pairs)`,
-      { location: { field: 'balance' }, hint: 'use balance "none" for this pair set, or add pairs of the missing kind' },
+      {
+        location: { field: 'balance' },
+        hint: 'use balance "none" for this pair set, or add pairs of the missing kind',
+      },
     );
   }
   if (options.method === 'weights') {
     const half = (report.longer + report.shorter) / 2;
     const scale = { longer: half / report.longer, shorter: half / report.shorter, equal: 1 };
-    return pairs.map((p, i) => (sides[i] === 'equal' ? p : { ...p, weight: (p.weight ?? 1) * scale[sides[i] as Side] }));
+    return pairs.map((p, i) =>
+      sides[i] === 'equal' ? p : { ...p, weight: (p.weight ?? 1) * scale[sides[i] as Side] },
+    );
   }
   const longer = sides.flatMap((s, i) => (s === 'longer' ? [i] : []));
   const shorter = sides.flatMap((s, i) => (s === 'shorter' ? [i] : []));
   const [big, small] = longer.length > shorter.length ? [longer, shorter] : [shorter, longer];
-  const keep = new Set(new Rng(options.seed ?? 0).fork('balance-length').shuffle([...big]).slice(0, small.length));
+  const keep = new Set(
+    new Rng(options.seed ?? 0)
+      .fork('balance-length')
+      .shuffle([...big])
+      .slice(0, small.length),
+  );
   const drop = new Set(big.filter((i) => !keep.has(i)));
   return pairs.filter((_, i) => !drop.has(i));
 }

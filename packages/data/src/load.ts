@@ -29,10 +29,13 @@ function pickFormat(name: string | DatasetFormat, formats: readonly DatasetForma
   if (typeof name !== 'string') return name;
   const found = formats.find((f) => f.name === name);
   if (found === undefined) {
-    throw new ConfigError(`unknown dataset format "${name}". Known: ${formats.map((f) => f.name).join(', ')}`, {
-      location: { field: 'format' },
-      hint: 'pick a known format, or leave it out to detect the format from the first row',
-    });
+    throw new ConfigError(
+      `unknown dataset format "${name}". Known: ${formats.map((f) => f.name).join(', ')}`,
+      {
+        location: { field: 'format' },
+        hint: 'pick a known format, or leave it out to detect the format from the first row',
+      },
+    );
   }
   return found;
 }
@@ -44,7 +47,8 @@ async function load(file: string | URL, kind: DatasetFormat['kind'], options: Lo
   if (format !== undefined && format.kind !== kind) {
     throw new ConfigError(`format "${format.name}" reads ${format.kind} rows, not ${kind} rows`, {
       location: { field: 'format' },
-      hint: kind === 'sft' ? 'use loadPreferencePairs for preference files' : 'use loadSftExamples for SFT files',
+      hint:
+        kind === 'sft' ? 'use loadPreferencePairs for preference files' : 'use loadSftExamples for SFT files',
     });
   }
   const reader = readJsonl(file, options);
@@ -56,16 +60,25 @@ async function load(file: string | URL, kind: DatasetFormat['kind'], options: Lo
       if (format === undefined) {
         format = formats.find((f) => f.kind === kind && f.detect(value));
         if (format === undefined) {
-          const keys = value !== null && typeof value === 'object' ? Object.keys(value).join(', ') : typeof value;
+          const keys =
+            value !== null && typeof value === 'object' ? Object.keys(value).join(', ') : typeof value;
           throw new DataError(`row matches no ${kind} format (fields: ${keys})`, {
             location: loc,
-            hint: `name one with { format } — ${formats.filter((f) => f.kind === kind).map((f) => f.name).join(', ')}`,
+            hint: `name one with { format } — ${formats
+              .filter((f) => f.kind === kind)
+              .map((f) => f.name)
+              .join(', ')}`,
           });
         }
         stats.format = format.name;
       }
       const example = format.parse(value, loc);
-      if (kind === 'preference' && isPreferencePair(example) && example.tie === true && options.ties !== 'keep') {
+      if (
+        kind === 'preference' &&
+        isPreferencePair(example) &&
+        example.tie === true &&
+        options.ties !== 'keep'
+      ) {
         stats.ties++;
         continue;
       }

@@ -1,0 +1,147 @@
+// `quorum best-of-n` end to end through commander, with a tiny saved policy and reward ensemble.
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { disposeGpt, gptPreset, initGpt, loadPolicy, savePolicy } from '@quorum/backbone';
+import { argmax } from '@quorum/best-of-n';
+import { builtinBackendRegistry, ConfigError, initCompute, Rng } from '@quorum/core';
+import { projectTokenizer } from '@quorum/data';
+import { builtinArchitectureRegistry, loadEnsemble, saveEnsemble } from '@quorum/ensemble';
+import * as tf from '@tensorflow/tfjs';
+import { Command } from 'commander';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { registerBestOfN } from './best-of-n.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'quorum-bon-'));
+const rewardDir = path.join(dir, 'rm');
+const policyDir = path.join(dir, 'policy');
+
+/**
+ * Tensors that loading and disposing a checkpoint leaves behind by itself (today @quorum/backbone's
+ * parameter builder keeps each variable's initial tensor; 0 once that is fixed). The command must leak
+ * nothing beyond this.
+ */
+const loadLeak = { reward: 0, policy: 0 };
+
+beforeAll(async () => {
+  process.env.QUORUM_QUIET = '1';
+  await initCompute({ registry: builtinBackendRegistry(), backend: 'wasm' });
+  const tokenizer = projectTokenizer();
+  const gptConfig = gptPreset('nano', { vocabSize: tokenizer.vocabSize, dModel: 32, nLayers: 2, nHeads: 2, contextLength: 64 });
+  const vocab = { id: tokenizer.id, size: tokenizer.vocabSize, json: tokenizer.vocab.toJSON() };
+  const ensemble = builtinArchitectureRegistry().create('linear-heads').build({ gptConfig, members: 3, rng: new Rng(1) });
+  await saveEnsemble(rewardDir, ensemble, { architectureSource: '@quorum/ensemble', vocab });
+  ensemble.dispose();
+  const params = initGpt(gptConfig, new Rng(2));
+  await savePolicy(policyDir, { config: gptConfig, params, vocab });
+  disposeGpt(params);
+  let before = tf.memory().numTensors;
+  (await loadEnsemble(rewardDir, builtinArchitectureRegistry())).ensemble.dispose();
+  loadLeak.reward = tf.memory().numTensors - before;
+  before = tf.memory().numTensors;
+  disposeGpt((await loadPolicy(policyDir)).params);
+  loadLeak.policy = tf.memory().numTensors - before;
+});
+
+afterEach(() => vi.restoreAllMocks());
+
+/** Runs `quorum best-of-n …` and returns what it printed on stdout. */
+async function run(...args: string[]): Promise<string> {
+  const program = new Command('quorum').option('--backend <name>').exitOverride();
+  registerBestOfN(program);
+  let stdout = '';
+  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stdout += String(chunk);
+    return true;
+  });
+  await program.parseAsync(['node', 'quorum', '--backend', 'wasm', 'best-of-n', ...args]);
+  vi.restoreAllMocks();
+  return stdout;
+}
+
+describe('quorum best-of-n --pool (offline)', () => {
+  it('writes a report and prints win rate ± stderr per (rule, n) with the random and longest baselines', async () => {
+    const out = path.join(dir, 'offline.json');
+    const before = tf.memory().numTensors;
+    const printed = await run(
+      '--pool', 'alpaca-eval', '--limit', '4', '--reward', rewardDir,
+      '--n', '1,2,4,8', '--agg', 'mean,lcb,uwo', '--beta', '0.5', '--agg-opt', 'lambda=0.2', '--out', out,
+    );
+    expect(tf.memory().numTensors - before).toBe(loadLeak.reward);
+    const report = JSON.parse(readFileSync(out, 'utf8'));
+    expect(report).toMatchObject({ kind: 'quorum-best-of-n-offline', pool: 'alpaca-eval:eval', prompts: 4, ns: [1, 2, 4, 8] });
+    expect(report.reward).toMatchObject({ architecture: 'linear-heads', members: 3 });
+    expect(report.rules.map((r: { label: string }) => r.label)).toEqual(['mean', 'lcb(beta=0.5)', 'uwo(lambda=0.2)']);
+    for (const r of report.rules) {
+      for (const p of r.curve) expect(p.winRate >= 0 && p.winRate <= 100 && Number.isFinite(p.stderr)).toBe(true);
+      expect(r.curve[0].winRate).toBeCloseTo(report.baselines.random.winRate, 10);
+    }
+    expect(report.baselines.longest).toHaveLength(4);
+    expect(report.perPrompt).toHaveLength(4);
+    expect(Object.keys(report.perPrompt[0].best)).toEqual(['mean', 'lcb(beta=0.5)', 'uwo(lambda=0.2)']);
+    expect(printed).toContain('gold win rate against the reference answer (%, mean over 4 prompts');
+    expect(printed).toMatch(/lcb\(beta=0\.5\)\s+\d+\.\d ± \d+\.\d/);
+    expect(printed).toMatch(/longest\s+\d+\.\d ± /);
+  });
+
+  it('only selects from a pool file without gold verdicts', async () => {
+    const file = path.join(dir, 'pool.jsonl');
+    writeFileSync(
+      file,
+      [
+        { instruction: 'Name a prime number.', output: '7' },
+        { instruction: 'Name a prime number.', output: 'Seven is prime, as is 11.' },
+        { instruction: 'Say hello.', output: 'Hello!' },
+      ]
+        .map((r) => JSON.stringify(r))
+        .join('\n'),
+    );
+    const out = path.join(dir, 'select.json');
+    const printed = await run('--pool', file, '--reward', rewardDir, '--agg', 'min', '--out', out);
+    expect(printed).toContain('no "gold" verdicts');
+    const report = JSON.parse(readFileSync(out, 'utf8'));
+    expect(report.perPrompt.map((p: { candidates: number }) => p.candidates)).toEqual([2, 1]);
+    expect(['7', 'Seven is prime, as is 11.']).toContain(report.perPrompt[0].best.min.output);
+  });
+});
+
+describe('quorum best-of-n --policy (online)', () => {
+  it('writes one row per prompt whose best is the argmax of the n aggregated scores', async () => {
+    const prompts = path.join(dir, 'prompts.jsonl');
+    writeFileSync(prompts, `${JSON.stringify({ instruction: 'Name a colour.' })}\n${JSON.stringify({ instruction: 'Add.', input: '2 + 2' })}\n`);
+    const out = path.join(dir, 'online.jsonl');
+    const before = tf.memory().numTensors;
+    await run(
+      '--policy', policyDir, '--reward', rewardDir, '--prompts', prompts,
+      '--n', '5', '--chunk', '2', '--agg', 'lcb', '--beta', '0.5', '--max-new-tokens', '6', '--seed', '3', '--out', out,
+    );
+    expect(tf.memory().numTensors - before).toBe(loadLeak.reward + loadLeak.policy);
+    const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(rows).toHaveLength(2);
+    expect(rows[1].prompt).toEqual({ instruction: 'Add.', input: '2 + 2' });
+    for (const r of rows) {
+      expect(r).toMatchObject({ rule: 'lcb', label: 'lcb(beta=0.5)', n: 5 });
+      expect(r.scores.aggregate).toHaveLength(5);
+      expect(r.scores.members).toHaveLength(3);
+      expect(r.best.index).toBe(argmax(r.scores.aggregate));
+      expect(r.best.aggregate).toBe(Math.max(...r.scores.aggregate));
+      expect(typeof r.best.answer).toBe('string');
+    }
+  });
+
+  it('rejects unclear or unsafe invocations with ConfigErrors naming the flag', async () => {
+    const out = path.join(dir, 'x.jsonl');
+    await expect(run('--reward', rewardDir, '--out', out)).rejects.toThrow(/give --policy \(online\) or --pool/);
+    await expect(run('--reward', rewardDir, '--pool', 'alpaca-eval', '--policy', policyDir, '--out', out)).rejects.toThrow(ConfigError);
+    writeFileSync(out, 'taken\n');
+    await expect(run('--reward', rewardDir, '--pool', 'alpaca-eval', '--out', out)).rejects.toThrow(/--overwrite/);
+    const fresh = path.join(dir, 'y.json');
+    await expect(run('--reward', rewardDir, '--pool', 'alpaca-eval', '--agg', 'mean,min', '--beta', '1', '--out', fresh)).rejects.toThrow(
+      /no rule of mean, min takes option "beta"/,
+    );
+    await expect(run('--reward', rewardDir, '--policy', policyDir, '--n', '4,8', '--out', fresh)).rejects.toThrow(/takes one n/);
+    await expect(run('--reward', rewardDir, '--pool', 'alpaca-eval', '--limit', '1', '--n', '64', '--out', fresh)).rejects.toThrow(
+      /n = 64 exceeds the \d+ candidates of alpaca-eval\/\d+/,
+    );
+  });
+});

@@ -1,0 +1,132 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { disposeGpt, gptPreset, initGpt, savePolicy } from '@quorum/backbone';
+import { builtinBackendRegistry, ConfigError, initCompute, Rng } from '@quorum/core';
+import { projectTokenizer } from '@quorum/data';
+import { builtinArchitectureRegistry, saveEnsemble } from '@quorum/ensemble';
+import { Command } from 'commander';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { prepareOutDir, registerPpo } from './ppo.js';
+
+let dir: string;
+beforeAll(async () => {
+  await initCompute({ registry: builtinBackendRegistry(), backend: 'wasm' });
+  dir = await mkdtemp(path.join(tmpdir(), 'quorum-cli-ppo-'));
+  const tokenizer = projectTokenizer();
+  const gptConfig = gptPreset('nano', {
+    vocabSize: tokenizer.vocabSize,
+    dModel: 32,
+    nLayers: 2,
+    nHeads: 2,
+    contextLength: 64,
+  });
+  const vocab = { id: tokenizer.id, size: tokenizer.vocabSize, json: tokenizer.vocab.toJSON() };
+  const params = initGpt(gptConfig, new Rng(0));
+  await savePolicy(path.join(dir, 'policy'), { config: gptConfig, params, vocab });
+  disposeGpt(params);
+  const ensemble = builtinArchitectureRegistry()
+    .create('linear-heads')
+    .build({ gptConfig, members: 3, rng: new Rng(1) });
+  await saveEnsemble(path.join(dir, 'rm'), ensemble, { architectureSource: '@quorum/ensemble', vocab });
+  ensemble.dispose();
+  writeFileSync(
+    path.join(dir, 'prompts.jsonl'),
+    '{"instruction": "Say hello."}\n{"instruction": "Add them.", "input": "2 and 3"}\n',
+  );
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function program(writeOut?: (s: string) => void): Command {
+  const p = new Command('quorum').option('--backend <name>').exitOverride();
+  if (writeOut !== undefined) p.configureOutput({ writeOut });
+  registerPpo(p);
+  return p;
+}
+
+describe('quorum ppo', () => {
+  it('runs 2 steps on a tiny saved policy and ensemble, with lcb, and writes the policy', async () => {
+    const out = path.join(dir, 'out');
+    const lines: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: string) => {
+      lines.push(String(chunk));
+      return true;
+    }) as typeof process.stderr.write;
+    try {
+      await program().parseAsync(
+        [
+          '--backend',
+          'wasm',
+          'ppo',
+          '--policy',
+          path.join(dir, 'policy'),
+          '--reward',
+          path.join(dir, 'rm'),
+          '--agg',
+          'lcb',
+          '--beta',
+          '0.5',
+          '--steps',
+          '2',
+          '--out',
+          out,
+          '--prompts',
+          path.join(dir, 'prompts.jsonl'),
+          '--rollout-batch',
+          '2',
+          '--step-batch',
+          '2',
+          '--max-new-tokens',
+          '6',
+          '--lr',
+          '1e-3',
+          '--kl-estimator',
+          'k3',
+          '--ppo-opt',
+          'warmupSteps=0',
+        ],
+        { from: 'user' },
+      );
+    } finally {
+      process.stderr.write = write;
+    }
+    const progress = lines.filter((l) => l.startsWith('ppo step'));
+    expect(progress).toHaveLength(2);
+    expect(progress[1]).toMatch(/^ppo step 2\/2 {2}reward -?\d+\.\d+ \(members .*\) {2}kl /);
+    expect(readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n')).toHaveLength(2);
+    const manifest = JSON.parse(readFileSync(path.join(out, 'quorum.json'), 'utf8')) as {
+      kind: string;
+      training: { rule: string };
+    };
+    expect(manifest.kind).toBe('quorum-policy');
+    expect(manifest.training.rule).toBe('lcb');
+    expect(existsSync(path.join(out, 'train-state'))).toBe(true);
+  });
+
+  it('refuses a non-empty --out without --resume or --overwrite, naming both', () => {
+    const out = path.join(dir, 'used');
+    mkdirSync(out, { recursive: true });
+    writeFileSync(path.join(out, 'metrics.jsonl'), '{}\n');
+    expect(() => prepareOutDir(out, {})).toThrow(ConfigError);
+    expect(() => prepareOutDir(out, {})).toThrow(/--resume[\s\S]*--overwrite/);
+    expect(() => prepareOutDir(out, { resume: true })).not.toThrow();
+    prepareOutDir(out, { overwrite: true });
+    expect(existsSync(path.join(out, 'metrics.jsonl'))).toBe(false);
+  });
+
+  it('--help teaches: defaults, the rule, resume and an example', () => {
+    let help = '';
+    const p = program((s) => {
+      help += s;
+    });
+    expect(() => p.parse(['ppo', '--help'], { from: 'user' })).toThrow();
+    expect(help).toMatch(/--agg <rule>/);
+    expect(help).toMatch(/Table 4/);
+    expect(help).toMatch(/--resume/);
+    expect(help).toMatch(/\$ quorum ppo --policy/);
+  });
+});

@@ -1,0 +1,150 @@
+import { type GptPresetName, gptPresetNames } from '@quorum/backbone';
+import { requireRegistry } from '@quorum/core';
+import { EnsembleArchitecture } from '@quorum/ensemble';
+import { type Command, Option } from 'commander';
+import { collect, fraction, nonNegativeInt, positiveInt } from '../args.js';
+import { createContext, type GlobalOptions, startCompute } from '../context.js';
+import { parseKeyValues } from '../load.js';
+import { prepareOutDir } from '../out-dir.js';
+import { ensurePresetSft } from '../pipelines/init.js';
+import { formatMetrics, loadPairs, runRewardTraining } from '../pipelines/reward.js';
+import { resolvePreset } from '../presets.js';
+import { progressLine } from '../progress.js';
+import { interruptSignal } from '../signals.js';
+
+interface TrainRmOptions {
+  arch: string;
+  archOpt?: string[];
+  members: number;
+  size?: GptPresetName;
+  preset: string;
+  init?: string;
+  data: string;
+  format?: string;
+  pairs: 'reference' | 'derived' | 'both';
+  balance: 'none' | 'weights' | 'sample';
+  evalData?: string;
+  evalFraction?: number;
+  trainPairs?: number;
+  maxSteps?: number;
+  lr?: number;
+  bootstrap: boolean;
+  seed: number;
+  out: string;
+  resume?: boolean;
+  overwrite?: boolean;
+}
+
+export function registerTrainRm(program: Command): void {
+  program
+    .command('train-rm')
+    .description('train a reward model or ensemble (single, independent, linear-heads, lora) with the Bradley-Terry loss')
+    .option('--arch <name>', 'ensemble architecture: single, independent, linear-heads, lora, or a plugin\'s', 'linear-heads')
+    .addOption(new Option('--arch-opt <key=value>', 'architecture option (repeatable), e.g. --arch-opt rank=4 --arch-opt split=0.5').argParser(collect))
+    .addOption(new Option('--members <k>', 'ensemble size k (single: 1)').default(3).argParser(positiveInt))
+    .addOption(new Option('--size <size>', 'model size (default: the preset\'s)').choices(gptPresetNames as string[]))
+    .option('--preset <preset>', 'run size: smoke (≈1 min), default, full', 'default')
+    .option('--init <dir|scratch>', 'start from this SFT policy folder, or scratch (default: the preset\'s SFT policy, trained first if absent)')
+    .option('--data <alpaca-eval|file>', 'alpaca-eval (shipped GPT-4 preferences, train split) or a JSONL preference file', 'alpaca-eval')
+    .option('--format <name>', 'format of --data: alpaca-farm, trl, hh-rlhf (detected when omitted)')
+    .addOption(new Option('--pairs <kind>', 'alpaca-eval pairs: reference (vs text-davinci-003), derived (winner ≻ loser), both').choices(['reference', 'derived', 'both']).default('reference'))
+    .addOption(new Option('--balance <how>', 'length balancing of training pairs').choices(['none', 'weights', 'sample']).default('none'))
+    .option('--eval-data <file>', 'held-out preference file (default for a file: --eval-fraction of it)')
+    .addOption(new Option('--eval-fraction <f>', 'fraction of --data held out when no --eval-data is given').argParser(fraction))
+    .addOption(new Option('--train-pairs <n>', 'use a seeded subset of n training pairs (default: the preset\'s)').argParser(positiveInt))
+    .addOption(new Option('--max-steps <n>', 'cap on optimizer steps per phase').argParser(positiveInt))
+    .addOption(new Option('--lr <lr>', 'full fine-tuning learning rate (default 3e-4; see the config docs)').argParser(Number.parseFloat))
+    .option('--no-bootstrap', 'turn off per-member bootstrap weights for members that share a transformer')
+    .addOption(new Option('--seed <n>', 'seed').default(0).argParser(nonNegativeInt))
+    .requiredOption('--out <dir>', 'reward-model folder to write')
+    .option('--resume', 'continue the run in --out from its last checkpoint')
+    .option('--overwrite', 'delete --out first and start over')
+    .addHelpText(
+      'after',
+      `
+Architectures (the paper's three, plus the baseline):
+  single        one transformer + one head                               M + L parameters
+  independent   k full reward models, own seeds and data orders         k(M + L)
+  linear-heads  one transformer, k heads trained together                M + kL
+  lora          phase 1: transformer + k heads on --arch-opt split of the data (default half);
+                phase 2: k LoRA adapters + heads on the rest             M + kL + kA
+                options: rank, alpha, targets, layers (all, or {"top": N} via --arch-opt layers=top:N)
+
+The folder gets quorum.json, *.safetensors, vocab.json, metrics.jsonl (one line per logged step),
+eval.json (accuracy, ECE, member correlation, reward–length correlation on the eval split) and
+train-state/ (the last two resumable states).
+
+Examples:
+  $ quorum train-rm --arch lora --members 3 --preset smoke --out runs/rm-lora
+  $ quorum train-rm --arch single --members 1 --init scratch --preset smoke --out runs/rm-single
+  $ quorum train-rm --arch linear-heads --data prefs.jsonl --format trl --eval-fraction 0.1 --out runs/rm
+  $ quorum score --model runs/rm-lora --input answers.jsonl --output scored.jsonl --agg lcb --beta 0.5`,
+    )
+    .action(async (opts: TrainRmOptions, cmd: Command) => {
+      const ctx = await createContext(cmd.optsWithGlobals<GlobalOptions>());
+      const preset = resolvePreset(opts.preset);
+      const architectures = requireRegistry(ctx.registries, EnsembleArchitecture);
+      architectures.get(opts.arch); // unknown names fail before any work
+      const archOptions = parseArchOptions(opts.archOpt);
+      const { resume } = prepareOutDir(opts.out, opts);
+      const backend = await startCompute(ctx);
+      const size = opts.size ?? preset.size;
+      const progress = progressLine(`train-rm ${opts.arch}`);
+      const signal = interruptSignal();
+      const init = opts.init ?? (await ensurePresetSft(preset, size, opts.seed, progress, signal));
+      const data = await loadPairs({
+        data: opts.data,
+        format: opts.format,
+        pairs: opts.pairs,
+        balance: opts.balance,
+        evalData: opts.evalData,
+        evalFraction: opts.evalFraction,
+        trainLimit: opts.trainPairs ?? (opts.data === 'alpaca-eval' ? preset.rm.trainPairs : undefined),
+        evalLimit: opts.data === 'alpaca-eval' ? preset.rm.evalPairs : undefined,
+        seed: opts.seed,
+      });
+      progress.log(`train-rm: ${opts.arch} k=${opts.members}, ${size}, init ${init}, ${data.train.length} training pairs from ${data.description}, backend ${backend.name}`);
+      const result = await runRewardTraining({
+        architecture: opts.arch,
+        architectureOptions: archOptions,
+        architectures,
+        members: opts.arch === 'single' ? 1 : opts.members,
+        size,
+        contextLength: preset.contextLength,
+        init,
+        train: data.train,
+        eval: data.eval,
+        dataDescription: data.description,
+        config: {
+          batchSize: preset.rm.batchSize,
+          gradAccum: preset.rm.gradAccum,
+          epochs: preset.rm.epochs,
+          ...(opts.maxSteps ?? preset.rm.maxSteps) === undefined ? {} : { maxSteps: opts.maxSteps ?? preset.rm.maxSteps },
+          ...(opts.lr === undefined ? {} : { lr: opts.lr }),
+          bootstrap: opts.bootstrap,
+          seed: opts.seed,
+        },
+        out: opts.out,
+        resume,
+        progress,
+        signal,
+      });
+      if (result.stoppedEarly) {
+        progress.done(`stopped; continue with the same command and --resume`);
+        return;
+      }
+      progress.done(
+        `trained ${opts.arch} in ${result.trainSeconds.toFixed(0)} s; ${result.params.total} parameters (${result.params.trainable} trainable)\n` +
+          (result.metrics === undefined ? '' : `${formatMetrics(result.metrics)}\n`) +
+          `reward model in ${opts.out}`,
+      );
+    });
+}
+
+/** `--arch-opt rank=4 --arch-opt layers=top:1` → { rank: 4, layers: { top: 1 } }. */
+export function parseArchOptions(pairs: readonly string[] | undefined): Record<string, unknown> {
+  const out = parseKeyValues(pairs, '--arch-opt');
+  if (typeof out.layers === 'string' && out.layers.startsWith('top:')) out.layers = { top: Number(out.layers.slice(4)) };
+  if (typeof out.targets === 'string') out.targets = out.targets.split('+');
+  return out;
+}

@@ -1,0 +1,29 @@
+/** The rule every command that writes a run folder follows: never clobber silently. */
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { ConfigError } from '@quorum/core';
+
+export interface OutDirOptions {
+  readonly resume?: boolean | undefined;
+  readonly overwrite?: boolean | undefined;
+}
+
+/**
+ * A non-empty `dir` needs `--resume` (continue from its last checkpoint) or `--overwrite` (start over,
+ * deleting it). Returns whether to resume.
+ */
+export function prepareOutDir(dir: string, options: OutDirOptions): { resume: boolean } {
+  if (options.resume === true && options.overwrite === true) {
+    throw new ConfigError('--resume and --overwrite contradict each other', { location: { field: '--out' }, hint: 'pass one of them' });
+  }
+  const nonEmpty = existsSync(dir) && readdirSync(dir).length > 0;
+  if (!nonEmpty) return { resume: false };
+  if (options.overwrite === true) {
+    rmSync(dir, { recursive: true, force: true });
+    return { resume: false };
+  }
+  if (options.resume === true) return { resume: true };
+  throw new ConfigError(`output folder ${dir} is not empty`, {
+    location: { field: '--out' },
+    hint: 'pass --resume to continue its run from the last checkpoint, or --overwrite to delete it and start over',
+  });
+}

@@ -1,0 +1,166 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { DataError } from '@quorum/core';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { readJsonl } from './jsonl.js';
+import { loadPreferencePairs, loadSftExamples } from './load.js';
+import { datasetPath } from './paths.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'quorum-data-'));
+let n = 0;
+function file(lines: string[], gz = false): string {
+  const path = join(dir, `f${n++}.jsonl${gz ? '.gz' : ''}`);
+  const text = `${lines.join('\n')}\n`;
+  writeFileSync(path, gz ? gzipSync(text) : text);
+  return path;
+}
+
+async function rejection(promise: Promise<unknown>): Promise<DataError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(DataError);
+  return error as DataError;
+}
+
+const good =
+  '{"instruction": "Say hi", "input": "", "output_1": "hi", "output_2": "hello there", "preference": 2}';
+
+describe('readJsonl', () => {
+  it('streams the shipped gzipped instructions with 1-based line numbers', async () => {
+    const rows: { value: unknown; line: number }[] = [];
+    const reader = readJsonl(datasetPath('alpaca_eval/instructions.jsonl.gz'));
+    for await (const row of reader) rows.push(row);
+    expect(rows).toHaveLength(805);
+    expect(rows[0]).toEqual({ value: expect.objectContaining({ id: 0, split: 'train' }), line: 1 });
+    expect(reader.stats).toMatchObject({ rows: 805, skipped: 0 });
+  });
+
+  it('names file and line of a line that is not JSON, or skips and counts it', async () => {
+    const path = file([good, '{"instruction": "oops",', '', good]);
+    const error = await rejection(loadPreferencePairs(path));
+    expect(error.message).toContain(`${path}:2`);
+    expect(error.message).toContain('not valid JSON');
+    expect(error.hint).toBeDefined();
+    const { pairs, stats } = await loadPreferencePairs(path, { onError: 'skip' });
+    expect(pairs).toHaveLength(2);
+    expect(stats).toMatchObject({ rows: 3, skipped: 1, loaded: 2, format: 'alpaca-farm' });
+    expect(stats.errors[0]?.location?.line).toBe(2);
+  });
+
+  it('names the missing field and the wrongly typed field', async () => {
+    const missing = file([good, '{"instruction": "x", "output_1": "a", "preference": 1}']);
+    const e1 = await rejection(loadPreferencePairs(missing, { format: 'alpaca-farm' }));
+    expect(e1.location).toEqual({ file: missing, line: 2, field: 'output_2' });
+    expect(e1.message).toContain('missing field "output_2"');
+    const wrong = file([good, good.replace('"preference": 2', '"preference": "2"')]);
+    const e2 = await rejection(loadPreferencePairs(wrong));
+    expect(e2.message).toContain(`${wrong}:2 field "preference"`);
+    expect(e2.message).toContain('must be a number');
+    const badLabel = file([good.replace('"preference": 2', '"preference": 3')]);
+    expect((await rejection(loadPreferencePairs(badLabel))).message).toContain('must be 1 or 2');
+  });
+
+  it('reports unreadable files as DataErrors', async () => {
+    const notGz = join(dir, 'plain.jsonl.gz');
+    writeFileSync(notGz, good);
+    expect((await rejection(loadPreferencePairs(notGz))).message).toContain('not gzip');
+    expect((await rejection(loadPreferencePairs(join(dir, 'missing.jsonl')))).message).toContain(
+      'file not found',
+    );
+  });
+
+  it('keeps ties only when asked and counts the dropped ones', async () => {
+    const path = file(
+      [
+        good,
+        good.replace('"preference": 2', '"preference": 0'),
+        good.replace('"preference": 2', '"preference": 1.5'),
+      ],
+      true,
+    );
+    const skipped = await loadPreferencePairs(path);
+    expect(skipped.pairs).toHaveLength(1);
+    expect(skipped.stats.ties).toBe(2);
+    const kept = await loadPreferencePairs(path, { ties: 'keep' });
+    expect(kept.pairs.map((p) => p.tie ?? false)).toEqual([false, true, true]);
+  });
+
+  it('reads SFT files with the format detected, and TRL/HH files likewise', async () => {
+    const sft = file(
+      [
+        '{"instruction": "Name a colour.", "output": "Blue."}',
+        '{"instruction": "Add", "input": "2+2", "output": "4"}',
+      ],
+      true,
+    );
+    const { examples, stats } = await loadSftExamples(sft);
+    expect(stats.format).toBe('sft');
+    expect(examples.map((e) => e.response)).toEqual(['Blue.', '4']);
+    const trl = file(['{"prompt": "Hi", "chosen": "Hello!", "rejected": "Go away."}']);
+    expect((await loadPreferencePairs(trl)).stats.format).toBe('trl');
+    const hh = file([
+      JSON.stringify({
+        chosen: '\n\nHuman: Hi\n\nAssistant: Hello!',
+        rejected: '\n\nHuman: Hi\n\nAssistant: No.',
+      }),
+    ]);
+    expect((await loadPreferencePairs(hh)).pairs[0]).toMatchObject({
+      prompt: { instruction: 'Hi' },
+      chosen: 'Hello!',
+    });
+    const unknown = file(['{"question": "?", "answer": "!"}']);
+    await expect(loadPreferencePairs(unknown)).rejects.toThrow(
+      'row matches no preference format (fields: question, answer)',
+    );
+  });
+
+  it('refuses a format of the wrong kind and unknown names', async () => {
+    const path = file([good]);
+    await expect(loadSftExamples(path, { format: 'alpaca-farm' })).rejects.toThrow('reads preference rows');
+    await expect(loadPreferencePairs(path, { format: 'alpaca' })).rejects.toThrow(
+      'Known: alpaca-farm, trl, hh-rlhf, sft',
+    );
+  });
+
+  it('property: random lines give values or typed DataErrors, never anything else', async () => {
+    const line = fc.oneof(
+      fc.string(),
+      fc.json(),
+      fc
+        .record({
+          instruction: fc.oneof(fc.string(), fc.integer()),
+          output_1: fc.oneof(fc.string(), fc.constant(null)),
+          output_2: fc.string(),
+          preference: fc.oneof(fc.constantFrom(1, 2, 0, 1.5), fc.double(), fc.string()),
+        })
+        .map((r) => JSON.stringify(r)),
+      fc
+        .record({ prompt: fc.anything(), chosen: fc.anything(), rejected: fc.anything() })
+        .map((r) => JSON.stringify(r)),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          line.map((l) => l.replace(/[\r\n]/g, ' ')),
+          { maxLength: 8 },
+        ),
+        async (lines) => {
+          const path = file(lines);
+          try {
+            const { pairs, stats } = await loadPreferencePairs(path, { onError: 'skip' });
+            expect(pairs.length + stats.skipped + stats.ties).toBe(stats.rows);
+          } catch (error) {
+            expect(error).toBeInstanceOf(DataError);
+          }
+          await loadPreferencePairs(path).catch((error: unknown) => expect(error).toBeInstanceOf(DataError));
+        },
+      ),
+      { numRuns: 60, seed: 7 },
+    );
+  });
+});

@@ -1,0 +1,97 @@
+import { describe, expect, it } from 'vitest';
+import { collate } from './collate.js';
+import { encodePrompt, encodePromptResponse, formatPrompt } from './template.js';
+import { projectTokenizer } from './tokenizer.js';
+
+const tok = projectTokenizer();
+const prompt = { instruction: 'List three primary colours.', input: '' };
+const long = (n: number): string => Array.from({ length: n }, (_, i) => `word${i}`).join(' ');
+
+describe('prompt template', () => {
+  it('formats instruction, optional input and the response marker', () => {
+    expect(formatPrompt(prompt)).toBe('### Instruction:\nList three primary colours.\n\n### Response:\n');
+    expect(formatPrompt({ instruction: 'Translate', input: 'chat' })).toBe(
+      '### Instruction:\nTranslate\n\n### Input:\nchat\n\n### Response:\n',
+    );
+  });
+
+  it('encodes prompt then response then eos; the prompt ids equal encodePrompt', () => {
+    const seq = encodePromptResponse(tok, prompt, 'Red, yellow and blue.', { maxLength: 256 });
+    const p = encodePrompt(tok, prompt);
+    expect([...seq.ids.subarray(0, seq.promptLength)]).toEqual([...p]);
+    expect(seq.ids[seq.ids.length - 1]).toBe(tok.eosId);
+    expect(tok.decode(seq.ids)).toBe(`${formatPrompt(prompt)}Red, yellow and blue.`);
+    expect(seq.truncated).toEqual({ prompt: 0, response: 0 });
+    expect(seq.promptLength + seq.responseLength).toBe(seq.ids.length);
+  });
+
+  it('truncates the instruction first, then keeps the END of the response', () => {
+    const longPrompt = { instruction: long(200), input: '' };
+    const a = encodePromptResponse(tok, longPrompt, 'Short answer.', { maxLength: 96 });
+    expect(a.ids.length).toBe(96);
+    expect(a.truncated.response).toBe(0);
+    expect(a.truncated.prompt).toBeGreaterThan(0);
+    expect(tok.decode(a.ids)).toMatch(/^### Instruction:\nword0 word1 .*\n\n### Response:\nShort answer\.$/s);
+
+    const b = encodePromptResponse(tok, longPrompt, long(300), { maxLength: 96 });
+    expect(b.ids.length).toBe(96);
+    const text = tok.decode(b.ids);
+    expect(text.endsWith('word299')).toBe(true);
+    expect(text).toContain('### Response:\n');
+    expect(b.promptLength).toBe(
+      encodePrompt(tok, { instruction: long(200), input: '' }).length - b.truncated.prompt,
+    );
+    expect(b.ids[b.ids.length - 1]).toBe(tok.eosId);
+
+    const tiny = encodePromptResponse(tok, longPrompt, long(300), {
+      maxLength: 20,
+      minInstructionTokens: 32,
+    });
+    expect(tiny.ids.length).toBe(20);
+    expect(tok.decode(tiny.ids).endsWith('word299')).toBe(true);
+    expect(() => encodePromptResponse(tok, prompt, 'x', { maxLength: 4 })).toThrow(
+      'maxLength 4 leaves no room',
+    );
+  });
+});
+
+describe('collate', () => {
+  const seqs = [
+    [5, 6, 7],
+    [8, 9],
+  ];
+
+  it('right-pads by default: real tokens start at 0, lastIndex = length - 1', () => {
+    const b = collate(seqs, { padId: 0 });
+    expect([b.batch, b.time, b.padSide]).toEqual([2, 3, 'right']);
+    expect([...b.ids]).toEqual([5, 6, 7, 8, 9, 0]);
+    expect([...b.mask]).toEqual([1, 1, 1, 1, 1, 0]);
+    expect([...b.lengths]).toEqual([3, 2]);
+    expect([...b.lastIndex]).toEqual([2, 1]);
+  });
+
+  it('left-pads for generation: every row ends in the last column', () => {
+    const b = collate(seqs, { padId: 0, padSide: 'left', length: 4 });
+    expect([...b.ids]).toEqual([0, 5, 6, 7, 0, 0, 8, 9]);
+    expect([...b.mask]).toEqual([0, 1, 1, 1, 0, 0, 1, 1]);
+    expect([...b.lastIndex]).toEqual([3, 3]);
+  });
+
+  it('the last real token is the same id whatever the padding side', () => {
+    const ids = [
+      encodePromptResponse(tok, prompt, 'Red.', { maxLength: 64 }).ids,
+      encodePromptResponse(tok, prompt, 'Red, yellow, blue.', { maxLength: 64 }).ids,
+    ];
+    const r = collate(ids, { padId: tok.padId });
+    const l = collate(ids, { padId: tok.padId, padSide: 'left' });
+    for (let b = 0; b < 2; b++) {
+      expect(r.ids[b * r.time + r.lastIndex[b]!]).toBe(tok.eosId);
+      expect(l.ids[b * l.time + l.lastIndex[b]!]).toBe(tok.eosId);
+    }
+  });
+
+  it('rejects sequences longer than the batch length and empty batches', () => {
+    expect(() => collate(seqs, { padId: 0, length: 2 })).toThrow('length 3 exceeds the batch length 2');
+    expect(() => collate([], { padId: 0 })).toThrow('empty batch');
+  });
+});
