@@ -6,10 +6,11 @@ import { aggregationModule } from '@quorum/aggregation';
 import { type ContainerModule, coreModule } from '@quorum/core';
 import { dataModule } from '@quorum/data';
 import { ensembleModule } from '@quorum/ensemble';
+import { evalModule } from '@quorum/eval';
 import { kernelsNativeModule } from '@quorum/kernels-native';
 
 export function builtinModules(): ContainerModule[] {
-  return [coreModule(), kernelsNativeModule(), dataModule(), aggregationModule(), ensembleModule()];
+  return [coreModule(), kernelsNativeModule(), dataModule(), aggregationModule(), ensembleModule(), evalModule()];
 }
 
 /** Packages whose versions `quorum info` reports. */

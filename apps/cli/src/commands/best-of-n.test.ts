@@ -27,9 +27,17 @@ beforeAll(async () => {
   process.env.QUORUM_QUIET = '1';
   await initCompute({ registry: builtinBackendRegistry(), backend: 'wasm' });
   const tokenizer = projectTokenizer();
-  const gptConfig = gptPreset('nano', { vocabSize: tokenizer.vocabSize, dModel: 32, nLayers: 2, nHeads: 2, contextLength: 64 });
+  const gptConfig = gptPreset('nano', {
+    vocabSize: tokenizer.vocabSize,
+    dModel: 32,
+    nLayers: 2,
+    nHeads: 2,
+    contextLength: 64,
+  });
   const vocab = { id: tokenizer.id, size: tokenizer.vocabSize, json: tokenizer.vocab.toJSON() };
-  const ensemble = builtinArchitectureRegistry().create('linear-heads').build({ gptConfig, members: 3, rng: new Rng(1) });
+  const ensemble = builtinArchitectureRegistry()
+    .create('linear-heads')
+    .build({ gptConfig, members: 3, rng: new Rng(1) });
   await saveEnsemble(rewardDir, ensemble, { architectureSource: '@quorum/ensemble', vocab });
   ensemble.dispose();
   const params = initGpt(gptConfig, new Rng(2));
@@ -64,16 +72,40 @@ describe('quorum best-of-n --pool (offline)', () => {
     const out = path.join(dir, 'offline.json');
     const before = tf.memory().numTensors;
     const printed = await run(
-      '--pool', 'alpaca-eval', '--limit', '4', '--reward', rewardDir,
-      '--n', '1,2,4,8', '--agg', 'mean,lcb,uwo', '--beta', '0.5', '--agg-opt', 'lambda=0.2', '--out', out,
+      '--pool',
+      'alpaca-eval',
+      '--limit',
+      '4',
+      '--reward',
+      rewardDir,
+      '--n',
+      '1,2,4,8',
+      '--agg',
+      'mean,lcb,uwo',
+      '--beta',
+      '0.5',
+      '--agg-opt',
+      'lambda=0.2',
+      '--out',
+      out,
     );
     expect(tf.memory().numTensors - before).toBe(loadLeak.reward);
     const report = JSON.parse(readFileSync(out, 'utf8'));
-    expect(report).toMatchObject({ kind: 'quorum-best-of-n-offline', pool: 'alpaca-eval:eval', prompts: 4, ns: [1, 2, 4, 8] });
+    expect(report).toMatchObject({
+      kind: 'quorum-best-of-n-offline',
+      pool: 'alpaca-eval:eval',
+      prompts: 4,
+      ns: [1, 2, 4, 8],
+    });
     expect(report.reward).toMatchObject({ architecture: 'linear-heads', members: 3 });
-    expect(report.rules.map((r: { label: string }) => r.label)).toEqual(['mean', 'lcb(beta=0.5)', 'uwo(lambda=0.2)']);
+    expect(report.rules.map((r: { label: string }) => r.label)).toEqual([
+      'mean',
+      'lcb(beta=0.5)',
+      'uwo(lambda=0.2)',
+    ]);
     for (const r of report.rules) {
-      for (const p of r.curve) expect(p.winRate >= 0 && p.winRate <= 100 && Number.isFinite(p.stderr)).toBe(true);
+      for (const p of r.curve)
+        expect(p.winRate >= 0 && p.winRate <= 100 && Number.isFinite(p.stderr)).toBe(true);
       expect(r.curve[0].winRate).toBeCloseTo(report.baselines.random.winRate, 10);
     }
     expect(report.baselines.longest).toHaveLength(4);
@@ -108,15 +140,39 @@ describe('quorum best-of-n --pool (offline)', () => {
 describe('quorum best-of-n --policy (online)', () => {
   it('writes one row per prompt whose best is the argmax of the n aggregated scores', async () => {
     const prompts = path.join(dir, 'prompts.jsonl');
-    writeFileSync(prompts, `${JSON.stringify({ instruction: 'Name a colour.' })}\n${JSON.stringify({ instruction: 'Add.', input: '2 + 2' })}\n`);
+    writeFileSync(
+      prompts,
+      `${JSON.stringify({ instruction: 'Name a colour.' })}\n${JSON.stringify({ instruction: 'Add.', input: '2 + 2' })}\n`,
+    );
     const out = path.join(dir, 'online.jsonl');
     const before = tf.memory().numTensors;
     await run(
-      '--policy', policyDir, '--reward', rewardDir, '--prompts', prompts,
-      '--n', '5', '--chunk', '2', '--agg', 'lcb', '--beta', '0.5', '--max-new-tokens', '6', '--seed', '3', '--out', out,
+      '--policy',
+      policyDir,
+      '--reward',
+      rewardDir,
+      '--prompts',
+      prompts,
+      '--n',
+      '5',
+      '--chunk',
+      '2',
+      '--agg',
+      'lcb',
+      '--beta',
+      '0.5',
+      '--max-new-tokens',
+      '6',
+      '--seed',
+      '3',
+      '--out',
+      out,
     );
     expect(tf.memory().numTensors - before).toBe(loadLeak.reward + loadLeak.policy);
-    const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const rows = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(rows).toHaveLength(2);
     expect(rows[1].prompt).toEqual({ instruction: 'Add.', input: '2 + 2' });
     for (const r of rows) {
@@ -131,17 +187,25 @@ describe('quorum best-of-n --policy (online)', () => {
 
   it('rejects unclear or unsafe invocations with ConfigErrors naming the flag', async () => {
     const out = path.join(dir, 'x.jsonl');
-    await expect(run('--reward', rewardDir, '--out', out)).rejects.toThrow(/give --policy \(online\) or --pool/);
-    await expect(run('--reward', rewardDir, '--pool', 'alpaca-eval', '--policy', policyDir, '--out', out)).rejects.toThrow(ConfigError);
+    await expect(run('--reward', rewardDir, '--out', out)).rejects.toThrow(
+      /give --policy \(online\) or --pool/,
+    );
+    await expect(
+      run('--reward', rewardDir, '--pool', 'alpaca-eval', '--policy', policyDir, '--out', out),
+    ).rejects.toThrow(ConfigError);
     writeFileSync(out, 'taken\n');
-    await expect(run('--reward', rewardDir, '--pool', 'alpaca-eval', '--out', out)).rejects.toThrow(/--overwrite/);
+    await expect(run('--reward', rewardDir, '--pool', 'alpaca-eval', '--out', out)).rejects.toThrow(
+      /--overwrite/,
+    );
     const fresh = path.join(dir, 'y.json');
-    await expect(run('--reward', rewardDir, '--pool', 'alpaca-eval', '--agg', 'mean,min', '--beta', '1', '--out', fresh)).rejects.toThrow(
-      /no rule of mean, min takes option "beta"/,
-    );
-    await expect(run('--reward', rewardDir, '--policy', policyDir, '--n', '4,8', '--out', fresh)).rejects.toThrow(/takes one n/);
-    await expect(run('--reward', rewardDir, '--pool', 'alpaca-eval', '--limit', '1', '--n', '64', '--out', fresh)).rejects.toThrow(
-      /n = 64 exceeds the \d+ candidates of alpaca-eval\/\d+/,
-    );
+    await expect(
+      run('--reward', rewardDir, '--pool', 'alpaca-eval', '--agg', 'mean,min', '--beta', '1', '--out', fresh),
+    ).rejects.toThrow(/no rule of mean, min takes option "beta"/);
+    await expect(
+      run('--reward', rewardDir, '--policy', policyDir, '--n', '4,8', '--out', fresh),
+    ).rejects.toThrow(/takes one n/);
+    await expect(
+      run('--reward', rewardDir, '--pool', 'alpaca-eval', '--limit', '1', '--n', '64', '--out', fresh),
+    ).rejects.toThrow(/n = 64 exceeds the \d+ candidates of alpaca-eval\/\d+/);
   });
 });

@@ -59,8 +59,13 @@ interface BestOfNCliOptions {
 }
 
 /** Rules named by --agg, each given the --agg-opt / --beta / --lambda options its schema accepts. */
-export function rulesFromArgs(ctx: CliContext, names: readonly string[], options: Record<string, unknown>): LabelledRule[] {
-  if (names.length === 0) throw new ConfigError('no rule given', { location: { field: '--agg' }, hint: 'e.g. --agg mean,lcb' });
+export function rulesFromArgs(
+  ctx: CliContext,
+  names: readonly string[],
+  options: Record<string, unknown>,
+): LabelledRule[] {
+  if (names.length === 0)
+    throw new ConfigError('no rule given', { location: { field: '--agg' }, hint: 'e.g. --agg mean,lcb' });
   const registry = requireRegistry(ctx.registries, AggregationRule);
   const accepts = (name: string, key: string): boolean => {
     const schema = registry.get(name).options;
@@ -77,9 +82,15 @@ export function rulesFromArgs(ctx: CliContext, names: readonly string[], options
     }
   }
   return names.map((name) => {
-    const own = names.length === 1 ? options : Object.fromEntries(Object.entries(options).filter(([k]) => accepts(name, k)));
+    const own =
+      names.length === 1
+        ? options
+        : Object.fromEntries(Object.entries(options).filter(([k]) => accepts(name, k)));
     const shown = Object.entries(own).map(([k, v]) => `${k}=${String(v)}`);
-    return { label: shown.length === 0 ? name : `${name}(${shown.join(',')})`, rule: aggregationFromArgs(ctx, name, own) };
+    return {
+      label: shown.length === 0 ? name : `${name}(${shown.join(',')})`,
+      rule: aggregationFromArgs(ctx, name, own),
+    };
   });
 }
 
@@ -92,13 +103,23 @@ function checkOut(file: string, overwrite: boolean | undefined): void {
   }
 }
 
-async function loadPools(source: string, split: 'eval' | 'train', limit: number | undefined): Promise<Pool[]> {
+async function loadPools(
+  source: string,
+  split: 'eval' | 'train',
+  limit: number | undefined,
+): Promise<Pool[]> {
   const pools =
-    source === ALPACA_EVAL ? poolsFromAlpacaEval((await datasets.alpacaEval()).candidatePools(split)) : await readPoolFile(source);
+    source === ALPACA_EVAL
+      ? poolsFromAlpacaEval((await datasets.alpacaEval()).candidatePools(split))
+      : await readPoolFile(source);
   return limit === undefined ? pools : pools.slice(0, limit);
 }
 
-async function loadPrompts(source: string, split: 'eval' | 'train', limit: number | undefined): Promise<Prompt[]> {
+async function loadPrompts(
+  source: string,
+  split: 'eval' | 'train',
+  limit: number | undefined,
+): Promise<Prompt[]> {
   let prompts: Prompt[];
   if (source === ALPACA_EVAL) {
     const data = await datasets.alpacaEval();
@@ -107,7 +128,8 @@ async function loadPrompts(source: string, split: 'eval' | 'train', limit: numbe
   return limit === undefined ? prompts : prompts.slice(0, limit);
 }
 
-const cell = (p: CurvePoint | undefined): string => (p === undefined ? '' : `${p.winRate.toFixed(1)} ± ${p.stderr.toFixed(1)}`);
+const cell = (p: CurvePoint | undefined): string =>
+  p === undefined ? '' : `${p.winRate.toFixed(1)} ± ${p.stderr.toFixed(1)}`;
 
 /** The table printed after an offline run: win rate ± stderr per (rule, n), then the baselines. */
 export function renderOfflineTable(report: ReturnType<typeof evaluateOffline>): string {
@@ -124,7 +146,12 @@ export function renderOfflineTable(report: ReturnType<typeof evaluateOffline>): 
   ].join('\n');
 }
 
-async function runOffline(ctx: CliContext, opts: BestOfNCliOptions, pool: string, rules: LabelledRule[]): Promise<void> {
+async function runOffline(
+  ctx: CliContext,
+  opts: BestOfNCliOptions,
+  pool: string,
+  rules: LabelledRule[],
+): Promise<void> {
   const ns = opts.n ?? [1, 2, 4, 8, 16, 32];
   const pools = await loadPools(pool, opts.split, opts.limit);
   const { ensemble, tokenizer } = await loadRewardModel(ctx, opts.reward);
@@ -138,7 +165,9 @@ async function runOffline(ctx: CliContext, opts: BestOfNCliOptions, pool: string
   } finally {
     ensemble.dispose();
   }
-  progress.done(`scored ${scored.reduce((n, p) => n + p.candidates.length, 0)} answers to ${scored.length} prompts`);
+  progress.done(
+    `scored ${scored.reduce((n, p) => n + p.candidates.length, 0)} answers to ${scored.length} prompts`,
+  );
   const source = pool === ALPACA_EVAL ? `${ALPACA_EVAL}:${opts.split}` : pool;
   const header = {
     kind: 'quorum-best-of-n-offline',
@@ -172,7 +201,12 @@ async function runOffline(ctx: CliContext, opts: BestOfNCliOptions, pool: string
   process.stdout.write(`${renderOfflineTable(report)}\n(report with every prompt's numbers: ${opts.out})\n`);
 }
 
-async function runOnline(ctx: CliContext, opts: BestOfNCliOptions, policyDir: string, rules: LabelledRule[]): Promise<void> {
+async function runOnline(
+  ctx: CliContext,
+  opts: BestOfNCliOptions,
+  policyDir: string,
+  rules: LabelledRule[],
+): Promise<void> {
   if (rules.length !== 1) {
     throw new ConfigError(`online Best-of-n chooses with one rule, got ${rules.length}`, {
       location: { field: '--agg' },
@@ -211,13 +245,19 @@ async function runOnline(ctx: CliContext, opts: BestOfNCliOptions, policyDir: st
         keepAnswers: opts.keepAnswers === true,
       },
       {
-        onChunk: (p) => progress.update(p.promptIndex * p.n + p.done, p.prompts * p.n, `prompt ${p.promptIndex + 1}/${p.prompts}`),
+        onChunk: (p) =>
+          progress.update(
+            p.promptIndex * p.n + p.done,
+            p.prompts * p.n,
+            `prompt ${p.promptIndex + 1}/${p.prompts}`,
+          ),
       },
     );
     for (const result of stream) {
       sumBest += result.best.aggregate;
       sumAll += result.scores.aggregate.reduce((a, b) => a + b, 0) / result.n;
-      if (!out.write(`${JSON.stringify({ ...result, label: (rules[0] as LabelledRule).label })}\n`)) await once(out, 'drain');
+      if (!out.write(`${JSON.stringify({ ...result, label: (rules[0] as LabelledRule).label })}\n`))
+        await once(out, 'drain');
     }
   } finally {
     out.end();
@@ -234,31 +274,91 @@ async function runOnline(ctx: CliContext, opts: BestOfNCliOptions, policyDir: st
 export function registerBestOfN(program: Command): void {
   program
     .command('best-of-n')
-    .description('choose the best of n answers with a reward ensemble: sample online, or estimate win rates offline')
+    .description(
+      'choose the best of n answers with a reward ensemble: sample online, or estimate win rates offline',
+    )
     .requiredOption('--reward <dir>', 'reward-model folder written by `quorum train-rm`')
-    .option('--policy <dir>', 'ONLINE: policy folder to sample from (written by `quorum sft` or `quorum ppo`)')
-    .option('--prompts <file|alpaca-eval>', 'ONLINE: prompts, a JSONL of {instruction, input?} or alpaca-eval', ALPACA_EVAL)
+    .option(
+      '--policy <dir>',
+      'ONLINE: policy folder to sample from (written by `quorum sft` or `quorum ppo`)',
+    )
+    .option(
+      '--prompts <file|alpaca-eval>',
+      'ONLINE: prompts, a JSONL of {instruction, input?} or alpaca-eval',
+      ALPACA_EVAL,
+    )
     .option(
       '--pool <alpaca-eval|file>',
       'OFFLINE: candidate answers, alpaca-eval (51 judged answers per instruction) or a JSONL of {instruction, input?, output, gold?}',
     )
-    .addOption(new Option('--split <split>', 'which alpaca-eval instructions').choices(['eval', 'train']).default('eval'))
+    .addOption(
+      new Option('--split <split>', 'which alpaca-eval instructions')
+        .choices(['eval', 'train'])
+        .default('eval'),
+    )
     .addOption(new Option('--limit <n>', 'only the first n prompts / pools').argParser(positiveInt))
     .addOption(
-      new Option('--n <list>', 'online: one n (default 16); offline: the curve’s n values (default 1,2,4,8,16,32)').argParser(intList),
+      new Option(
+        '--n <list>',
+        'online: one n (default 16); offline: the curve’s n values (default 1,2,4,8,16,32)',
+      ).argParser(intList),
     )
-    .addOption(new Option('--agg <rules>', 'aggregation rule(s), comma-separated offline: mean, lcb, min, uwo, median, …').default(['mean']).argParser(list))
-    .addOption(new Option('--agg-opt <key=value>', 'an option of the rule(s) (repeatable), e.g. --agg-opt beta=0.5').argParser(collect))
-    .addOption(new Option('--beta <number>', 'shorthand for --agg-opt beta=… (lcb: mean − β·std)').argParser(finiteNumber))
-    .addOption(new Option('--lambda <number>', 'shorthand for --agg-opt lambda=… (uwo: mean − λ·variance)').argParser(finiteNumber))
-    .addOption(new Option('--max-new-tokens <n>', 'ONLINE: answer length limit in tokens').default(64).argParser(positiveInt))
-    .addOption(new Option('--temperature <t>', 'ONLINE: sampling temperature (paper Table 5: 1.0)').default(1).argParser(finiteNumber))
-    .addOption(new Option('--top-p <p>', 'ONLINE: nucleus sampling mass (paper Table 5: 0.9)').default(0.9).argParser(finiteNumber))
-    .addOption(new Option('--top-k <k>', 'ONLINE: keep the k most likely tokens (0 = off)').default(0).argParser(nonNegativeInt))
-    .addOption(new Option('--chunk <n>', 'ONLINE: samples generated and scored at a time (bounds memory)').default(16).argParser(positiveInt))
+    .addOption(
+      new Option(
+        '--agg <rules>',
+        'aggregation rule(s), comma-separated offline: mean, lcb, min, uwo, median, …',
+      )
+        .default(['mean'], 'mean')
+        .argParser(list),
+    )
+    .addOption(
+      new Option(
+        '--agg-opt <key=value>',
+        'an option of the rule(s) (repeatable), e.g. --agg-opt beta=0.5',
+      ).argParser(collect),
+    )
+    .addOption(
+      new Option('--beta <number>', 'shorthand for --agg-opt beta=… (lcb: mean − β·std)').argParser(
+        finiteNumber,
+      ),
+    )
+    .addOption(
+      new Option('--lambda <number>', 'shorthand for --agg-opt lambda=… (uwo: mean − λ·variance)').argParser(
+        finiteNumber,
+      ),
+    )
+    .addOption(
+      new Option('--max-new-tokens <n>', 'ONLINE: answer length limit in tokens')
+        .default(64)
+        .argParser(positiveInt),
+    )
+    .addOption(
+      new Option('--temperature <t>', 'ONLINE: sampling temperature (paper Table 5: 1.0)')
+        .default(1)
+        .argParser(finiteNumber),
+    )
+    .addOption(
+      new Option('--top-p <p>', 'ONLINE: nucleus sampling mass (paper Table 5: 0.9)')
+        .default(0.9)
+        .argParser(finiteNumber),
+    )
+    .addOption(
+      new Option('--top-k <k>', 'ONLINE: keep the k most likely tokens (0 = off)')
+        .default(0)
+        .argParser(nonNegativeInt),
+    )
+    .addOption(
+      new Option('--chunk <n>', 'ONLINE: samples generated and scored at a time (bounds memory)')
+        .default(16)
+        .argParser(positiveInt),
+    )
     .addOption(new Option('--keep-answers', 'ONLINE: also write every sampled answer (not only the best)'))
     .addOption(new Option('--seed <n>', 'ONLINE: sampling seed').default(0).argParser(nonNegativeInt))
-    .addOption(new Option('--batch-size <n>', 'OFFLINE: answers per reward forward pass').default(32).argParser(positiveInt))
+    .addOption(
+      new Option('--batch-size <n>', 'OFFLINE: answers per reward forward pass')
+        .default(32)
+        .argParser(positiveInt),
+    )
     .requiredOption('--out <file>', 'online: a .jsonl, one row per prompt; offline: a .json report')
     .option('--overwrite', 'replace a non-empty --out')
     .addHelpText(
@@ -273,7 +373,7 @@ Two modes:
   offline (--pool)    Score every pre-generated answer once, then estimate Best-of-n for every n from the one
                       pool: the expected gold value of the top-scored answer among n drawn without replacement
                       (the unbiased estimator of Nakano et al. / Coste et al.; ties in score broken uniformly at
-                      random). No sampling noise; n ≤ the pool size (48–51 for alpaca-eval).
+                      random). Exact over all draws, no Monte-Carlo noise; n ≤ the pool size (48–51 for alpaca-eval).
 
 What the offline numbers mean:
   win rate   % of prompts where the chosen answer beats the reference (text-davinci-003) by GPT-4's verdict
@@ -282,7 +382,7 @@ What the offline numbers mean:
   longest    the longest of n answers (length in characters as the score). A reward model that does not
              beat this has mostly learnt length. On alpaca-eval's eval split: 77.3 at n = 1, peaking at
              87.0 at n = 4, 79.6 at n = 32.
-  A rule that helps (e.g. lcb) keeps its win rate rising with n where mean starts to over-optimise.
+  Compare rules at large n: there mean can over-optimise the reward model, which lcb is meant to resist.
 
 Examples:
   $ quorum best-of-n --pool alpaca-eval --reward runs/rm-lora --n 1,2,4,8,16,32 --agg mean,lcb --beta 0.5 --out bon.json
@@ -294,7 +394,9 @@ Examples:
     .action(async (opts: BestOfNCliOptions, cmd: Command) => {
       if ((opts.pool === undefined) === (opts.policy === undefined)) {
         throw new ConfigError(
-          opts.pool === undefined ? 'give --policy (online) or --pool (offline)' : '--policy and --pool exclude each other',
+          opts.pool === undefined
+            ? 'give --policy (online) or --pool (offline)'
+            : '--policy and --pool exclude each other',
           {
             location: { field: opts.pool === undefined ? '--policy' : '--pool' },
             hint: 'online: --policy DIR samples new answers; offline: --pool alpaca-eval|FILE chooses among given ones',

@@ -10,7 +10,16 @@ import path from 'node:path';
 import { type GenerateResult, generate } from '@quorum/backbone';
 import { ConfigError, Rng, registryFor, writeFileAtomic } from '@quorum/core';
 import { conversationPrompt, datasets, encodePrompt, type Prompt, REFERENCE_GENERATOR } from '@quorum/data';
-import { evalModule, isJudgeError, Judge, llmJudge, meanStderr, outcomeOf, winRate } from '@quorum/eval';
+import {
+  evalModule,
+  isJudgeError,
+  Judge,
+  llmJudge,
+  meanStderr,
+  type Outcome,
+  outcomeOf,
+  winRate,
+} from '@quorum/eval';
 import { type Command, Option } from 'commander';
 import { createContext, type GlobalOptions, startCompute } from '../context.js';
 import { loadPolicyWithTokenizer, parseKeyValues } from '../load.js';
@@ -46,33 +55,47 @@ function checkOut(o: EvalCommandOptions): void {
   }
 }
 
-const positiveInt = (flag: string) => (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new ConfigError(`expects a positive integer, got "${v}"`, { location: { field: flag } });
-  return n;
-};
+const positiveInt =
+  (flag: string) =>
+  (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n <= 0)
+      throw new ConfigError(`expects a positive integer, got "${v}"`, { location: { field: flag } });
+    return n;
+  };
 
 /** Runs the command; returns what it printed as a summary object (also written to OUT/eval.json). */
-export async function runEval(globals: GlobalOptions, o: EvalCommandOptions, log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<Record<string, unknown>> {
+export async function runEval(
+  globals: GlobalOptions,
+  o: EvalCommandOptions,
+  log: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
+): Promise<Record<string, unknown>> {
   checkOut(o);
   const ctx = await createContext(globals);
   await startCompute(ctx);
   if (!ctx.registries.has(Judge.id)) ctx.container.load(evalModule()); // until the CLI loads it by default
   const judges = registryFor(ctx.container, Judge);
   const judgeOptions = parseKeyValues(o.judgeOpt, '--judge-opt');
-  if (o.judge === 'llm' && judgeOptions.cache === undefined && o.out !== undefined) judgeOptions.cache = path.join(o.out, 'judge-cache.jsonl');
+  if (o.judge === 'llm' && judgeOptions.cache === undefined && o.out !== undefined)
+    judgeOptions.cache = path.join(o.out, 'judge-cache.jsonl');
   const resolved = judges.resolve([o.judge, judgeOptions], '--judge');
-  const judge: Judge = o.judge === 'llm' && judges.get('llm').source === '@quorum/eval' ? llmJudge(resolved.options as never, { log }) : judges.create([o.judge, judgeOptions], '--judge');
+  const judge: Judge =
+    o.judge === 'llm' && judges.get('llm').source === '@quorum/eval'
+      ? llmJudge(resolved.options as never, { log })
+      : judges.create([o.judge, judgeOptions], '--judge');
 
   const policy = await loadPolicyWithTokenizer(o.policy);
   const { tokenizer, config, params } = policy;
   const rng = new Rng(o.seed);
   const promptRoom = config.contextLength - o.maxNewTokens;
   if (promptRoom < 16) {
-    throw new ConfigError(`--max-new-tokens ${o.maxNewTokens} leaves ${promptRoom} prompt tokens in a context of ${config.contextLength}`, {
-      location: { field: '--max-new-tokens' },
-      hint: `use at most ${config.contextLength - 16}`,
-    });
+    throw new ConfigError(
+      `--max-new-tokens ${o.maxNewTokens} leaves ${promptRoom} prompt tokens in a context of ${config.contextLength}`,
+      {
+        location: { field: '--max-new-tokens' },
+        hint: `use at most ${config.contextLength - 16}`,
+      },
+    );
   }
   /** Answers to `prompts`, batchSize at a time. */
   const answer = (prompts: readonly Prompt[], label: string): string[] => {
@@ -87,7 +110,8 @@ export async function runEval(globals: GlobalOptions, o: EvalCommandOptions, log
         padId: tokenizer.padId,
         rng: o.temperature === 0 ? undefined : rng.fork(`${label}/${at}`),
       });
-      for (const toks of result.tokens) out.push(tokenizer.decode(toks.filter((t) => t !== tokenizer.eosId)).trim());
+      for (const toks of result.tokens)
+        out.push(tokenizer.decode(toks.filter((t) => t !== tokenizer.eosId)).trim());
       log(`generated ${Math.min(at + o.batchSize, prompts.length)}/${prompts.length} (${label})`);
     }
     return out;
@@ -99,13 +123,25 @@ export async function runEval(globals: GlobalOptions, o: EvalCommandOptions, log
   if (o.bench === 'alpaca-eval') {
     const data = await datasets.alpacaEval();
     const instructions = data.split('eval').slice(0, o.limit);
-    const answers = answer(instructions.map((i) => data.prompt(i.id)), 'alpaca-eval');
-    const outcomes = [];
+    const answers = answer(
+      instructions.map((i) => data.prompt(i.id)),
+      'alpaca-eval',
+    );
+    const outcomes: Outcome[] = [];
     for (const [i, inst] of instructions.entries()) {
       const reference = data.output(inst.id, REFERENCE_GENERATOR) ?? '';
-      const record: Record<string, unknown> = { id: inst.id, instruction: inst.instruction, answer: answers[i] };
+      const record: Record<string, unknown> = {
+        id: inst.id,
+        instruction: inst.instruction,
+        answer: answers[i],
+      };
       try {
-        const v = await judge.compare({ instruction: inst.instruction, input: '', a: answers[i] as string, b: reference });
+        const v = await judge.compare({
+          instruction: inst.instruction,
+          input: '',
+          a: answers[i] as string,
+          b: reference,
+        });
         outcomes.push(outcomeOf(v));
         Object.assign(record, { winner: v.winner, ...(v.p === undefined ? {} : { p: v.p }) });
       } catch (error) {
@@ -116,7 +152,10 @@ export async function runEval(globals: GlobalOptions, o: EvalCommandOptions, log
       records.push(record);
       log(`judged ${i + 1}/${instructions.length}`);
     }
-    if (outcomes.length === 0) throw new ConfigError('the judge graded no item', { hint: `first failure: ${failures[0]?.error ?? 'none'}` });
+    if (outcomes.length === 0)
+      throw new ConfigError('the judge graded no item', {
+        hint: `first failure: ${failures[0]?.error ?? 'none'}`,
+      });
     const w = winRate(outcomes);
     summary = { bench: o.bench, judge: o.judge, ...w, failed: failures.length };
     process.stdout.write(
@@ -131,7 +170,10 @@ export async function runEval(globals: GlobalOptions, o: EvalCommandOptions, log
     }
     const score = judge.score.bind(judge);
     const questions = (await datasets.mtBench()).questions.slice(0, o.limit);
-    const first = answer(questions.map((q) => ({ instruction: q.turns[0] as string, input: '' })), 'mt-bench/turn-1');
+    const first = answer(
+      questions.map((q) => ({ instruction: q.turns[0] as string, input: '' })),
+      'mt-bench/turn-1',
+    );
     const second = answer(
       questions.map((q, i) =>
         conversationPrompt([
@@ -150,7 +192,9 @@ export async function runEval(globals: GlobalOptions, o: EvalCommandOptions, log
           const s = await score({
             instruction: q.turns[turn] as string,
             answer: (turn === 0 ? first[i] : second[i]) as string,
-            ...(turn === 1 ? { history: [{ question: q.turns[0] as string, answer: first[i] as string }] } : {}),
+            ...(turn === 1
+              ? { history: [{ question: q.turns[0] as string, answer: first[i] as string }] }
+              : {}),
             ...(q.reference === undefined ? {} : { references: q.reference.slice(0, turn + 1) }),
             category: q.category,
           });
@@ -166,18 +210,36 @@ export async function runEval(globals: GlobalOptions, o: EvalCommandOptions, log
       log(`judged ${i + 1}/${questions.length}`);
     }
     const all = [...perTurn[0]!, ...perTurn[1]!];
-    if (all.length === 0) throw new ConfigError('the judge graded no item', { hint: `first failure: ${failures[0]?.error ?? 'none'}` });
+    if (all.length === 0)
+      throw new ConfigError('the judge graded no item', {
+        hint: `first failure: ${failures[0]?.error ?? 'none'}`,
+      });
     const m = meanStderr(all, 'scores');
     const t = perTurn.map((s) => (s.length === 0 ? undefined : meanStderr(s, 'scores').mean));
-    summary = { bench: o.bench, judge: o.judge, mean: m.mean, stderr: m.stderr, n: m.n, turn1: t[0], turn2: t[1], failed: failures.length };
+    summary = {
+      bench: o.bench,
+      judge: o.judge,
+      mean: m.mean,
+      stderr: m.stderr,
+      n: m.n,
+      turn1: t[0],
+      turn2: t[1],
+      failed: failures.length,
+    };
     process.stdout.write(
       `MT-Bench mean score: ${m.mean.toFixed(2)} ± ${Number.isNaN(m.stderr) ? '–' : m.stderr.toFixed(2)} (turn 1 ${t[0]?.toFixed(2) ?? '–'}, turn 2 ${t[1]?.toFixed(2) ?? '–'}; ${m.n} answers${failures.length > 0 ? `; ${failures.length} failed` : ''})\n`,
     );
   }
   if (o.out !== undefined) {
     mkdirSync(o.out, { recursive: true });
-    await writeFileAtomic(path.join(o.out, 'answers.jsonl'), records.map((r) => JSON.stringify(r)).join('\n') + '\n');
-    await writeFileAtomic(path.join(o.out, 'eval.json'), `${JSON.stringify({ ...summary, policy: o.policy, seed: o.seed, failures }, null, 2)}\n`);
+    await writeFileAtomic(
+      path.join(o.out, 'answers.jsonl'),
+      records.map((r) => JSON.stringify(r)).join('\n') + '\n',
+    );
+    await writeFileAtomic(
+      path.join(o.out, 'eval.json'),
+      `${JSON.stringify({ ...summary, policy: o.policy, seed: o.seed, failures }, null, 2)}\n`,
+    );
   }
   return summary;
 }
@@ -185,11 +247,19 @@ export async function runEval(globals: GlobalOptions, o: EvalCommandOptions, log
 export function registerEval(program: Command): void {
   program
     .command('eval')
-    .description("grade a policy on AlpacaEval (win rate vs text-davinci-003) or MT-Bench (1–10) with a judge")
-    .addOption(new Option('--bench <name>', 'benchmark').choices(['alpaca-eval', 'mt-bench']).makeOptionMandatory())
+    .description(
+      'grade a policy on AlpacaEval (win rate vs text-davinci-003) or MT-Bench (1–10) with a judge',
+    )
+    .addOption(
+      new Option('--bench <name>', 'benchmark').choices(['alpaca-eval', 'mt-bench']).makeOptionMandatory(),
+    )
     .requiredOption('--policy <dir>', 'policy folder (written by `quorum sft` or `quorum ppo`)')
     .option('--judge <name>', 'judge: llm, reward-model, preference-table or a plugin’s', 'llm')
-    .option('--judge-opt <key=value>', 'judge option (repeatable), e.g. baseUrl=…, model=…, timeoutMs=…', (v: string, p: string[] | undefined) => [...(p ?? []), v])
+    .option(
+      '--judge-opt <key=value>',
+      'judge option (repeatable), e.g. baseUrl=…, model=…, timeoutMs=…',
+      (v: string, p: string[] | undefined) => [...(p ?? []), v],
+    )
     .option('--limit <n>', 'only the first n instructions / questions', positiveInt('--limit'))
     .option('--out <dir>', 'write answers.jsonl, eval.json and the judge cache here')
     .option('--resume', 'reuse the judge verdicts already in --out')

@@ -28,6 +28,7 @@ interface TrainRmOptions {
   trainPairs?: number;
   maxSteps?: number;
   lr?: number;
+  checkpointEvery?: number;
   bootstrap: boolean;
   seed: number;
   out: string;
@@ -54,6 +55,7 @@ export function registerTrainRm(program: Command): void {
     .addOption(new Option('--train-pairs <n>', 'use a seeded subset of n training pairs (default: the preset\'s)').argParser(positiveInt))
     .addOption(new Option('--max-steps <n>', 'cap on optimizer steps per phase').argParser(positiveInt))
     .addOption(new Option('--lr <lr>', 'full fine-tuning learning rate (default 3e-4; see the config docs)').argParser(Number.parseFloat))
+    .addOption(new Option('--checkpoint-every <n>', 'save a resumable state every n optimizer steps (default 50)').argParser(positiveInt))
     .option('--no-bootstrap', 'turn off per-member bootstrap weights for members that share a transformer')
     .addOption(new Option('--seed <n>', 'seed').default(0).argParser(nonNegativeInt))
     .requiredOption('--out <dir>', 'reward-model folder to write')
@@ -121,6 +123,7 @@ Examples:
           epochs: preset.rm.epochs,
           ...(opts.maxSteps ?? preset.rm.maxSteps) === undefined ? {} : { maxSteps: opts.maxSteps ?? preset.rm.maxSteps },
           ...(opts.lr === undefined ? {} : { lr: opts.lr }),
+          ...(opts.checkpointEvery === undefined ? {} : { checkpointEvery: opts.checkpointEvery }),
           bootstrap: opts.bootstrap,
           seed: opts.seed,
         },

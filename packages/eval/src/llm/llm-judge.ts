@@ -1,0 +1,333 @@
+/**
+ * The `llm` judge: any OpenAI-compatible chat-completions endpoint (`POST {baseUrl}/chat/completions`).
+ *
+ * - Pairwise: AlpacaEval's prompt. Each pair is shown in an order drawn from a seeded Rng per pair
+ *   (the same order for (a, b) and (b, a)), and the verdict is mapped back, so position bias averages out
+ *   over items instead of always favouring one side.
+ * - Single answer: MT-Bench's 1–10 prompts from the shipped judge_prompts.
+ * - Faults: each request has a timeout; timeouts, connection errors, 429 and 5xx are retried with
+ *   exponential backoff (a Retry-After header is honoured), and so is a malformed body (not JSON, or
+ *   JSON without `choices[0].message.content`), as proxies sometimes send one. When the retries run out
+ *   the judge throws a QuorumError with code `E_JUDGE` naming the last problem. Other 4xx fail at once.
+ *   A reply without a readable verdict (`m`/`M`, `[[rating]]`) also throws `E_JUDGE` and is not cached.
+ *   Callers that grade many items (the `quorum eval` command) record such items as failed and go on.
+ * - Cache: verdicts are appended to a JSONL file keyed by sha256(model + prompt) (see cache.ts).
+ * - Secrets: the API key is sent only in the Authorization header; it is kept in a closure (not a
+ *   property), never logged, and scrubbed from every error and log message.
+ */
+import { ConfigError, Rng, sha256Hex } from '@quorum/core';
+import { datasets, type JudgePrompt } from '@quorum/data';
+import { z } from 'zod';
+import { type CompareItem, type Judge, judgeError, type ScoreItem, type Verdict } from '../judge.js';
+import { type CacheEntry, cacheKey, VerdictCache } from './cache.js';
+import {
+  type ChatMessage,
+  pairwiseMessages,
+  parsePairwise,
+  parseRating,
+  singleMessages,
+  type TopLogprobs,
+} from './prompts.js';
+
+export const JUDGE_ENV = {
+  baseUrl: 'QUORUM_JUDGE_BASE_URL',
+  model: 'QUORUM_JUDGE_MODEL',
+  apiKey: 'QUORUM_JUDGE_API_KEY',
+} as const;
+
+export const llmJudgeOptions = z
+  .object({
+    /** e.g. `https://api.openai.com/v1`; default: env QUORUM_JUDGE_BASE_URL. */
+    baseUrl: z.string().optional(),
+    /** e.g. `gpt-4-turbo`; default: env QUORUM_JUDGE_MODEL. */
+    model: z.string().optional(),
+    /** Bearer token; default: env QUORUM_JUDGE_API_KEY (none sent when unset). Numbers are accepted as text. */
+    apiKey: z.union([z.string(), z.number()]).optional(),
+    /** One request's limit, body included. Judges of long answers can take a while. */
+    timeoutMs: z.number().int().positive().default(60_000),
+    /** Attempts after the first on timeouts, connection errors, 429, 5xx and malformed bodies. */
+    retries: z.number().int().min(0).default(5),
+    /** First backoff; doubled after each failure up to maxBackoffMs. */
+    backoffMs: z.number().min(0).default(1000),
+    maxBackoffMs: z.number().min(0).default(60_000),
+    /** Append-only JSONL verdict cache; unset keeps verdicts in memory only. */
+    cache: z.string().optional(),
+    /** Seeds the presentation order of each pair. */
+    seed: z.number().int().default(0),
+    /** Ask for the first token's log-probs (AlpacaEval 2.0's weighted verdict gives p). Off for endpoints that refuse them. */
+    logprobs: z.boolean().default(true),
+    /** Reply budget of single-answer grading (MT-Bench explains, then rates). */
+    maxTokens: z.number().int().positive().default(2048),
+  })
+  .strict();
+export type LlmJudgeOptions = z.input<typeof llmJudgeOptions>;
+
+/** What the plain factory takes besides the options. */
+export interface LlmJudgeEnvironment {
+  /** Where unset options come from (default `process.env`). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** MT-Bench judge prompts (default: the shipped ones). */
+  readonly judgePrompts?: readonly JudgePrompt[];
+  /** Called with a line about each retry (never holds the key). */
+  readonly log?: (message: string) => void;
+}
+
+/** Counters of a judge's traffic. */
+export interface LlmJudgeStats {
+  /** HTTP requests sent (every attempt). */
+  readonly requests: number;
+  readonly retries: number;
+  readonly cacheHits: number;
+}
+
+export interface LlmJudge extends Judge {
+  readonly model: string;
+  readonly cache: VerdictCache;
+  /** MT-Bench single-answer grade, 1–10. */
+  score(item: ScoreItem): Promise<number>;
+  stats(): LlmJudgeStats;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+function retryAfterMs(header: string | null): number | undefined {
+  if (header === null || header.trim() === '') return undefined;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(header);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+/** The longest a Retry-After is honoured. */
+const MAX_RETRY_AFTER_MS = 10 * 60_000;
+
+/** Builds the judge (plain factory). Options override env QUORUM_JUDGE_BASE_URL / _MODEL / _API_KEY. */
+export function llmJudge(input: LlmJudgeOptions = {}, environment: LlmJudgeEnvironment = {}): LlmJudge {
+  const o = llmJudgeOptions.parse(input);
+  const env = environment.env ?? process.env;
+  const baseUrl = o.baseUrl ?? env[JUDGE_ENV.baseUrl];
+  const model = o.model ?? env[JUDGE_ENV.model];
+  const rawKey = o.apiKey ?? env[JUDGE_ENV.apiKey];
+  const apiKey = rawKey === undefined || rawKey === '' ? undefined : String(rawKey);
+  if (baseUrl === undefined || baseUrl === '') {
+    throw new ConfigError('the llm judge needs a base URL', {
+      location: { field: 'judge(llm).baseUrl' },
+      hint: `set ${JUDGE_ENV.baseUrl} (e.g. https://api.openai.com/v1) or pass --judge-opt baseUrl=URL`,
+    });
+  }
+  if (model === undefined || model === '') {
+    throw new ConfigError('the llm judge needs a model name', {
+      location: { field: 'judge(llm).model' },
+      hint: `set ${JUDGE_ENV.model} (e.g. gpt-4-turbo) or pass --judge-opt model=NAME`,
+    });
+  }
+  const scrub = (text: string): string => (apiKey === undefined ? text : text.split(apiKey).join('***'));
+  let url: URL;
+  try {
+    url = new URL(`${baseUrl.replace(/\/+$/, '')}/chat/completions`);
+  } catch {
+    throw new ConfigError(`the llm judge's base URL ${JSON.stringify(scrub(baseUrl))} is not a URL`, {
+      location: { field: 'judge(llm).baseUrl' },
+      hint: 'write it as http(s)://host[:port]/v1',
+    });
+  }
+  const where = scrub(`${url.origin}${url.pathname}`);
+  const log = (message: string): void => environment.log?.(scrub(message));
+  const cache = new VerdictCache(o.cache);
+  const rng = new Rng(o.seed);
+  const inflight = new Map<string, Promise<CacheEntry>>();
+  let requests = 0;
+  let retries = 0;
+  let cacheHits = 0;
+
+  const excerpt = (text: string): string => {
+    const t = scrub(text).replace(/\s+/g, ' ');
+    return JSON.stringify(t.length > 120 ? `${t.slice(0, 120)}…` : t);
+  };
+
+  /** One chat completion with timeouts and retries; returns the reply text and first-token log-probs. */
+  async function chat(
+    messages: readonly ChatMessage[],
+    extra: Record<string, unknown>,
+  ): Promise<{ content: string; top: TopLogprobs | undefined }> {
+    const body = JSON.stringify({ model, messages, temperature: 0, ...extra });
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    if (apiKey !== undefined) headers.authorization = `Bearer ${apiKey}`;
+    let problem = '';
+    let delay = 0;
+    for (let attempt = 0; attempt <= o.retries; attempt++) {
+      if (attempt > 0) {
+        retries++;
+        log(`judge: ${problem}; retry ${attempt}/${o.retries} in ${Math.round(delay)} ms`);
+        await sleep(delay);
+      }
+      const backoff = Math.min(o.maxBackoffMs, o.backoffMs * 2 ** attempt);
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), o.timeoutMs);
+      let status: number;
+      let text: string;
+      let retryAfter: number | undefined;
+      requests++;
+      try {
+        const res = await fetch(url, { method: 'POST', headers, body, signal: controller.signal });
+        status = res.status;
+        retryAfter = retryAfterMs(res.headers.get('retry-after'));
+        text = await res.text();
+      } catch (error) {
+        const cause = (error as { cause?: { code?: unknown } }).cause;
+        const code = typeof cause?.code === 'string' ? cause.code : (error as Error).name;
+        problem = controller.signal.aborted
+          ? `no answer within ${o.timeoutMs} ms`
+          : `connection failed (${code})`;
+        delay = backoff;
+        continue;
+      } finally {
+        clearTimeout(timer);
+      }
+      if (status === 429 || status >= 500) {
+        problem = `HTTP ${status} ${excerpt(text)}`;
+        delay = retryAfter === undefined ? backoff : Math.min(retryAfter, MAX_RETRY_AFTER_MS);
+        continue;
+      }
+      if (status < 200 || status >= 300) {
+        const hint =
+          status === 401 || status === 403
+            ? `check the API key (${JUDGE_ENV.apiKey} or --judge-opt apiKey=…)`
+            : status === 404
+              ? `check the base URL (it should end where /chat/completions is appended, e.g. …/v1) and the model name "${model}"`
+              : 'check the model name; if the endpoint refuses log-probs, pass --judge-opt logprobs=false';
+        throw judgeError(`the judge endpoint ${where} answered HTTP ${status}: ${excerpt(text)}`, hint);
+      }
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        problem = `malformed body (not JSON): ${excerpt(text)}`;
+        delay = backoff;
+        continue;
+      }
+      const choice = (json as { choices?: unknown })?.choices;
+      const first = Array.isArray(choice) ? (choice[0] as Record<string, unknown> | undefined) : undefined;
+      const content = (first?.message as { content?: unknown } | undefined)?.content;
+      if (typeof content !== 'string') {
+        problem = `malformed body (no choices[0].message.content): ${excerpt(text)}`;
+        delay = backoff;
+        continue;
+      }
+      const lp = (first?.logprobs as { content?: { top_logprobs?: unknown }[] } | undefined)?.content?.[0]
+        ?.top_logprobs;
+      const top = Array.isArray(lp)
+        ? (lp.filter(
+            (t) => typeof t?.token === 'string' && typeof t?.logprob === 'number',
+          ) as unknown as TopLogprobs)
+        : undefined;
+      return { content, top };
+    }
+    throw judgeError(
+      `the judge endpoint ${where} failed ${o.retries + 1} time${o.retries === 0 ? '' : 's'}; last: ${problem}`,
+      'check that the endpoint is up; raise --judge-opt retries=N or timeoutMs=MS for a slow or busy one',
+    );
+  }
+
+  /** The cached reply to `messages`, or a fresh one (appended to the cache before returning). */
+  function ask(
+    kind: 'pairwise' | 'single',
+    messages: readonly ChatMessage[],
+    extra: Record<string, unknown>,
+    valid: (entry: CacheEntry) => boolean,
+  ): Promise<CacheEntry> {
+    const key = cacheKey(model as string, messages);
+    const hit = cache.get(key);
+    if (hit !== undefined && valid(hit)) {
+      cacheHits++;
+      return Promise.resolve(hit);
+    }
+    const pending = inflight.get(key);
+    if (pending !== undefined) return pending;
+    const run = (async () => {
+      const { content, top } = await chat(messages, extra);
+      const reading = kind === 'pairwise' ? parsePairwise(content, top) : undefined;
+      const entry: CacheEntry = {
+        key,
+        model: model as string,
+        kind,
+        content,
+        ...(reading?.pFirst === undefined ? {} : { pFirst: reading.pFirst }),
+        time: new Date().toISOString(),
+      };
+      if (!valid(entry)) {
+        throw judgeError(
+          `the judge's reply has no ${kind === 'pairwise' ? 'model identifier (m or M)' : '[[rating]] from 1 to 10'}: ${excerpt(content)}`,
+          kind === 'pairwise'
+            ? 'use a model that follows the AlpacaEval prompt (or enable logprobs); the item is not cached'
+            : 'use a model that follows the MT-Bench format "Rating: [[5]]"; the item is not cached',
+        );
+      }
+      cache.put(entry);
+      return entry;
+    })().finally(() => inflight.delete(key));
+    inflight.set(key, run);
+    return run;
+  }
+
+  const readPair = (e: CacheEntry) =>
+    parsePairwise(
+      e.content,
+      e.pFirst === undefined
+        ? undefined
+        : [
+            { token: 'm', logprob: Math.log(e.pFirst) },
+            { token: 'M', logprob: Math.log(1 - e.pFirst) },
+          ],
+    );
+  const readRating = (e: CacheEntry): number | undefined => {
+    const r = parseRating(e.content);
+    return r !== undefined && r >= 1 && r <= 10 ? r : undefined;
+  };
+  let prompts: Promise<readonly JudgePrompt[]> | undefined;
+
+  return {
+    name: 'llm',
+    model,
+    cache,
+    stats: () => ({ requests, retries, cacheHits }),
+    async compare(item: CompareItem): Promise<Verdict> {
+      const input = item.input ?? '';
+      if (item.a === item.b) return { winner: 'tie', p: 0.5 };
+      // The order depends on the unordered pair only: compare(a, b) and compare(b, a) send one prompt.
+      const [lo, hi] = item.a < item.b ? [item.a, item.b] : [item.b, item.a];
+      const label = sha256Hex(JSON.stringify([item.instruction, input, lo, hi]));
+      const loFirst = rng.fork(label).uniform() < 0.5;
+      const first = loFirst ? lo : hi;
+      const second = loFirst ? hi : lo;
+      const extra: Record<string, unknown> = { max_tokens: 1 };
+      if (o.logprobs) Object.assign(extra, { logprobs: true, top_logprobs: 5 });
+      const entry = await ask(
+        'pairwise',
+        pairwiseMessages(item.instruction, input, first, second),
+        extra,
+        (e) => readPair(e) !== undefined,
+      );
+      const reading = readPair(entry)!;
+      const firstIsA = first === item.a;
+      const aWins = (reading.choice === 'first') === firstIsA;
+      const winner = aWins ? 'a' : 'b';
+      if (reading.pFirst === undefined) return { winner };
+      return { winner, p: firstIsA ? reading.pFirst : 1 - reading.pFirst };
+    },
+    async score(item: ScoreItem): Promise<number> {
+      prompts ??=
+        environment.judgePrompts !== undefined
+          ? Promise.resolve(environment.judgePrompts)
+          : datasets.mtBench().then((d) => d.judgePrompts);
+      const messages = singleMessages(await prompts, item);
+      const entry = await ask(
+        'single',
+        messages,
+        { max_tokens: o.maxTokens },
+        (e) => readRating(e) !== undefined,
+      );
+      return readRating(entry)!;
+    },
+  };
+}

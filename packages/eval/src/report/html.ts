@@ -1,0 +1,151 @@
+/**
+ * report.html: one self-contained page (inline CSS and SVG, no script, no network) with the charts —
+ * Best-of-n win rate vs n per architecture, one chart per rule, with ± stderr bands; PPO gold win rate vs
+ * step per architecture — and the tables of report.md.
+ */
+import { distinct, winCell } from './markdown.js';
+import { type ChartSeries, escapeXml, lineChart } from './svg.js';
+import type { Report } from './types.js';
+
+const CSS = `body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1000px;color:#222;padding:0 1rem}
+h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5rem 0}th,td{border:1px solid #ccc;padding:.25rem .6rem;text-align:right}
+th:first-child,td:first-child{text-align:left}th{background:#f5f5f5}
+.charts{display:flex;flex-wrap:wrap;gap:1rem}svg{background:#fff;border:1px solid #eee}
+svg .grid{stroke:#eee}svg .frame{fill:none;stroke:#999}svg .tick,svg .legend{font-size:11px;fill:#444}
+svg .axis-label{font-size:12px;fill:#222}svg .chart-title{font-size:13px;font-weight:600}
+svg .reference{stroke:#888;stroke-dasharray:4 4}svg .empty{fill:#999}.meta{color:#555}`;
+
+function htmlTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const th = header.map((h) => `<th>${escapeXml(h)}</th>`).join('');
+  const body = rows.map((r) => `<tr>${r.map((c) => `<td>${escapeXml(c)}</td>`).join('')}</tr>`).join('\n');
+  return `<table><thead><tr>${th}</tr></thead><tbody>\n${body}\n</tbody></table>`;
+}
+
+/** The Best-of-n charts (one per rule) and the PPO chart, as SVG strings. */
+export function reportCharts(report: Report): string[] {
+  const archs = Object.entries(report.architectures);
+  const rules = distinct(archs.flatMap(([, a]) => a.bestOfN.map((r) => r.rule)));
+  const charts: string[] = [];
+  for (const rule of rules) {
+    const series: ChartSeries[] = archs.map(([name, a]) => ({
+      name,
+      points: a.bestOfN.filter((r) => r.rule === rule).map((r) => ({ x: r.n, y: r.winRate, err: r.stderr })),
+    }));
+    charts.push(
+      lineChart({
+        id: `best-of-n/${rule}`,
+        title: `Best-of-n win rate vs n (rule: ${rule})`,
+        xLabel: 'n (candidates per prompt, log scale)',
+        yLabel: 'win rate vs reference (%)',
+        series,
+        log2X: true,
+        yReference: 50,
+      }),
+    );
+  }
+  if (report.ppo.length > 0) {
+    const names = distinct(report.ppo.map((p) => (p.rule === undefined ? p.arch : `${p.arch} / ${p.rule}`)));
+    const series: ChartSeries[] = names.map((name) => ({
+      name,
+      points: report.ppo
+        .filter((p) => (p.rule === undefined ? p.arch : `${p.arch} / ${p.rule}`) === name)
+        .map((p) => ({ x: p.step, y: p.goldWinRate, ...(p.stderr === undefined ? {} : { err: p.stderr }) })),
+    }));
+    charts.push(
+      lineChart({
+        id: 'ppo',
+        title: 'PPO: gold win rate vs step',
+        xLabel: 'PPO step',
+        yLabel: 'gold win rate vs SFT (%)',
+        series,
+        yReference: 50,
+      }),
+    );
+  }
+  return charts;
+}
+
+export function renderHtml(report: Report): string {
+  const archs = Object.entries(report.architectures);
+  const meta = Object.entries(report.meta ?? {}).filter(
+    ([, v]) => typeof v === 'string' || typeof v === 'number',
+  );
+  const out: string[] = [
+    '<!doctype html>',
+    '<html lang="en"><head><meta charset="utf-8">',
+    '<meta name="viewport" content="width=device-width, initial-scale=1">',
+    '<title>Quorum report</title>',
+    `<style>${CSS}</style>`,
+    '</head><body>',
+    '<h1>Quorum report</h1>',
+  ];
+  if (meta.length > 0) {
+    out.push(
+      `<p class="meta">${meta.map(([k, v]) => `${escapeXml(k)}: ${escapeXml(String(v))}`).join(' · ')}</p>`,
+    );
+  }
+  out.push('<h2>Charts</h2>', `<div class="charts">${reportCharts(report).join('\n')}</div>`);
+  out.push('<h2>Reward models</h2>');
+  out.push(
+    htmlTable(
+      ['architecture', 'accuracy %', 'ECE', 'params (total)', 'params (trainable)', 'train s'],
+      archs.map(([name, a]) => [
+        name,
+        (100 * a.accuracy).toFixed(1),
+        a.ece.toFixed(3),
+        a.params.total.toLocaleString('en-US'),
+        a.params.trainable.toLocaleString('en-US'),
+        a.trainSeconds.toFixed(1),
+      ]),
+    ),
+  );
+  const rows = archs.flatMap(([name, a]) =>
+    [...a.bestOfN]
+      .sort((x, y) => (x.rule === y.rule ? x.n - y.n : x.rule < y.rule ? -1 : 1))
+      .map((r) => [name, r.rule, String(r.n), winCell(r.winRate, r.stderr, r.seedSpread)]),
+  );
+  if (rows.length > 0) {
+    out.push('<h2>Best-of-n win rate vs the reference (%, ± stderr over prompts)</h2>');
+    out.push(htmlTable(['architecture', 'rule', 'n', 'win rate %'], rows));
+  }
+  if (report.ppo.length > 0) {
+    out.push('<h2>PPO: gold win rate vs the SFT policy</h2>');
+    out.push(
+      htmlTable(
+        ['architecture', 'rule', 'step', 'gold win rate %', 'KL'],
+        report.ppo.map((p) => [
+          p.arch,
+          p.rule ?? '',
+          String(p.step),
+          winCell(p.goldWinRate, p.stderr),
+          p.kl.toFixed(3),
+        ]),
+      ),
+    );
+  }
+  if (report.baselines !== undefined && Object.keys(report.baselines).length > 0) {
+    out.push('<h2>Baselines</h2>');
+    out.push(
+      htmlTable(
+        ['baseline', 'win rate %', 'what'],
+        Object.entries(report.baselines).map(([k, b]) => [
+          k,
+          winCell(b.winRate, b.stderr),
+          b.description ?? '',
+        ]),
+      ),
+    );
+  }
+  if (report.timings !== undefined && Object.keys(report.timings).length > 0) {
+    out.push('<h2>Timings</h2>');
+    out.push(
+      htmlTable(
+        ['stage', 'seconds'],
+        Object.entries(report.timings).map(([k, s]) => [k, s.toFixed(1)]),
+      ),
+    );
+  }
+  out.push('</body></html>', '');
+  return out.join('\n');
+}

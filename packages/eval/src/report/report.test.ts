@@ -1,0 +1,125 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { renderHtml } from './html.js';
+import type { Report } from './types.js';
+import { reportSchema, validateReport } from './validate.js';
+import { writeReport } from './write.js';
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const bon = (rule: string, rates: number[]) =>
+  [1, 2, 4, 8].map((n, i) => ({
+    n,
+    rule,
+    winRate: rates[i] as number,
+    stderr: 3.5,
+    ...(rule === 'lcb' ? { seedSpread: 1.2 } : {}),
+  }));
+
+const sampleReport: Report = {
+  schemaVersion: 1,
+  meta: { preset: 'smoke', seeds: 1, backend: 'wasm', createdAt: '2024-01-01T00:00:00Z' },
+  architectures: {
+    single: {
+      accuracy: 0.61,
+      ece: 0.05,
+      params: { total: 120_000, trainable: 120_000 },
+      trainSeconds: 12.5,
+      bestOfN: [...bon('mean', [20, 24, 27, 26]), ...bon('lcb', [20, 25, 28, 29])],
+    },
+    'linear-heads': {
+      accuracy: 0.63,
+      ece: 0.04,
+      params: { total: 120_130, trainable: 120_130 },
+      trainSeconds: 13,
+      bestOfN: [...bon('mean', [20, 25, 29, 30]), ...bon('lcb', [20, 26, 30, 32])],
+    },
+  },
+  ppo: [
+    { arch: 'single', step: 0, goldWinRate: 50, kl: 0 },
+    { arch: 'single', step: 10, goldWinRate: 55, kl: 0.4, stderr: 4 },
+    { arch: 'linear-heads', step: 0, goldWinRate: 50, kl: 0 },
+    { arch: 'linear-heads', step: 10, goldWinRate: 58, kl: 0.3 },
+  ],
+  timings: { 'train-rm/single': 12.5 },
+  baselines: { 'longest-answer': { winRate: 31, stderr: 3, description: 'pick the longest <answer>' } },
+};
+
+describe('report', () => {
+  it('writes report.json, report.md and report.html', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'quorum-report-'));
+    dirs.push(dir);
+    const files = await writeReport(dir, sampleReport);
+    const json = JSON.parse(readFileSync(files.json, 'utf8')) as unknown;
+    expect(json).toEqual(sampleReport);
+    expect(validateReport(json)).toEqual([]);
+    const md = readFileSync(files.markdown, 'utf8');
+    expect(md).toContain('| n | single / mean | single / lcb | linear-heads / mean | linear-heads / lcb |');
+    expect(md).toContain('| 8 | 26.0 ± 3.5 | 29.0 ± 3.5 (seeds ±1.2) |');
+    const html = readFileSync(files.html, 'utf8');
+    expect(html.startsWith('<!doctype html>')).toBe(true);
+    expect(html).not.toMatch(/https?:\/\/(?!www\.w3\.org\/2000\/svg)/); // nothing fetched from the network
+    expect(html).not.toContain('<script');
+    expect(html).toContain('pick the longest &lt;answer&gt;');
+  });
+
+  it('draws one Best-of-n chart per rule and a PPO chart, each carrying its data', () => {
+    const html = renderHtml(sampleReport);
+    const charts = [
+      ...html.matchAll(/<svg [^>]*data-chart="([^"]+)" data-series="(\d+)" data-points="(\d+)"/g),
+    ].map((m) => [m[1], Number(m[2]), Number(m[3])]);
+    expect(charts).toEqual([
+      ['best-of-n/mean', 2, 8],
+      ['best-of-n/lcb', 2, 8],
+      ['ppo', 2, 4],
+    ]);
+    expect(html.match(/class="band"/g)?.length).toBe(5); // 4 Best-of-n series + the PPO series with stderr
+    expect(html).toContain('data-series-name="linear-heads" data-points="4"');
+  });
+
+  it('the validator rejects malformed reports, naming each field', async () => {
+    // biome-ignore lint/suspicious/noExplicitAny: the test breaks a clone into invalid shapes
+    const bad = structuredClone(sampleReport) as unknown as Record<string, any>;
+    bad.schemaVersion = 2;
+    bad.architectures.single.accuracy = 61; // a percentage where 0–1 is expected
+    bad.architectures.single.bestOfN[0].winRate = Number.NaN;
+    bad.architectures.single.bestOfN.push({ n: 1, rule: 'mean', winRate: 10, stderr: 1 });
+    delete bad.architectures['linear-heads'].params.trainable;
+    bad.ppo[0].goldWinRate = 150;
+    bad.ppo[1].extra = true;
+    const errors = validateReport(bad);
+    expect(errors).toEqual(
+      expect.arrayContaining([
+        '$.schemaVersion: must be 1, got 2',
+        '$.architectures.single.accuracy: must be ≤ 1, got 61',
+        '$.architectures.single.bestOfN[0].winRate: expected number, got NaN',
+        '$.architectures.linear-heads.params: "trainable" is required',
+        '$.ppo[0].goldWinRate: must be ≤ 100, got 150',
+        '$.ppo[1]: unknown field "extra"',
+      ]),
+    );
+    expect(validateReport({ schemaVersion: 1, architectures: {}, ppo: [] })).toEqual([]);
+    expect(validateReport(null)).toEqual(['$: expected object, got null']);
+    // biome-ignore lint/suspicious/noExplicitAny: the test breaks a clone into invalid shapes
+    const dup = structuredClone(sampleReport) as unknown as Record<string, any>;
+    dup.architectures.single.bestOfN.push({ n: 2, rule: 'mean', winRate: 1, stderr: 1 });
+    expect(validateReport(dup)).toEqual([
+      '$.architectures.single.bestOfN[8]: n = 2 with rule "mean" is listed twice',
+    ]);
+    const dir = mkdtempSync(path.join(tmpdir(), 'quorum-report-bad-'));
+    dirs.push(dir);
+    await expect(writeReport(dir, bad as unknown as Report)).rejects.toThrow(
+      /does not follow report.schema.json/,
+    );
+  });
+
+  it('the committed schema uses only keywords the checker knows', () => {
+    expect(() => validateReport(sampleReport)).not.toThrow();
+    expect(reportSchema().required).toEqual(['schemaVersion', 'architectures', 'ppo']);
+  });
+});
