@@ -4,6 +4,7 @@ import { registerInfo } from './commands/info.js';
 import { registerEval } from './commands/eval.js';
 import { registerEvalRm } from './commands/eval-rm.js';
 import { registerGenerate } from './commands/generate.js';
+import { registerReproduce } from './commands/reproduce.js';
 import { registerScore } from './commands/score.js';
 import { registerSft } from './commands/sft.js';
 import { registerTrainRm } from './commands/train-rm.js';
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--config <file>', 'project config (default: ./quorum.config.json when present)'))
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: false });
+  registerReproduce(program);
   registerInfo(program);
   registerSft(program);
   registerGenerate(program);

@@ -1,5 +1,5 @@
 // `quorum best-of-n` end to end through commander, with a tiny saved policy and reward ensemble.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { disposeGpt, gptPreset, initGpt, loadPolicy, savePolicy } from '@quorum/backbone';
@@ -9,7 +9,7 @@ import { projectTokenizer } from '@quorum/data';
 import { builtinArchitectureRegistry, loadEnsemble, saveEnsemble } from '@quorum/ensemble';
 import * as tf from '@tensorflow/tfjs';
 import { Command } from 'commander';
-import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { registerBestOfN } from './best-of-n.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'quorum-bon-'));
@@ -52,6 +52,7 @@ beforeAll(async () => {
 });
 
 afterEach(() => vi.restoreAllMocks());
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Runs `quorum best-of-n …` and returns what it printed on stdout. */
 async function run(...args: string[]): Promise<string> {
