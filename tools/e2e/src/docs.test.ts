@@ -1,0 +1,14 @@
+// The docs cannot rot: the CLI reference is regenerated from the commands' own help and compared.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+describe('docs', () => {
+  it('docs/cli.md matches the commands\' --help (regenerate with node tools/scripts/cli-reference.mjs)', () => {
+    const r = spawnSync(process.execPath, ['tools/scripts/cli-reference.mjs', '--check'], { cwd: root, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+  });
+});
