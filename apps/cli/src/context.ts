@@ -12,6 +12,7 @@ import {
   requireRegistry,
   type StrategyRegistry,
 } from '@quorum/core';
+import { setExplicitTransposes } from '@quorum/backbone';
 import { readProjectConfig } from './config-file.js';
 import { builtinModules } from './modules.js';
 import { type LoadedPlugin, loadPlugin } from './plugins.js';
@@ -43,5 +44,9 @@ export async function createContext(globals: GlobalOptions, cwd: string = proces
 
 /** Activates the compute backend named by --backend, the config, or QUORUM_BACKEND (else the best available). */
 export async function startCompute(ctx: CliContext): Promise<ActiveBackend> {
-  return initCompute({ registry: requireRegistry(ctx.registries, ComputeBackend), backend: ctx.backendName });
+  const active = await initCompute({ registry: requireRegistry(ctx.registries, ComputeBackend), backend: ctx.backendName });
+  // Stock wasm runs transposed matmuls 10–16× slower than plain ones, so the backbone transposes
+  // explicitly there; the native kernels handle transposes directly.
+  setExplicitTransposes(active.name !== 'native');
+  return active;
 }

@@ -1,6 +1,7 @@
 /** The `quorum` command: global options, then one sub-command per task. */
 import { Command, Option } from 'commander';
 import { registerInfo } from './commands/info.js';
+import { registerBestOfN } from './commands/best-of-n.js';
 import { registerEval } from './commands/eval.js';
 import { registerEvalRm } from './commands/eval-rm.js';
 import { registerGenerate } from './commands/generate.js';
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerTrainRm(program);
   registerEvalRm(program);
   registerScore(program);
+  registerBestOfN(program);
   registerEval(program);
   program.addHelpText(
     'after',

@@ -73,13 +73,13 @@ export function resolveGptConfig(input: unknown, path = ''): GptConfig {
 export type GptPresetName = 'nano' | 'micro' | 'mini' | 'small';
 
 const presetShapes: Record<GptPresetName, GptConfigInput> = {
-  // ~0.36 M params at vocab 4096: unit tests, smoke runs.
+  // 370,432 params at vocab 4096: unit tests, smoke runs.
   nano: { dModel: 64, nLayers: 2, nHeads: 2, contextLength: 128 },
-  // ~1.3 M params: the reference benchmark model (d 128, 4 layers, 4 heads).
+  // 1,334,016 params: the reference benchmark model (d 128, 4 layers, 4 heads).
   micro: { dModel: 128, nLayers: 4, nHeads: 4, contextLength: 128 },
-  // ~5.8 M params.
+  // 5,853,184 params.
   mini: { dModel: 256, nLayers: 6, nHeads: 8, contextLength: 256 },
-  // ~12.3 M params.
+  // 12,318,720 params.
   small: { dModel: 384, nLayers: 6, nHeads: 6, contextLength: 256 },
 };
 

@@ -1,34 +1,81 @@
 export {
+  assignNamed,
+  decodeGpt,
+  decodeOptimizerState,
+  encodeGpt,
+  encodeOptimizerState,
+  loadGpt,
+  saveGpt,
+} from './checkpoint.js';
+export {
   type GptConfig,
   type GptConfigInput,
   type GptPresetName,
-  type Positional,
   gptConfigSchema,
   gptParameterShapes,
   gptPreset,
   gptPresetNames,
+  type Positional,
   paramCount,
   resolveGptConfig,
 } from './config.js';
 export {
+  type GenerateOptions,
+  type GenerateResult,
+  generate,
+  type SamplingOptions,
+  sampleFromLogits,
+} from './generate.js';
+export { explicitTransposes, setExplicitTransposes } from './matmul.js';
+export {
+  disposeGpt,
   type GptBlockParams,
   type GptForwardOptions,
   type GptParams,
-  type KvLayer,
-  type LinearHook,
-  type LinearModule,
-  type LinearSite,
-  type MemberExpansion,
-  disposeGpt,
   gatherLogProbs,
   gptForward,
   gptHidden,
   initGpt,
+  type KvLayer,
+  type LinearHook,
+  type LinearModule,
+  type LinearSite,
   lastTokenHidden,
   lmLogits,
   loadGptParameters,
+  type MemberExpansion,
   namedParameters,
   positionsFromMask,
   tokenEntropy,
   tokenLogProbs,
 } from './model.js';
+export {
+  AdamW,
+  type AdamWConfig,
+  globalNorm,
+  type LrSchedule,
+  learningRateAt,
+  type OptimizerState,
+  type StepInfo,
+  valueAndGrads,
+} from './optim.js';
+export {
+  type LoadedPolicy,
+  loadPolicy,
+  POLICY_MANIFEST,
+  POLICY_WEIGHTS,
+  type PolicyManifest,
+  type SavePolicyOptions,
+  savePolicy,
+} from './policy.js';
+export { resolveSftConfig, type SftConfig, type SftConfigInput, sftConfigSchema } from './sft-config.js';
+export {
+  makeSftBatch,
+  type SftBatch,
+  type SftExample,
+  type SftProgress,
+  type SftSummary,
+  SftTrainer,
+  type SftTrainerOptions,
+  sftLoss,
+} from './sft-trainer.js';

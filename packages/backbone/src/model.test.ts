@@ -95,7 +95,9 @@ describe.each(['learned', 'rope'] as const)('gpt with %s positions', (positional
       const a = gptHidden(params, config, tf.tensor2d(rows, [2, 8], 'int32'), mask);
       const b = gptHidden(params, config, tf.tensor2d(changed, [2, 8], 'int32'), mask);
       expect(maxAbsDiff(tf.slice(a, [0, 0, 0], [2, 5, 16]), tf.slice(b, [0, 0, 0], [2, 5, 16]))).toBe(0);
-      expect(maxAbsDiff(tf.slice(a, [0, 5, 0], [2, 3, 16]), tf.slice(b, [0, 5, 0], [2, 3, 16]))).toBeGreaterThan(1e-4);
+      expect(
+        maxAbsDiff(tf.slice(a, [0, 5, 0], [2, 3, 16]), tf.slice(b, [0, 5, 0], [2, 3, 16])),
+      ).toBeGreaterThan(1e-4);
     });
     disposeGpt(params);
   });
@@ -122,7 +124,12 @@ describe.each(['learned', 'rope'] as const)('gpt with %s positions', (positional
       expect(maxAbsDiff(lr, ll)).toBeLessThan(1e-5);
       // and equal to running each sequence alone, unpadded
       seqs.forEach((s, i) => {
-        const alone = gptHidden(params, config, tf.tensor2d([s], [1, s.length], 'int32'), tf.ones([1, s.length]) as tf.Tensor2D);
+        const alone = gptHidden(
+          params,
+          config,
+          tf.tensor2d([s], [1, s.length], 'int32'),
+          tf.ones([1, s.length]) as tf.Tensor2D,
+        );
         const last = tf.slice(alone, [0, s.length - 1, 0], [1, 1, 16]).reshape([1, 16]);
         expect(maxAbsDiff(last, tf.slice(lr, [i, 0], [1, 16]))).toBeLessThan(1e-5);
       });
@@ -144,7 +151,20 @@ describe.each(['learned', 'rope'] as const)('gpt with %s positions', (positional
       };
       const base = gptHidden(params, config, ids, mask);
       const hooked = gptHidden(params, config, ids, mask, { linearHook: hook });
-      expect(sites).toEqual(['0.q', '0.k', '0.v', '0.o', '0.fc', '0.proj', '1.q', '1.k', '1.v', '1.o', '1.fc', '1.proj']);
+      expect(sites).toEqual([
+        '0.q',
+        '0.k',
+        '0.v',
+        '0.o',
+        '0.fc',
+        '0.proj',
+        '1.q',
+        '1.k',
+        '1.v',
+        '1.o',
+        '1.fc',
+        '1.proj',
+      ]);
       expect(maxAbsDiff(base, hooked)).toBe(0);
     });
     disposeGpt(params);
@@ -183,6 +203,26 @@ describe.each(['learned', 'rope'] as const)('gpt with %s positions', (positional
   });
 });
 
+describe('dropout', () => {
+  it('is seeded by the Rng and off without one', () => {
+    const config = tiny({ dropout: 0.2 });
+    const params = initGpt(config, new Rng(1));
+    tf.tidy(() => {
+      const ids = tf.tensor2d([[1, 2, 3, 4]], [1, 4], 'int32');
+      const mask = tf.ones([1, 4]) as tf.Tensor2D;
+      const a = gptHidden(params, config, ids, mask, { dropoutRng: new Rng(5) });
+      const b = gptHidden(params, config, ids, mask, { dropoutRng: new Rng(5) });
+      const c = gptHidden(params, config, ids, mask, { dropoutRng: new Rng(6) });
+      const off = gptHidden(params, config, ids, mask);
+      const offAgain = gptHidden(params, resolveGptConfig({ ...config, dropout: 0 }), ids, mask);
+      expect(maxAbsDiff(a, b)).toBe(0);
+      expect(maxAbsDiff(a, c)).toBeGreaterThan(1e-3);
+      expect(maxAbsDiff(off, offAgain)).toBe(0);
+    });
+    disposeGpt(params);
+  });
+});
+
 describe('errors', () => {
   it('rejects too-long sequences and bad inputs with the values', () => {
     const config = tiny();
@@ -195,7 +235,9 @@ describe('errors', () => {
       const fids = tf.zeros([1, 4]) as tf.Tensor2D;
       expect(() => gptHidden(params, config, fids, tf.ones([1, 4]) as tf.Tensor2D)).toThrow(ConfigError);
       const ok = tf.zeros([1, 4], 'int32') as tf.Tensor2D;
-      expect(() => gptHidden(params, config, ok, ok, { expand: { members: 2, atLayer: 5 } })).toThrow(/atLayer 5/);
+      expect(() => gptHidden(params, config, ok, ok, { expand: { members: 2, atLayer: 5 } })).toThrow(
+        /atLayer 5/,
+      );
     });
     disposeGpt(params);
   });

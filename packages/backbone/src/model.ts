@@ -10,6 +10,7 @@
 import { CheckpointError, ConfigError, type Rng } from '@quorum/core';
 import * as tf from '@tensorflow/tfjs';
 import { type GptConfig, gptParameterShapes } from './config.js';
+import { linearMatMul, matMul, matMulT } from './matmul.js';
 
 export type LinearModule = 'q' | 'k' | 'v' | 'o' | 'fc' | 'proj';
 
@@ -74,7 +75,8 @@ export interface KvLayer {
 
 function buildParams(config: GptConfig, make: (name: string, shape: number[]) => tf.Tensor): GptParams {
   const shapes = gptParameterShapes(config);
-  const v = (name: string): tf.Variable => tf.variable(make(name, shapes[name] as number[]), true);
+  // tidy disposes the initial value (tf.variable alone would keep it alive next to the variable).
+  const v = (name: string): tf.Variable => tf.tidy(() => tf.variable(make(name, shapes[name] as number[]), true));
   const lin = (p: string): Linear => ({ w: v(`${p}.w`), b: v(`${p}.b`) });
   const norm = (p: string): Norm => ({ g: v(`${p}.g`), b: v(`${p}.b`) });
   const blocks: GptBlockParams[] = [];
@@ -160,18 +162,27 @@ export function loadGptParameters(
       });
     }
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
-      throw new CheckpointError(`tensor "${name}" has shape [${t.shape.join(', ')}], the config needs [${shape.join(', ')}]`, {
-        ...loc,
-        hint: 'load it with the config it was trained with (its quorum.json)',
-      });
+      throw new CheckpointError(
+        `tensor "${name}" has shape [${t.shape.join(', ')}], the config needs [${shape.join(', ')}]`,
+        {
+          ...loc,
+          hint: 'load it with the config it was trained with (its quorum.json)',
+        },
+      );
     }
   }
   const extra = Object.keys(tensors).filter((n) => !(n in shapes));
   if (extra.length > 0 && options.allowExtra !== true) {
-    throw new CheckpointError(`unexpected tensors ${extra.slice(0, 5).map((n) => `"${n}"`).join(', ')}`, {
-      ...loc,
-      hint: 'the checkpoint holds more than a backbone; pass { allowExtra: true } to ignore the rest',
-    });
+    throw new CheckpointError(
+      `unexpected tensors ${extra
+        .slice(0, 5)
+        .map((n) => `"${n}"`)
+        .join(', ')}`,
+      {
+        ...loc,
+        hint: 'the checkpoint holds more than a backbone; pass { allowExtra: true } to ignore the rest',
+      },
+    );
   }
   return buildParams(config, (name) => tf.tidy(() => tf.cast(tensors[name] as tf.Tensor, 'float32').clone()));
 }
@@ -199,7 +210,7 @@ function dropout<T extends tf.Tensor>(x: T, rate: number, rng: Rng | undefined):
 }
 
 function linear(x: tf.Tensor2D, p: Linear, site: LinearSite, hook: LinearHook | undefined): tf.Tensor2D {
-  const y = tf.fused.matMul({ a: x, b: p.w as tf.Tensor2D, bias: p.b }) as tf.Tensor2D; // [N, out]
+  const y = linearMatMul(x, p.w as tf.Tensor2D, p.b as tf.Tensor1D); // [N, out]
   return hook === undefined ? y : hook(site, x, y);
 }
 
@@ -208,9 +219,12 @@ function ropeTables(positions: tf.Tensor2D, headSize: number): { cos: tf.Tensor4
   const [B, T] = positions.shape;
   const half = headSize / 2;
   const invFreq = Float32Array.from({ length: half }, (_, i) => 10000 ** (-(2 * i) / headSize));
-  const angles = tf.mul(tf.reshape(tf.cast(positions, 'float32'), [B, T, 1]), tf.tensor3d(invFreq, [1, 1, half])); // [B, T, Dh/2]
+  const angles = tf.mul(
+    tf.reshape(tf.cast(positions, 'float32'), [B, T, 1]),
+    tf.tensor3d(invFreq, [1, 1, half]),
+  ); // [B, T, Dh/2]
   const emb = tf.reshape(tf.concat([angles, angles], -1), [B, 1, T, headSize]); // [B, 1, T, Dh]
-  return { cos: tf.cos(emb), sin: tf.sin(emb) };
+  return { cos: tf.cos(emb) as tf.Tensor4D, sin: tf.sin(emb) as tf.Tensor4D };
 }
 
 /** x·cos + rotate_half(x)·sin, rotate_half([x1, x2]) = [−x2, x1] (the GPT-NeoX / LLaMA convention). */
@@ -218,7 +232,7 @@ function applyRope(x: tf.Tensor4D, rope: { cos: tf.Tensor4D; sin: tf.Tensor4D })
   const half = x.shape[3] / 2;
   const [x1, x2] = tf.split(x, [half, half], 3); // [B, H, T, Dh/2] each
   const rotated = tf.concat([tf.neg(x2), x1], 3); // [B, H, T, Dh]
-  return tf.add(tf.mul(x, rope.cos), tf.mul(rotated, rope.sin)); // [B, H, T, Dh]
+  return tf.add(tf.mul(x, rope.cos), tf.mul(rotated, rope.sin)) as tf.Tensor4D; // [B, H, T, Dh]
 }
 
 /**
@@ -241,7 +255,9 @@ function attentionBias(keyMask: tf.Tensor2D, tq: number): tf.Tensor4D {
 
 /** Positions of the tokens from the mask: cumsum(mask) − 1, clipped at 0 for leading padding. [B, T] int32 */
 export function positionsFromMask(mask: tf.Tensor2D): tf.Tensor2D {
-  return tf.tidy(() => tf.cast(tf.relu(tf.sub(tf.cumsum(tf.cast(mask, 'float32'), 1), 1)), 'int32')); // [B, T]
+  return tf.tidy(
+    () => tf.cast(tf.relu(tf.sub(tf.cumsum(tf.cast(mask, 'float32'), 1), 1)), 'int32') as tf.Tensor2D,
+  ); // [B, T]
 }
 
 // ---------------------------------------------------------------- forward
@@ -285,7 +301,8 @@ export function gptForward(
       });
     }
   }
-  return tf.tidy(() => {
+  // tidy keeps a flat list of tensors: [hidden, k0, v0, k1, v1, ...]
+  const kept = tf.tidy((): tf.Tensor[] => {
     let B = B0;
     const flatIds = tf.reshape(ids, [B * tn]); // [N]
     let x = tf.gather(params.wte, flatIds) as tf.Tensor2D; // [N, D]
@@ -298,10 +315,12 @@ export function gptForward(
     const tile = (k: number): void => {
       x = tf.tile(x, [k, 1]); // [k·N, D], member-major
       bias = tf.tile(bias, [k, 1, 1, 1]); // [k·B, 1, Tn, Tk]
-      if (rope !== undefined) rope = { cos: tf.tile(rope.cos, [k, 1, 1, 1]), sin: tf.tile(rope.sin, [k, 1, 1, 1]) };
+      if (rope !== undefined)
+        rope = { cos: tf.tile(rope.cos, [k, 1, 1, 1]), sin: tf.tile(rope.sin, [k, 1, 1, 1]) };
       B *= k;
     };
-    const toHeads = (t: tf.Tensor2D): tf.Tensor4D => tf.transpose(tf.reshape(t, [B, tn, H, Dh]), [0, 2, 1, 3]); // [B, H, Tn, Dh]
+    const toHeads = (t: tf.Tensor2D): tf.Tensor4D =>
+      tf.transpose(tf.reshape(t, [B, tn, H, Dh]), [0, 2, 1, 3]); // [B, H, Tn, Dh]
     for (let l = 0; l < L; l++) {
       if (expand !== undefined && expand.atLayer === l) tile(expand.members);
       const blk = params.blocks[l] as GptBlockParams;
@@ -319,9 +338,9 @@ export function gptForward(
         v = tf.concat([past.v, v], 2); // [B, H, Tk, Dh]
       }
       if (options.cache === true) present.push({ k, v });
-      const scores = tf.matMul(tf.mul(q, scale), k, false, true); // [B, H, Tn, Tk]
+      const scores = matMulT(tf.mul(q, scale) as tf.Tensor4D, k); // [B, H, Tn, Tk]
       const probs = dropout(tf.softmax(tf.add(scores, bias)), pDrop, rng); // [B, H, Tn, Tk]
-      const att = tf.matMul(probs, v); // [B, H, Tn, Dh]
+      const att = matMul(probs, v); // [B, H, Tn, Dh]
       const y = tf.reshape(tf.transpose(att, [0, 2, 1, 3]), [B * tn, D]) as tf.Tensor2D; // [N, D]
       x = tf.add(x, dropout(linear(y, blk.o, { layer: l, module: 'o' }, hook), pDrop, rng)); // [N, D]
       const h2 = layerNorm(x, blk.ln2, config.layerNormEps); // [N, D]
@@ -330,8 +349,12 @@ export function gptForward(
     }
     if (expand !== undefined && expand.atLayer === L) tile(expand.members);
     const hidden = tf.reshape(layerNorm(x, params.lnf, config.layerNormEps), [B, tn, D]) as tf.Tensor3D; // [B', Tn, D]
-    return { hidden, cache: options.cache === true ? present : undefined };
+    return [hidden, ...present.flatMap((p) => [p.k, p.v])];
   });
+  const cache: KvLayer[] = [];
+  for (let i = 1; i < kept.length; i += 2)
+    cache.push({ k: kept[i] as tf.Tensor4D, v: kept[i + 1] as tf.Tensor4D });
+  return { hidden: kept[0] as tf.Tensor3D, cache: options.cache === true ? cache : undefined };
 }
 
 function checkInputs(config: GptConfig, ids: tf.Tensor, mask: tf.Tensor): void {
@@ -373,15 +396,18 @@ export function lastTokenHidden(hidden: tf.Tensor3D, mask: tf.Tensor2D): tf.Tens
   const [B, T, D] = hidden.shape;
   const k = B / mask.shape[0];
   if (!Number.isInteger(k) || mask.shape[1] !== T) {
-    throw new ConfigError(`mask [${mask.shape.join(', ')}] does not fit hidden [${hidden.shape.join(', ')}]`, {
-      location: { field: 'mask' },
-      hint: 'pass the mask the hidden states were computed with',
-    });
+    throw new ConfigError(
+      `mask [${mask.shape.join(', ')}] does not fit hidden [${hidden.shape.join(', ')}]`,
+      {
+        location: { field: 'mask' },
+        hint: 'pass the mask the hidden states were computed with',
+      },
+    );
   }
   return tf.tidy(() => {
     const m = k === 1 ? tf.cast(mask, 'float32') : tf.tile(tf.cast(mask, 'float32'), [k, 1]); // [B', T]
     const last = tf.cast(tf.argMax(tf.mul(m, tf.range(1, T + 1, 1, 'float32')), 1), 'int32'); // [B']
-    const rows = tf.add(tf.mul(tf.range(0, B, 1, 'int32'), T), last); // [B']
+    const rows = tf.add(tf.range(0, B * T, T, 'int32'), last); // [B']
     return tf.gather(tf.reshape(hidden, [B * T, D]), rows) as tf.Tensor2D; // [B', D]
   });
 }
@@ -391,18 +417,37 @@ export function lmLogits(params: GptParams, hidden: tf.Tensor3D): tf.Tensor3D {
   const [B, T, D] = hidden.shape;
   const w = params.lmHead ?? params.wte; // [V, D]
   return tf.tidy(() => {
-    const logits = tf.matMul(tf.reshape(hidden, [B * T, D]), w, false, true); // [N, V]
+    const logits = matMulT(tf.reshape(hidden, [B * T, D]) as tf.Tensor2D, w as tf.Tensor2D); // [N, V]
     return tf.reshape(logits, [B, T, w.shape[0] as number]) as tf.Tensor3D; // [B, T, V]
   });
 }
 
-/** log p(target) for each row of logits [..., V] and integer targets [...] → [...]. */
+/**
+ * log p(target) for each row of logits [..., V] and integer targets [...] → [...]. The gradient is
+ * written by hand (onehot − softmax): tfjs's own path through logSumExp's max costs a broadcast
+ * Equal over [N, V] that alone took longer than the forward pass.
+ */
 export function gatherLogProbs(logits: tf.Tensor, targets: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => {
-    const V = logits.shape[logits.rank - 1] as number;
-    const picked = tf.sum(tf.mul(logits, tf.oneHot(tf.cast(targets, 'int32'), V)), -1); // [...]
-    return tf.sub(picked, tf.logSumExp(logits, -1)); // [...]
+  const V = logits.shape[logits.rank - 1] as number;
+  const M = logits.size / V;
+  const outShape = logits.shape.slice(0, -1);
+  const f = tf.customGrad((x, save) => {
+    const flat = tf.reshape(x as tf.Tensor, [M, V]); // [M, V]
+    const ids = tf.reshape(tf.cast(targets, 'int32'), [M]); // [M]
+    const lse = tf.logSumExp(flat, -1, true); // [M, 1]
+    const picked = tf.gather(tf.reshape(flat, [M * V]), tf.add(tf.range(0, M * V, V, 'int32'), ids)); // [M]
+    (save as tf.GradSaveFunc)([flat, lse, ids]);
+    return {
+      value: tf.reshape(tf.sub(picked, tf.reshape(lse, [M])), outShape), // [...]
+      gradFunc: (dy, saved) => {
+        const [sf, sl, si] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
+        const p = tf.exp(tf.sub(sf, sl)); // [M, V]
+        const g = tf.mul(tf.sub(tf.oneHot(si, V), p), tf.reshape(dy as tf.Tensor, [M, 1])); // [M, V]
+        return tf.reshape(g, (x as tf.Tensor).shape);
+      },
+    };
   });
+  return f(logits);
 }
 
 /**

@@ -61,7 +61,9 @@ export async function loadPolicy(dir: string): Promise<LoadedPolicy> {
   if (!existsSync(file)) {
     throw new CheckpointError(`no ${POLICY_MANIFEST} in ${dir}`, {
       location: { file },
-      hint: existsSync(dir) ? 'the folder is not a finished policy (train one with `quorum sft --out DIR`)' : 'check the path to the policy',
+      hint: existsSync(dir)
+        ? 'the folder is not a finished policy (train one with `quorum sft --out DIR`)'
+        : 'check the path to the policy',
     });
   }
   const manifest = JSON.parse(await readFile(file, 'utf8')) as PolicyManifest;
@@ -74,10 +76,13 @@ export async function loadPolicy(dir: string): Promise<LoadedPolicy> {
   const { config, params } = await loadGpt(path.join(dir, POLICY_WEIGHTS));
   const vocabJson = JSON.parse(await readFile(path.join(dir, 'vocab.json'), 'utf8')) as unknown;
   if (config.vocabSize !== manifest.vocab.size) {
-    throw new CheckpointError(`the weights have vocabSize ${config.vocabSize} but quorum.json names a vocabulary of ${manifest.vocab.size}`, {
-      location: { file },
-      hint: 'the folder mixes files from two runs; retrain the policy',
-    });
+    throw new CheckpointError(
+      `the weights have vocabSize ${config.vocabSize} but quorum.json names a vocabulary of ${manifest.vocab.size}`,
+      {
+        location: { file },
+        hint: 'the folder mixes files from two runs; retrain the policy',
+      },
+    );
   }
   return { manifest, config, params, vocabJson };
 }

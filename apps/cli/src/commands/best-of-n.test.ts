@@ -206,6 +206,9 @@ describe('quorum best-of-n --policy (online)', () => {
       run('--reward', rewardDir, '--policy', policyDir, '--n', '4,8', '--out', fresh),
     ).rejects.toThrow(/takes one n/);
     await expect(
+      run('--reward', rewardDir, '--pool', 'alpaca-eval', '--agg', 'lcb,lcb', '--out', fresh),
+    ).rejects.toThrow(/named twice/);
+    await expect(
       run('--reward', rewardDir, '--pool', 'alpaca-eval', '--limit', '1', '--n', '64', '--out', fresh),
     ).rejects.toThrow(/n = 64 exceeds the \d+ candidates of alpaca-eval\/\d+/);
   });

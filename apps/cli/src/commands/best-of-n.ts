@@ -66,6 +66,13 @@ export function rulesFromArgs(
 ): LabelledRule[] {
   if (names.length === 0)
     throw new ConfigError('no rule given', { location: { field: '--agg' }, hint: 'e.g. --agg mean,lcb' });
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice !== undefined) {
+    throw new ConfigError(`rule "${twice}" is named twice`, {
+      location: { field: '--agg' },
+      hint: 'name each rule once; compare option values (e.g. two β) in separate runs',
+    });
+  }
   const registry = requireRegistry(ctx.registries, AggregationRule);
   const accepts = (name: string, key: string): boolean => {
     const schema = registry.get(name).options;

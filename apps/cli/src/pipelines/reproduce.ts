@@ -10,7 +10,7 @@
  *      reward model trained on the gold part of the train split (which no proxy sees) — Figure 2(b);
  *   5. costs: parameters, peak tensor memory, training time per architecture.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createAggregationRule } from '@quorum/aggregation';
 import { disposeGpt, generate, loadPolicy } from '@quorum/backbone';
@@ -56,6 +56,7 @@ async function stage<T>(out: string, name: string, progress: ProgressLine, fn: (
   progress.log(`▶ ${name}`);
   const began = Date.now();
   const value = await fn();
+  mkdirSync(path.dirname(file), { recursive: true });
   await writeJsonAtomic(file, { ...value, seconds: (Date.now() - began) / 1000 });
   return { ...value, seconds: (Date.now() - began) / 1000 } as T;
 }

@@ -1,1 +1,50 @@
-export {};
+export {
+  type BestOfNConfig,
+  type BestOfNConfigInput,
+  bestOfNConfigSchema,
+  type OfflineBestOfNConfig,
+  type OfflineBestOfNConfigInput,
+  offlineBestOfNConfigSchema,
+  resolveBestOfNConfig,
+  resolveOfflineBestOfNConfig,
+} from './config.js';
+export {
+  argmax,
+  bestOfNCurve,
+  bestOfNWeights,
+  type CurvePoint,
+  type EstimatorPool,
+  expectedBestOfN,
+  GOLD_VALUES,
+  type GoldLabel,
+  goldValue,
+  meanWithStderr,
+} from './estimator.js';
+export {
+  type Baselines,
+  baselines,
+  evaluateOffline,
+  expectedForPool,
+  type LabelledRule,
+  type OfflinePromptRow,
+  type OfflineReport,
+  type PoolChoice,
+  type ScoredPool,
+  type ScorePoolsOptions,
+  type ScoreProgress,
+  scorePools,
+  selectFromPool,
+} from './offline.js';
+export {
+  type BestAnswer,
+  type BestOfNHooks,
+  type BestOfNResult,
+  bestOfN,
+  bestOfNForPrompt,
+  bestOfNStream,
+  type ChunkProgress,
+  type RewardScorer,
+  type SampleScores,
+  type SamplingPolicy,
+} from './online.js';
+export { type Pool, type PoolCandidate, poolsFromAlpacaEval, readPoolFile, readPromptFile } from './pools.js';
