@@ -28,7 +28,9 @@ describe('quorum info (real process)', () => {
     };
     expect(['native', 'wasm']).toContain(report.backend.name);
     expect(report.backend.reason.length).toBeGreaterThan(0);
-    expect(report.strategies['compute-backend']).toEqual(expect.arrayContaining(['wasm', 'cpu', 'tensorflow']));
+    expect(report.strategies['compute-backend']).toEqual(
+      expect.arrayContaining(['wasm', 'cpu', 'tensorflow']),
+    );
     expect(report.versions['@quorum/core']).toMatch(/^\d+\.\d+\.\d+/);
   });
 

@@ -7,8 +7,11 @@ import { describe, expect, it } from 'vitest';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
 describe('docs', () => {
-  it('docs/cli.md matches the commands\' --help (regenerate with node tools/scripts/cli-reference.mjs)', () => {
-    const r = spawnSync(process.execPath, ['tools/scripts/cli-reference.mjs', '--check'], { cwd: root, encoding: 'utf8' });
+  it("docs/cli.md matches the commands' --help (regenerate with node tools/scripts/cli-reference.mjs)", () => {
+    const r = spawnSync(process.execPath, ['tools/scripts/cli-reference.mjs', '--check'], {
+      cwd: root,
+      encoding: 'utf8',
+    });
     expect(r.status, r.stderr).toBe(0);
   });
 });

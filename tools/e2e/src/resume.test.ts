@@ -15,7 +15,12 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 const env = { ...process.env, QUORUM_QUIET: '1', QUORUM_CACHE: path.join(work, 'cache') };
 
 function run(args: string[]): { code: number | null; stderr: string; stdout: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, env, encoding: 'utf8', timeout: 900_000 });
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    cwd: root,
+    env,
+    encoding: 'utf8',
+    timeout: 900_000,
+  });
   return { code: r.status, stderr: r.stderr, stdout: r.stdout };
 }
 
@@ -43,8 +48,23 @@ function stateSteps(dir: string): string[] {
 }
 
 const rmArgs = (out: string): string[] => [
-  'train-rm', '--arch', 'linear-heads', '--members', '2', '--init', 'scratch', '--preset', 'smoke',
-  '--train-pairs', '96', '--max-steps', '6', '--checkpoint-every', '1', '--out', out,
+  'train-rm',
+  '--arch',
+  'linear-heads',
+  '--members',
+  '2',
+  '--init',
+  'scratch',
+  '--preset',
+  'smoke',
+  '--train-pairs',
+  '96',
+  '--max-steps',
+  '6',
+  '--checkpoint-every',
+  '1',
+  '--out',
+  out,
 ];
 
 describe('resume after SIGKILL (real processes)', () => {
