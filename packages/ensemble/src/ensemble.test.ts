@@ -3,7 +3,14 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type GptConfig, gptPreset, paramCount } from '@quorum/backbone';
-import { builtinBackendRegistry, initCompute, Rng } from '@quorum/core';
+import {
+  builtinBackendRegistry,
+  CheckpointStore,
+  decodeSafetensors,
+  initCompute,
+  NumericalError,
+  Rng,
+} from '@quorum/core';
 import { datasets, type PreferencePair, projectTokenizer, type Tokenizer } from '@quorum/data';
 import { adapterParamCount, resolveLoraConfig } from '@quorum/lora';
 import * as tf from '@tensorflow/tfjs';
@@ -171,12 +178,35 @@ describe('Bradley-Terry training', () => {
     const wb = second.tensorFiles();
     for (const [file, vars] of Object.entries(wa)) {
       for (const [name, v] of Object.entries(vars)) {
-        expect(Array.from(((wb[file] as Record<string, tf.Variable>)[name] as tf.Variable).dataSync()), name).toEqual(
-          Array.from(v.dataSync()),
-        );
+        expect(
+          Array.from(((wb[file] as Record<string, tf.Variable>)[name] as tf.Variable).dataSync()),
+          name,
+        ).toEqual(Array.from(v.dataSync()));
       }
     }
     whole.dispose();
     second.dispose();
+  });
+
+  it('stops on a non-finite loss or gradient with a clear error and keeps the last good state', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'quorum-rm-nan-'));
+    const e = build('single', 1, 3);
+    // An absurd learning rate: step 1 is computed from finite gradients and saved, then the weights blow up.
+    const run = trainRewardEnsemble({
+      ensemble: e,
+      tokenizer,
+      pairs: train,
+      config: trainConfig({ maxSteps: 6, lr: 1e30, clipNorm: 0, checkpointEvery: 1, warmupRatio: 0 }),
+      out: dir,
+    });
+    await expect(run).rejects.toThrow(NumericalError);
+    await expect(run).rejects.toThrow(/loss is|gradient norm is/);
+    const latest = await new CheckpointStore(path.join(dir, 'train-state')).latest();
+    expect(latest).toBeDefined();
+    expect(latest?.warnings).toEqual([]);
+    const state = decodeSafetensors(latest?.files['state.safetensors'] as Uint8Array);
+    for (const rec of Object.values(state.tensors))
+      expect(Array.from(rec.data as Float32Array).every(Number.isFinite)).toBe(true);
+    e.dispose();
   });
 });

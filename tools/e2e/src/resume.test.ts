@@ -92,7 +92,38 @@ describe('resume after SIGKILL (real processes)', () => {
 
   it('--resume with no checkpoint yet starts fresh and says so', () => {
     const out = path.join(work, 'rm-fresh');
-    const r = run([...rmArgs(out), '--resume', '--max-steps', '1']);
-    expect(r.code, r.stderr).toBe(0);
+    const r = spawnSync(process.execPath, [bin, ...rmArgs(out), '--resume', '--max-steps', '1'], {
+      cwd: root,
+      env: { ...env, QUORUM_QUIET: '0' },
+      encoding: 'utf8',
+      timeout: 900_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/no saved state yet: starting from the beginning/);
+  });
+
+  it('Ctrl-C (SIGINT) stops cleanly after saving, and --resume finishes the run', async () => {
+    const out = path.join(work, 'rm-sigint');
+    const args = rmArgs(out);
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const child = spawn(process.execPath, [bin, ...args], { cwd: root, env, stdio: 'ignore' });
+      const timer = setInterval(() => {
+        if (stateSteps(out).length >= 1) {
+          clearInterval(timer);
+          child.kill('SIGINT');
+        }
+      }, 50);
+      child.on('exit', (c) => {
+        clearInterval(timer);
+        resolve(c);
+      });
+      child.on('error', reject);
+    });
+    expect(code).toBe(0);
+    expect(stateSteps(out).length).toBeGreaterThanOrEqual(1);
+    expect(existsSync(path.join(out, 'quorum.json'))).toBe(false);
+    const resumed = run([...args, '--resume']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(existsSync(path.join(out, 'quorum.json'))).toBe(true);
   });
 });
