@@ -5,7 +5,9 @@ import { fileURLToPath } from 'node:url';
 
 const main = new URL('../dist/main.js', import.meta.url);
 if (!existsSync(fileURLToPath(main))) {
-  process.stderr.write('quorum: the CLI is not built yet. Run `npm run build` (or `npm ci`, which builds it) in the Quorum checkout.\n');
+  process.stderr.write(
+    'quorum: the CLI is not built yet. Run `npm run build` (or `npm ci`, which builds it) in the Quorum checkout.\n',
+  );
   process.exit(1);
 }
 await import(main.href);

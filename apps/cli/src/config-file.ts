@@ -20,7 +20,10 @@ export function readProjectConfig(file: string | undefined, cwd: string): Projec
   const target = file ?? path.join(cwd, 'quorum.config.json');
   if (!existsSync(target)) {
     if (file !== undefined) {
-      throw new ConfigError(`config file ${file} does not exist`, { location: { field: '--config' }, hint: 'check the path' });
+      throw new ConfigError(`config file ${file} does not exist`, {
+        location: { field: '--config' },
+        hint: 'check the path',
+      });
     }
     return { plugins: [] };
   }
@@ -28,7 +31,11 @@ export function readProjectConfig(file: string | undefined, cwd: string): Projec
   try {
     raw = JSON.parse(readFileSync(target, 'utf8'));
   } catch (cause) {
-    throw new ConfigError(`is not valid JSON: ${(cause as Error).message}`, { location: { file: target }, hint: 'fix the JSON syntax', cause });
+    throw new ConfigError(`is not valid JSON: ${(cause as Error).message}`, {
+      location: { file: target },
+      hint: 'fix the JSON syntax',
+      cause,
+    });
   }
   const config = resolveOptions(ProjectConfigSchema, raw, '', target);
   const base = path.dirname(target);

@@ -2,6 +2,8 @@
  * What every command starts from: the project config, the container with built-in modules and plugins,
  * one registry per extension point, and (when the command computes) the active backend.
  */
+
+import { setExplicitTransposes } from '@quorum/backbone';
 import {
   type ActiveBackend,
   ComputeBackend,
@@ -12,7 +14,6 @@ import {
   requireRegistry,
   type StrategyRegistry,
 } from '@quorum/core';
-import { setExplicitTransposes } from '@quorum/backbone';
 import { readProjectConfig } from './config-file.js';
 import { builtinModules } from './modules.js';
 import { type LoadedPlugin, loadPlugin } from './plugins.js';
@@ -32,19 +33,31 @@ export interface CliContext {
   readonly backendName: string | undefined;
 }
 
-export async function createContext(globals: GlobalOptions, cwd: string = process.cwd()): Promise<CliContext> {
+export async function createContext(
+  globals: GlobalOptions,
+  cwd: string = process.cwd(),
+): Promise<CliContext> {
   const config = readProjectConfig(globals.config, cwd);
   const specs = [...config.plugins, ...(globals.plugin ?? [])];
   const plugins: LoadedPlugin[] = [];
   for (const spec of specs) plugins.push(await loadPlugin(spec, cwd));
   const container = createQuorumContainer([...builtinModules(), ...plugins.map((p) => p.module)]);
   const registries = collectRegistries(container);
-  return { container, registries, plugins, configFile: config.file, backendName: globals.backend ?? config.backend };
+  return {
+    container,
+    registries,
+    plugins,
+    configFile: config.file,
+    backendName: globals.backend ?? config.backend,
+  };
 }
 
 /** Activates the compute backend named by --backend, the config, or QUORUM_BACKEND (else the best available). */
 export async function startCompute(ctx: CliContext): Promise<ActiveBackend> {
-  const active = await initCompute({ registry: requireRegistry(ctx.registries, ComputeBackend), backend: ctx.backendName });
+  const active = await initCompute({
+    registry: requireRegistry(ctx.registries, ComputeBackend),
+    backend: ctx.backendName,
+  });
   // Stock wasm runs transposed matmuls 10–16× slower than plain ones, so the backbone transposes
   // explicitly there; the native kernels handle transposes directly.
   setExplicitTransposes(active.name !== 'native');

@@ -1,6 +1,6 @@
-export { buildProgram } from './program.js';
-export { createContext, startCompute, type CliContext, type GlobalOptions } from './context.js';
-export { loadPlugin, resolvePluginEntry, type LoadedPlugin } from './plugins.js';
-export { readProjectConfig, ProjectConfigSchema, type ProjectConfig } from './config-file.js';
-export { infoReport, type InfoReport } from './commands/info.js';
+export { type InfoReport, infoReport } from './commands/info.js';
+export { type ProjectConfig, ProjectConfigSchema, readProjectConfig } from './config-file.js';
+export { type CliContext, createContext, type GlobalOptions, startCompute } from './context.js';
 export { builtinModules } from './modules.js';
+export { type LoadedPlugin, loadPlugin, resolvePluginEntry } from './plugins.js';
+export { buildProgram } from './program.js';

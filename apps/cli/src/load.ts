@@ -11,7 +11,10 @@ export async function loadPolicyWithTokenizer(dir: string): Promise<LoadedPolicy
   return { ...policy, tokenizer: new Tokenizer(Vocab.fromJSON(policy.vocabJson, `${dir}/vocab.json`)) };
 }
 
-export async function loadRewardModel(ctx: CliContext, dir: string): Promise<LoadedEnsemble & { tokenizer: Tokenizer }> {
+export async function loadRewardModel(
+  ctx: CliContext,
+  dir: string,
+): Promise<LoadedEnsemble & { tokenizer: Tokenizer }> {
   const loaded = await loadEnsemble(dir, requireRegistry(ctx.registries, EnsembleArchitecture));
   return { ...loaded, tokenizer: new Tokenizer(Vocab.fromJSON(loaded.vocabJson, `${dir}/vocab.json`)) };
 }
@@ -26,10 +29,21 @@ export function parseKeyValues(pairs: readonly string[] | undefined, flag: strin
   const out: Record<string, unknown> = {};
   for (const pair of pairs ?? []) {
     const eq = pair.indexOf('=');
-    if (eq <= 0) throw new ConfigError(`expects key=value, got "${pair}"`, { location: { field: flag }, hint: `write ${flag} beta=0.5` });
+    if (eq <= 0)
+      throw new ConfigError(`expects key=value, got "${pair}"`, {
+        location: { field: flag },
+        hint: `write ${flag} beta=0.5`,
+      });
     const key = pair.slice(0, eq);
     const raw = pair.slice(eq + 1);
-    out[key] = raw === 'true' ? true : raw === 'false' ? false : raw !== '' && !Number.isNaN(Number(raw)) ? Number(raw) : raw;
+    out[key] =
+      raw === 'true'
+        ? true
+        : raw === 'false'
+          ? false
+          : raw !== '' && !Number.isNaN(Number(raw))
+            ? Number(raw)
+            : raw;
   }
   return out;
 }

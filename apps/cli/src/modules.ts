@@ -10,7 +10,14 @@ import { evalModule } from '@quorum/eval';
 import { kernelsNativeModule } from '@quorum/kernels-native';
 
 export function builtinModules(): ContainerModule[] {
-  return [coreModule(), kernelsNativeModule(), dataModule(), aggregationModule(), ensembleModule(), evalModule()];
+  return [
+    coreModule(),
+    kernelsNativeModule(),
+    dataModule(),
+    aggregationModule(),
+    ensembleModule(),
+    evalModule(),
+  ];
 }
 
 /** Packages whose versions `quorum info` reports. */

@@ -13,7 +13,10 @@ export interface OutDirOptions {
  */
 export function prepareOutDir(dir: string, options: OutDirOptions): { resume: boolean } {
   if (options.resume === true && options.overwrite === true) {
-    throw new ConfigError('--resume and --overwrite contradict each other', { location: { field: '--out' }, hint: 'pass one of them' });
+    throw new ConfigError('--resume and --overwrite contradict each other', {
+      location: { field: '--out' },
+      hint: 'pass one of them',
+    });
   }
   const nonEmpty = existsSync(dir) && readdirSync(dir).length > 0;
   if (!nonEmpty) return { resume: false };

@@ -23,11 +23,15 @@ describe('plugins', () => {
   });
 
   it('rejects a plugin whose default export is not a ContainerModule', async () => {
-    await expect(loadPlugin(path.join(fixtures, 'plugin-broken'))).rejects.toThrow(/must default-export an inversify ContainerModule/);
+    await expect(loadPlugin(path.join(fixtures, 'plugin-broken'))).rejects.toThrow(
+      /must default-export an inversify ContainerModule/,
+    );
   });
 
   it('names a missing plugin package and a missing path', async () => {
-    await expect(loadPlugin('quorum-plugin-that-does-not-exist', fixtures)).rejects.toThrow(/npm install quorum-plugin-that-does-not-exist/);
+    await expect(loadPlugin('quorum-plugin-that-does-not-exist', fixtures)).rejects.toThrow(
+      /npm install quorum-plugin-that-does-not-exist/,
+    );
     await expect(loadPlugin('./nowhere', fixtures)).rejects.toThrow(ConfigError);
   });
 });
@@ -35,7 +39,10 @@ describe('plugins', () => {
 describe('quorum.config.json', () => {
   it('reads plugins relative to the config file', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'quorum-config-'));
-    writeFileSync(path.join(dir, 'quorum.config.json'), JSON.stringify({ plugins: ['./p', 'some-package'], backend: 'cpu' }));
+    writeFileSync(
+      path.join(dir, 'quorum.config.json'),
+      JSON.stringify({ plugins: ['./p', 'some-package'], backend: 'cpu' }),
+    );
     const config = readProjectConfig(undefined, dir);
     expect(config.plugins).toEqual([path.join(dir, 'p'), 'some-package']);
     expect(config.backend).toBe('cpu');
@@ -45,9 +52,13 @@ describe('quorum.config.json', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'quorum-config-'));
     const file = path.join(dir, 'quorum.config.json');
     writeFileSync(file, JSON.stringify({ plugin: ['x'] }));
-    expect(() => readProjectConfig(undefined, dir)).toThrow(/quorum\.config\.json: unknown option "plugin"[\s\S]*valid options: plugins, backend/);
+    expect(() => readProjectConfig(undefined, dir)).toThrow(
+      /quorum\.config\.json: unknown option "plugin"[\s\S]*valid options: plugins, backend/,
+    );
     writeFileSync(file, '{ "plugins": [1] }');
-    expect(() => readProjectConfig(undefined, dir)).toThrow(/field "plugins\[0\]": expected string, got number 1/);
+    expect(() => readProjectConfig(undefined, dir)).toThrow(
+      /field "plugins\[0\]": expected string, got number 1/,
+    );
     writeFileSync(file, '{ nope');
     expect(() => readProjectConfig(undefined, dir)).toThrow(/not valid JSON/);
   });

@@ -31,7 +31,8 @@ function exportsEntry(pkg: PackageJson): string | undefined {
     if (typeof dot === 'string') return dot;
     if (dot !== null && typeof dot === 'object') {
       const d = dot as Record<string, unknown>;
-      for (const key of ['import', 'default', 'node']) if (typeof d[key] === 'string') return d[key] as string;
+      for (const key of ['import', 'default', 'node'])
+        if (typeof d[key] === 'string') return d[key] as string;
     }
   }
   return pkg.main;
@@ -56,7 +57,10 @@ export function resolvePluginEntry(spec: string, cwd: string): { entry: string; 
   if (looksLikePath) {
     const target = path.resolve(cwd, spec);
     if (!existsSync(target)) {
-      throw new ConfigError(`plugin path ${target} does not exist`, { location: { field: 'plugins' }, hint: 'check the path given to --plugin' });
+      throw new ConfigError(`plugin path ${target} does not exist`, {
+        location: { field: 'plugins' },
+        hint: 'check the path given to --plugin',
+      });
     }
     if (statSync(target).isFile()) return { entry: target, name: spec };
     dir = target;
@@ -95,7 +99,12 @@ export function resolvePluginEntry(spec: string, cwd: string): { entry: string; 
 }
 
 function isContainerModule(value: unknown): value is ContainerModule {
-  return value !== null && typeof value === 'object' && typeof (value as { load?: unknown }).load === 'function' && 'id' in value;
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as { load?: unknown }).load === 'function' &&
+    'id' in value
+  );
 }
 
 /** Imports a plugin and returns its ContainerModule. Errors name the plugin and keep the cause. */

@@ -24,7 +24,12 @@ export interface RunPreset {
     /** Eval-split pairs scored for accuracy/ECE; undefined = all. */
     readonly evalPairs: number | undefined;
   };
-  readonly bestOfN: { readonly instructions: number | undefined; readonly candidates: number | undefined; readonly ns: readonly number[]; readonly seeds: number };
+  readonly bestOfN: {
+    readonly instructions: number | undefined;
+    readonly candidates: number | undefined;
+    readonly ns: readonly number[];
+    readonly seeds: number;
+  };
   readonly ppo: {
     readonly steps: number;
     readonly rolloutBatch: number;
@@ -48,34 +53,70 @@ export const PRESETS: Record<PresetName, RunPreset> = {
     sft: { maxSteps: 60, batchSize: 16 },
     rm: { trainPairs: 512, batchSize: 16, gradAccum: 1, epochs: 1, maxSteps: 24, evalPairs: 256 },
     bestOfN: { instructions: 32, candidates: 16, ns: [1, 2, 4, 8, 16], seeds: 1 },
-    ppo: { steps: 4, rolloutBatch: 8, stepBatch: 8, maxNewTokens: 24, evalEvery: 2, evalPrompts: 16, seeds: 1 },
+    ppo: {
+      steps: 4,
+      rolloutBatch: 8,
+      stepBatch: 8,
+      maxNewTokens: 24,
+      evalEvery: 2,
+      evalPrompts: 16,
+      seeds: 1,
+    },
   },
   default: {
     name: 'default',
-    description: 'about 20 minutes: nano models on thousands of pairs, Best-of-n over the full eval split, a short PPO run',
+    description:
+      'about 20 minutes: nano models on thousands of pairs, Best-of-n over the full eval split, a short PPO run',
     size: 'nano',
     contextLength: 128,
     sft: { maxSteps: 300, batchSize: 16 },
     rm: { trainPairs: 4096, batchSize: 16, gradAccum: 2, epochs: 1, maxSteps: undefined, evalPairs: 2048 },
     bestOfN: { instructions: undefined, candidates: undefined, ns: [1, 2, 4, 8, 16, 32], seeds: 3 },
-    ppo: { steps: 30, rolloutBatch: 16, stepBatch: 16, maxNewTokens: 32, evalEvery: 10, evalPrompts: 32, seeds: 1 },
+    ppo: {
+      steps: 30,
+      rolloutBatch: 16,
+      stepBatch: 16,
+      maxNewTokens: 32,
+      evalEvery: 10,
+      evalPrompts: 32,
+      seeds: 1,
+    },
   },
   full: {
     name: 'full',
-    description: "hours: the paper's seed counts (10 for Best-of-n, 5 for PPO), all training pairs, micro models",
+    description:
+      "hours: the paper's seed counts (10 for Best-of-n, 5 for PPO), all training pairs, micro models",
     size: 'micro',
     contextLength: 128,
     sft: { maxSteps: 2000, batchSize: 32 },
-    rm: { trainPairs: undefined, batchSize: 16, gradAccum: 2, epochs: 1, maxSteps: undefined, evalPairs: undefined },
+    rm: {
+      trainPairs: undefined,
+      batchSize: 16,
+      gradAccum: 2,
+      epochs: 1,
+      maxSteps: undefined,
+      evalPairs: undefined,
+    },
     bestOfN: { instructions: undefined, candidates: undefined, ns: [1, 2, 4, 8, 16, 32], seeds: 10 },
-    ppo: { steps: 200, rolloutBatch: 64, stepBatch: 32, maxNewTokens: 64, evalEvery: 20, evalPrompts: 64, seeds: 5 },
+    ppo: {
+      steps: 200,
+      rolloutBatch: 64,
+      stepBatch: 32,
+      maxNewTokens: 64,
+      evalEvery: 20,
+      evalPrompts: 64,
+      seeds: 5,
+    },
   },
 };
 
 export function resolvePreset(name: string): RunPreset {
   const preset = PRESETS[name as PresetName];
   if (preset === undefined) {
-    throw new ConfigError(`unknown preset "${name}"`, { location: { field: '--preset' }, hint: `use one of ${PRESET_NAMES.join(', ')}` });
+    throw new ConfigError(`unknown preset "${name}"`, {
+      location: { field: '--preset' },
+      hint: `use one of ${PRESET_NAMES.join(', ')}`,
+    });
   }
   return preset;
 }

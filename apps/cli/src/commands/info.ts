@@ -24,7 +24,10 @@ export async function infoReport(ctx: CliContext): Promise<InfoReport> {
   const backend = await startCompute(ctx);
   const strategies: Record<string, string[]> = {};
   for (const [id, registry] of ctx.registries) strategies[id] = registry.names();
-  const versions: Record<string, string> = { node: process.versions.node, '@tensorflow/tfjs': tf.version.tfjs };
+  const versions: Record<string, string> = {
+    node: process.versions.node,
+    '@tensorflow/tfjs': tf.version.tfjs,
+  };
   for (const name of QUORUM_PACKAGES) {
     const v = packageVersion(name);
     if (v !== undefined) versions[name] = v;
@@ -44,17 +47,22 @@ export async function infoReport(ctx: CliContext): Promise<InfoReport> {
 
 function renderInfo(report: InfoReport, ctx: CliContext): string {
   const lines: string[] = [];
-  lines.push(`backend     ${report.backend.name} (${report.backend.threads === 0 ? 'threads managed by the library' : `${report.backend.threads} thread${report.backend.threads === 1 ? '' : 's'}`})`);
+  lines.push(
+    `backend     ${report.backend.name} (${report.backend.threads === 0 ? 'threads managed by the library' : `${report.backend.threads} thread${report.backend.threads === 1 ? '' : 's'}`})`,
+  );
   lines.push(`            why: ${report.backend.reason}`);
   if (report.backend.details !== undefined) lines.push(`            ${report.backend.details}`);
   lines.push('');
   lines.push('strategies (extension point: registered names)');
   for (const [id, registry] of ctx.registries) {
     lines.push(`  ${id}: ${registry.names().join(', ') || '(none)'}`);
-    for (const d of registry.definitions()) lines.push(`      ${d.name.padEnd(16)} ${d.description}  [${d.source}]`);
+    for (const d of registry.definitions())
+      lines.push(`      ${d.name.padEnd(16)} ${d.description}  [${d.source}]`);
   }
   lines.push('');
-  lines.push(`plugins     ${report.plugins.length === 0 ? '(none)' : report.plugins.map((p) => `${p.name} (${p.entry})`).join('\n            ')}`);
+  lines.push(
+    `plugins     ${report.plugins.length === 0 ? '(none)' : report.plugins.map((p) => `${p.name} (${p.entry})`).join('\n            ')}`,
+  );
   lines.push('');
   lines.push('versions');
   for (const [name, v] of Object.entries(report.versions)) lines.push(`  ${name.padEnd(26)} ${v}`);
@@ -65,7 +73,10 @@ export function registerInfo(program: Command): void {
   program
     .command('info')
     .description('show versions, the active compute backend and every registered strategy')
-    .option('--json', 'print the report as JSON: {"backend": {"name", "threads", "reason"}, "strategies": {point: [names]}, "versions": {...}}')
+    .option(
+      '--json',
+      'print the report as JSON: {"backend": {"name", "threads", "reason"}, "strategies": {point: [names]}, "versions": {...}}',
+    )
     .addHelpText(
       'after',
       `
@@ -82,6 +93,8 @@ Examples:
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const ctx = await createContext(cmd.optsWithGlobals<GlobalOptions>());
       const report = await infoReport(ctx);
-      process.stdout.write(`${opts.json === true ? JSON.stringify(report, null, 2) : renderInfo(report, ctx)}\n`);
+      process.stdout.write(
+        `${opts.json === true ? JSON.stringify(report, null, 2) : renderInfo(report, ctx)}\n`,
+      );
     });
 }

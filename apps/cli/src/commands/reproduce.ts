@@ -21,7 +21,9 @@ interface ReproduceCliOptions {
 export function registerReproduce(program: Command): void {
   program
     .command('reproduce')
-    .description("the paper's study on the shipped data: reward ensembles, Best-of-n and PPO, with a report (the main job)")
+    .description(
+      "the paper's study on the shipped data: reward ensembles, Best-of-n and PPO, with a report (the main job)",
+    )
     .addOption(new Option('--preset <preset>', 'run size').choices(PRESET_NAMES as string[]).default('smoke'))
     .addOption(new Option('--seeds <n>', "number of seeds (default: the preset's)").argParser(positiveInt))
     .option('--out <dir>', 'run folder: models, stage results and report.{json,md,html}', 'runs/reproduce')
@@ -56,7 +58,9 @@ Examples:
       if (opts.overwrite === true && existsSync(opts.out)) rmSync(opts.out, { recursive: true, force: true });
       const info = await infoReport(ctx);
       const progress = progressLine('reproduce');
-      const cached = existsSync(path.join(opts.out, 'stages')) ? readdirSync(path.join(opts.out, 'stages')).length : 0;
+      const cached = existsSync(path.join(opts.out, 'stages'))
+        ? readdirSync(path.join(opts.out, 'stages')).length
+        : 0;
       progress.log(
         `reproduce: preset ${preset.name}, ${opts.seeds ?? preset.bestOfN.seeds} seed(s), backend ${info.backend.name} (${info.backend.reason}), out ${opts.out}` +
           (cached > 0 ? ` — continuing: ${cached} stage(s) cached` : ''),
@@ -72,12 +76,16 @@ Examples:
         progress,
         signal: interruptSignal(),
       });
-      const lines = [`${interrupted ? 'stopped early (rerun to continue)' : 'done'} in ${((Date.now() - began) / 1000).toFixed(0)} s`];
+      const lines = [
+        `${interrupted ? 'stopped early (rerun to continue)' : 'done'} in ${((Date.now() - began) / 1000).toFixed(0)} s`,
+      ];
       for (const [arch, a] of Object.entries(report.architectures)) {
         const best = a.bestOfN.filter((r) => r.rule === 'mean').at(-1);
         lines.push(
           `  ${arch.padEnd(13)} accuracy ${(100 * a.accuracy).toFixed(1)}%  ECE ${a.ece.toFixed(3)}  params ${a.params.total}` +
-            (best === undefined ? '' : `  Best-of-${best.n} win rate ${best.winRate.toFixed(1)} ± ${best.stderr.toFixed(1)}`),
+            (best === undefined
+              ? ''
+              : `  Best-of-${best.n} win rate ${best.winRate.toFixed(1)} ± ${best.stderr.toFixed(1)}`),
         );
       }
       lines.push(`report: ${written.html}`);

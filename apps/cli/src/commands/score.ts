@@ -3,8 +3,9 @@
  * row, in input order, every input field kept, plus `rewards` (one per member), `reward` (the aggregate)
  * and `std` (the members' spread).
  */
-import { createWriteStream } from 'node:fs';
+
 import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
 import { DataError, describeValue } from '@quorum/core';
 import { readJsonl } from '@quorum/data';
 import { scoreAnswers } from '@quorum/ensemble';
@@ -23,21 +24,34 @@ export interface ScoreRow {
 /** Checks one input row; errors name the file, line and field. */
 export function parseScoreRow(value: unknown, file: string, line: number): ScoreRow {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new DataError(`expected a JSON object, got ${describeValue(value)}`, { location: { file, line }, hint: 'write one {"instruction", "output"} object per line' });
+    throw new DataError(`expected a JSON object, got ${describeValue(value)}`, {
+      location: { file, line },
+      hint: 'write one {"instruction", "output"} object per line',
+    });
   }
   const row = value as Record<string, unknown>;
   for (const field of ['instruction', 'output'] as const) {
     if (typeof row[field] !== 'string') {
-      throw new DataError(row[field] === undefined ? 'is missing' : `must be a string, got ${describeValue(row[field])}`, {
-        location: { file, line, field },
-        hint: 'each row needs "instruction" and "output" strings ("input" is optional)',
-      });
+      throw new DataError(
+        row[field] === undefined ? 'is missing' : `must be a string, got ${describeValue(row[field])}`,
+        {
+          location: { file, line, field },
+          hint: 'each row needs "instruction" and "output" strings ("input" is optional)',
+        },
+      );
     }
   }
   if (row.input !== undefined && typeof row.input !== 'string') {
-    throw new DataError(`must be a string, got ${describeValue(row.input)}`, { location: { file, line, field: 'input' }, hint: 'omit "input" or make it a string' });
+    throw new DataError(`must be a string, got ${describeValue(row.input)}`, {
+      location: { file, line, field: 'input' },
+      hint: 'omit "input" or make it a string',
+    });
   }
-  return { instruction: row.instruction as string, input: (row.input as string | undefined) ?? '', output: row.output as string };
+  return {
+    instruction: row.instruction as string,
+    input: (row.input as string | undefined) ?? '',
+    output: row.output as string,
+  };
 }
 
 interface ScoreOptions {
@@ -60,11 +74,26 @@ export function registerScore(program: Command): void {
     .requiredOption('--input <file.jsonl>', 'rows {instruction, input?, output}; other fields are kept')
     .requiredOption('--output <file.jsonl>', 'where to write the scored rows (one per input row, same order)')
     .option('--agg <rule>', 'aggregation rule: mean, lcb, min, uwo, median, or a plugin rule', 'mean')
-    .addOption(new Option('--agg-opt <key=value>', 'an option of the rule (repeatable), e.g. --agg-opt beta=0.5').argParser(collect))
+    .addOption(
+      new Option(
+        '--agg-opt <key=value>',
+        'an option of the rule (repeatable), e.g. --agg-opt beta=0.5',
+      ).argParser(collect),
+    )
     .addOption(new Option('--beta <number>', 'shorthand for --agg-opt beta=… (lcb)').argParser(finiteNumber))
-    .addOption(new Option('--lambda <number>', 'shorthand for --agg-opt lambda=… (uwo)').argParser(finiteNumber))
-    .addOption(new Option('--batch-size <n>', 'answers per forward pass (memory is bounded by this)').default(32).argParser(positiveInt))
-    .addOption(new Option('--chunk <n>', 'rows read before scoring and writing them').default(512).argParser(positiveInt))
+    .addOption(
+      new Option('--lambda <number>', 'shorthand for --agg-opt lambda=… (uwo)').argParser(finiteNumber),
+    )
+    .addOption(
+      new Option('--batch-size <n>', 'answers per forward pass (memory is bounded by this)')
+        .default(32)
+        .argParser(positiveInt),
+    )
+    .addOption(
+      new Option('--chunk <n>', 'rows read before scoring and writing them')
+        .default(512)
+        .argParser(positiveInt),
+    )
     .addHelpText(
       'after',
       `
@@ -95,12 +124,22 @@ Examples:
         const rewards = scoreAnswers(
           ensemble,
           tokenizer,
-          pending.map((p) => ({ prompt: { instruction: p.row.instruction, input: p.row.input }, answer: p.row.output })),
+          pending.map((p) => ({
+            prompt: { instruction: p.row.instruction, input: p.row.input },
+            answer: p.row.output,
+          })),
           { batchSize: opts.batchSize },
         );
         const agg = rule.aggregateArrays(rewards);
         const text = pending
-          .map((p, j) => JSON.stringify({ ...p.raw, rewards: rewards.map((r) => r[j]), reward: agg.aggregate[j], std: agg.std[j] }))
+          .map((p, j) =>
+            JSON.stringify({
+              ...p.raw,
+              rewards: rewards.map((r) => r[j]),
+              reward: agg.aggregate[j],
+              std: agg.std[j],
+            }),
+          )
           .join('\n');
         if (!out.write(`${text}\n`)) await once(out, 'drain');
         rows += pending.length;
@@ -109,7 +148,10 @@ Examples:
       };
       try {
         for await (const { value, line } of readJsonl(opts.input)) {
-          pending.push({ raw: value as Record<string, unknown>, row: parseScoreRow(value, opts.input, line) });
+          pending.push({
+            raw: value as Record<string, unknown>,
+            row: parseScoreRow(value, opts.input, line),
+          });
           if (pending.length >= opts.chunk) await flush();
         }
         await flush();
@@ -118,6 +160,8 @@ Examples:
         await once(out, 'close');
         ensemble.dispose();
       }
-      progress.done(`scored ${rows} rows with ${ensemble.architecture} (k = ${ensemble.members}, ${rule.name}) → ${opts.output}`);
+      progress.done(
+        `scored ${rows} rows with ${ensemble.architecture} (k = ${ensemble.members}, ${rule.name}) → ${opts.output}`,
+      );
     });
 }

@@ -26,11 +26,21 @@ export function registerSft(program: Command): void {
     .description('supervised fine-tuning: train a policy on instruction → answer data')
     .addOption(new Option('--size <size>', 'model size').choices(gptPresetNames as string[]))
     .option('--preset <preset>', 'run size: smoke, default or full (sets steps and size)', 'default')
-    .option('--data <alpaca-eval|file>', 'alpaca-eval (the shipped train-split answers that GPT-4 preferred) or a JSONL file of {instruction, input?, output}', 'alpaca-eval')
+    .option(
+      '--data <alpaca-eval|file>',
+      'alpaca-eval (the shipped train-split answers that GPT-4 preferred) or a JSONL file of {instruction, input?, output}',
+      'alpaca-eval',
+    )
     .requiredOption('--out <dir>', 'policy folder to write (checkpoints in <dir>/train-state)')
-    .addOption(new Option('--max-steps <n>', 'optimizer steps (default: the preset\'s)').argParser(positiveInt))
-    .addOption(new Option('--batch-size <n>', 'sequences per step (default: the preset\'s)').argParser(positiveInt))
-    .addOption(new Option('--seed <n>', 'seed for initialisation and data order').default(0).argParser(nonNegativeInt))
+    .addOption(
+      new Option('--max-steps <n>', "optimizer steps (default: the preset's)").argParser(positiveInt),
+    )
+    .addOption(
+      new Option('--batch-size <n>', "sequences per step (default: the preset's)").argParser(positiveInt),
+    )
+    .addOption(
+      new Option('--seed <n>', 'seed for initialisation and data order').default(0).argParser(nonNegativeInt),
+    )
     .option('--resume', 'continue the run in --out from its last checkpoint')
     .option('--overwrite', 'delete --out first and start over')
     .addHelpText(

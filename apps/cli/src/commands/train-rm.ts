@@ -39,23 +39,72 @@ interface TrainRmOptions {
 export function registerTrainRm(program: Command): void {
   program
     .command('train-rm')
-    .description('train a reward model or ensemble (single, independent, linear-heads, lora) with the Bradley-Terry loss')
-    .option('--arch <name>', 'ensemble architecture: single, independent, linear-heads, lora, or a plugin\'s', 'linear-heads')
-    .addOption(new Option('--arch-opt <key=value>', 'architecture option (repeatable), e.g. --arch-opt rank=4 --arch-opt split=0.5').argParser(collect))
+    .description(
+      'train a reward model or ensemble (single, independent, linear-heads, lora) with the Bradley-Terry loss',
+    )
+    .option(
+      '--arch <name>',
+      "ensemble architecture: single, independent, linear-heads, lora, or a plugin's",
+      'linear-heads',
+    )
+    .addOption(
+      new Option(
+        '--arch-opt <key=value>',
+        'architecture option (repeatable), e.g. --arch-opt rank=4 --arch-opt split=0.5',
+      ).argParser(collect),
+    )
     .addOption(new Option('--members <k>', 'ensemble size k (single: 1)').default(3).argParser(positiveInt))
-    .addOption(new Option('--size <size>', 'model size (default: the preset\'s)').choices(gptPresetNames as string[]))
+    .addOption(
+      new Option('--size <size>', "model size (default: the preset's)").choices(gptPresetNames as string[]),
+    )
     .option('--preset <preset>', 'run size: smoke (≈1 min), default, full', 'default')
-    .option('--init <dir|scratch>', 'start from this SFT policy folder, or scratch (default: the preset\'s SFT policy, trained first if absent)')
-    .option('--data <alpaca-eval|file>', 'alpaca-eval (shipped GPT-4 preferences, train split) or a JSONL preference file', 'alpaca-eval')
+    .option(
+      '--init <dir|scratch>',
+      "start from this SFT policy folder, or scratch (default: the preset's SFT policy, trained first if absent)",
+    )
+    .option(
+      '--data <alpaca-eval|file>',
+      'alpaca-eval (shipped GPT-4 preferences, train split) or a JSONL preference file',
+      'alpaca-eval',
+    )
     .option('--format <name>', 'format of --data: alpaca-farm, trl, hh-rlhf (detected when omitted)')
-    .addOption(new Option('--pairs <kind>', 'alpaca-eval pairs: reference (vs text-davinci-003), derived (winner ≻ loser), both').choices(['reference', 'derived', 'both']).default('reference'))
-    .addOption(new Option('--balance <how>', 'length balancing of training pairs').choices(['none', 'weights', 'sample']).default('none'))
+    .addOption(
+      new Option(
+        '--pairs <kind>',
+        'alpaca-eval pairs: reference (vs text-davinci-003), derived (winner ≻ loser), both',
+      )
+        .choices(['reference', 'derived', 'both'])
+        .default('reference'),
+    )
+    .addOption(
+      new Option('--balance <how>', 'length balancing of training pairs')
+        .choices(['none', 'weights', 'sample'])
+        .default('none'),
+    )
     .option('--eval-data <file>', 'held-out preference file (default for a file: --eval-fraction of it)')
-    .addOption(new Option('--eval-fraction <f>', 'fraction of --data held out when no --eval-data is given').argParser(fraction))
-    .addOption(new Option('--train-pairs <n>', 'use a seeded subset of n training pairs (default: the preset\'s)').argParser(positiveInt))
+    .addOption(
+      new Option('--eval-fraction <f>', 'fraction of --data held out when no --eval-data is given').argParser(
+        fraction,
+      ),
+    )
+    .addOption(
+      new Option(
+        '--train-pairs <n>',
+        "use a seeded subset of n training pairs (default: the preset's)",
+      ).argParser(positiveInt),
+    )
     .addOption(new Option('--max-steps <n>', 'cap on optimizer steps per phase').argParser(positiveInt))
-    .addOption(new Option('--lr <lr>', 'full fine-tuning learning rate (default 3e-4; see the config docs)').argParser(Number.parseFloat))
-    .addOption(new Option('--checkpoint-every <n>', 'save a resumable state every n optimizer steps (default 50)').argParser(positiveInt))
+    .addOption(
+      new Option('--lr <lr>', 'full fine-tuning learning rate (default 3e-4; see the config docs)').argParser(
+        Number.parseFloat,
+      ),
+    )
+    .addOption(
+      new Option(
+        '--checkpoint-every <n>',
+        'save a resumable state every n optimizer steps (default 50)',
+      ).argParser(positiveInt),
+    )
     .option('--no-bootstrap', 'turn off per-member bootstrap weights for members that share a transformer')
     .addOption(new Option('--seed <n>', 'seed').default(0).argParser(nonNegativeInt))
     .requiredOption('--out <dir>', 'reward-model folder to write')
@@ -105,7 +154,9 @@ Examples:
         evalLimit: opts.data === 'alpaca-eval' ? preset.rm.evalPairs : undefined,
         seed: opts.seed,
       });
-      progress.log(`train-rm: ${opts.arch} k=${opts.members}, ${size}, init ${init}, ${data.train.length} training pairs from ${data.description}, backend ${backend.name}`);
+      progress.log(
+        `train-rm: ${opts.arch} k=${opts.members}, ${size}, init ${init}, ${data.train.length} training pairs from ${data.description}, backend ${backend.name}`,
+      );
       const result = await runRewardTraining({
         architecture: opts.arch,
         architectureOptions: archOptions,
@@ -121,7 +172,9 @@ Examples:
           batchSize: preset.rm.batchSize,
           gradAccum: preset.rm.gradAccum,
           epochs: preset.rm.epochs,
-          ...(opts.maxSteps ?? preset.rm.maxSteps) === undefined ? {} : { maxSteps: opts.maxSteps ?? preset.rm.maxSteps },
+          ...((opts.maxSteps ?? preset.rm.maxSteps) === undefined
+            ? {}
+            : { maxSteps: opts.maxSteps ?? preset.rm.maxSteps }),
           ...(opts.lr === undefined ? {} : { lr: opts.lr }),
           ...(opts.checkpointEvery === undefined ? {} : { checkpointEvery: opts.checkpointEvery }),
           bootstrap: opts.bootstrap,
@@ -147,7 +200,8 @@ Examples:
 /** `--arch-opt rank=4 --arch-opt layers=top:1` → { rank: 4, layers: { top: 1 } }. */
 export function parseArchOptions(pairs: readonly string[] | undefined): Record<string, unknown> {
   const out = parseKeyValues(pairs, '--arch-opt');
-  if (typeof out.layers === 'string' && out.layers.startsWith('top:')) out.layers = { top: Number(out.layers.slice(4)) };
+  if (typeof out.layers === 'string' && out.layers.startsWith('top:'))
+    out.layers = { top: Number(out.layers.slice(4)) };
   if (typeof out.targets === 'string') out.targets = out.targets.split('+');
   return out;
 }

@@ -16,10 +16,18 @@ export function presetSftDir(preset: RunPreset, size: GptPresetName, seed: numbe
 }
 
 /** Returns the preset's SFT policy folder, training it first when it does not exist yet (resuming a partial one). */
-export async function ensurePresetSft(preset: RunPreset, size: GptPresetName, seed: number, progress: ProgressLine | undefined, signal?: AbortSignal): Promise<string> {
+export async function ensurePresetSft(
+  preset: RunPreset,
+  size: GptPresetName,
+  seed: number,
+  progress: ProgressLine | undefined,
+  signal?: AbortSignal,
+): Promise<string> {
   const dir = presetSftDir(preset, size, seed);
   if (existsSync(path.join(dir, 'quorum.json'))) return dir;
-  progress?.log(`training the ${preset.name} preset's SFT policy first (${size}, ${preset.sft.maxSteps} steps) → ${dir}`);
+  progress?.log(
+    `training the ${preset.name} preset's SFT policy first (${size}, ${preset.sft.maxSteps} steps) → ${dir}`,
+  );
   const result = await runSft({
     size,
     contextLength: preset.contextLength,

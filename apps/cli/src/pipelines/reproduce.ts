@@ -18,7 +18,18 @@ import { evaluateOffline, type Pool, poolsFromAlpacaEval, scorePools } from '@qu
 import { type ActiveBackend, Rng, type StrategyRegistry, writeJsonAtomic } from '@quorum/core';
 import { datasets, encodePrompt, type PreferencePair, type Prompt, Tokenizer, Vocab } from '@quorum/data';
 import { type EnsembleArchitecture, loadEnsemble } from '@quorum/ensemble';
-import { type ArchitectureReport, type BestOfNRow, type PpoPoint, type Report, type Outcome, outcomeOf, rewardModelJudge, winRate, writeReport, type WrittenReport } from '@quorum/eval';
+import {
+  type ArchitectureReport,
+  type BestOfNRow,
+  type Outcome,
+  outcomeOf,
+  type PpoPoint,
+  type Report,
+  rewardModelJudge,
+  type WrittenReport,
+  winRate,
+  writeReport,
+} from '@quorum/eval';
 import { PpoTrainer, resolvePpoConfig } from '@quorum/ppo';
 import * as tf from '@tensorflow/tfjs';
 import type { RunPreset } from '../presets.js';
@@ -74,7 +85,10 @@ interface RmStage {
 interface BonStage {
   curves: Record<string, { n: number; winRate: number; stderr: number }[]>;
   peakBytes: number;
-  baselines: { random: { winRate: number; stderr: number }; longest: { n: number; winRate: number; stderr: number }[] };
+  baselines: {
+    random: { winRate: number; stderr: number };
+    longest: { n: number; winRate: number; stderr: number }[];
+  };
 }
 
 interface PpoStage {
@@ -82,7 +96,10 @@ interface PpoStage {
 }
 
 /** Train instructions split once (seed 0): the proxy part trains the compared reward models, the gold part the judge. */
-function splitTrainPairs(pairs: readonly PreferencePair[]): { proxy: PreferencePair[]; gold: PreferencePair[] } {
+function splitTrainPairs(pairs: readonly PreferencePair[]): {
+  proxy: PreferencePair[];
+  gold: PreferencePair[];
+} {
   const ids = [...new Set(pairs.map((p) => p.meta?.instructionId ?? -1))].sort((a, b) => a - b);
   const order = new Rng(0).fork('proxy-gold').shuffle([...ids]);
   const goldIds = new Set(order.slice(0, Math.floor(order.length * 0.3)));
@@ -94,7 +111,11 @@ function splitTrainPairs(pairs: readonly PreferencePair[]): { proxy: PreferenceP
 
 function sample<T>(items: readonly T[], limit: number | undefined, rng: Rng): T[] {
   if (limit === undefined || limit >= items.length) return [...items];
-  return rng.permutation(items.length).slice(0, limit).sort((a, b) => a - b).map((i) => items[i] as T);
+  return rng
+    .permutation(items.length)
+    .slice(0, limit)
+    .sort((a, b) => a - b)
+    .map((i) => items[i] as T);
 }
 
 function check(signal: AbortSignal | undefined): void {
@@ -112,17 +133,32 @@ function stdOf(xs: readonly number[]): number {
 }
 
 /** Greedy answers of a policy to prompts, decoded to text. */
-function answer(params: Parameters<typeof generate>[0], config: Parameters<typeof generate>[1], tokenizer: Tokenizer, prompts: readonly Prompt[], maxNewTokens: number): string[] {
+function answer(
+  params: Parameters<typeof generate>[0],
+  config: Parameters<typeof generate>[1],
+  tokenizer: Tokenizer,
+  prompts: readonly Prompt[],
+  maxNewTokens: number,
+): string[] {
   const out: string[] = [];
   for (let at = 0; at < prompts.length; at += 16) {
-    const chunk = prompts.slice(at, at + 16).map((p) => Array.from(encodePrompt(tokenizer, p, { maxLength: config.contextLength - maxNewTokens })));
-    const r = generate(params, config, chunk, { maxNewTokens, temperature: 0, eosId: tokenizer.eosId, padId: tokenizer.padId });
+    const chunk = prompts
+      .slice(at, at + 16)
+      .map((p) => Array.from(encodePrompt(tokenizer, p, { maxLength: config.contextLength - maxNewTokens })));
+    const r = generate(params, config, chunk, {
+      maxNewTokens,
+      temperature: 0,
+      eosId: tokenizer.eosId,
+      padId: tokenizer.padId,
+    });
     for (const tokens of r.tokens) out.push(tokenizer.decode(tokens.filter((t) => t !== tokenizer.eosId)));
   }
   return out;
 }
 
-export async function reproduce(options: ReproduceOptions): Promise<{ report: Report; written: WrittenReport; interrupted: boolean }> {
+export async function reproduce(
+  options: ReproduceOptions,
+): Promise<{ report: Report; written: WrittenReport; interrupted: boolean }> {
   const { preset, out, progress, signal } = options;
   const timings: Record<string, number> = {};
   const ae = await datasets.alpacaEval();
@@ -137,9 +173,25 @@ export async function reproduce(options: ReproduceOptions): Promise<{ report: Re
     for (const seed of seeds) {
       const sftDir = path.join(out, `sft-s${seed}`);
       const sft = await stage(out, `sft-s${seed}`, progress, async () => {
-        const r = await runSft({ size: preset.size, contextLength: preset.contextLength, data: 'alpaca-eval', out: sftDir, maxSteps: preset.sft.maxSteps, batchSize: preset.sft.batchSize, seed, resume: existsSync(sftDir), progress, signal });
+        const r = await runSft({
+          size: preset.size,
+          contextLength: preset.contextLength,
+          data: 'alpaca-eval',
+          out: sftDir,
+          maxSteps: preset.sft.maxSteps,
+          batchSize: preset.sft.batchSize,
+          seed,
+          resume: existsSync(sftDir),
+          progress,
+          signal,
+        });
         if (r.stoppedEarly) throw new Interrupted('interrupted');
-        return { steps: r.steps, evalLoss: r.evalLoss, initialEvalLoss: r.initialEvalLoss, trainSeconds: r.seconds };
+        return {
+          steps: r.steps,
+          evalLoss: r.evalLoss,
+          initialEvalLoss: r.initialEvalLoss,
+          trainSeconds: r.seconds,
+        };
       });
       timings[`sft-s${seed}`] = (sft as { seconds?: number }).seconds ?? 0;
 
@@ -162,7 +214,13 @@ export async function reproduce(options: ReproduceOptions): Promise<{ report: Re
             train: trainPairs,
             eval: heldOut,
             dataDescription: 'alpaca-eval train split, proxy part',
-            config: { batchSize: preset.rm.batchSize, gradAccum: preset.rm.gradAccum, epochs: preset.rm.epochs, ...(preset.rm.maxSteps === undefined ? {} : { maxSteps: preset.rm.maxSteps }), seed },
+            config: {
+              batchSize: preset.rm.batchSize,
+              gradAccum: preset.rm.gradAccum,
+              epochs: preset.rm.epochs,
+              ...(preset.rm.maxSteps === undefined ? {} : { maxSteps: preset.rm.maxSteps }),
+              seed,
+            },
             out: dir,
             resume: existsSync(dir),
             progress,
@@ -186,10 +244,12 @@ export async function reproduce(options: ReproduceOptions): Promise<{ report: Re
       // --- Best-of-n over the shipped pools, judged by GPT-4's verdicts
       const poolRng = rng.fork('pools');
       const allPools = poolsFromAlpacaEval(ae.candidatePools('eval'));
-      const pools: Pool[] = sample(allPools, preset.bestOfN.instructions, poolRng.fork('instructions')).map((p, i) => ({
-        ...p,
-        candidates: sample(p.candidates, preset.bestOfN.candidates, poolRng.fork(`candidates-${i}`)),
-      }));
+      const pools: Pool[] = sample(allPools, preset.bestOfN.instructions, poolRng.fork('instructions')).map(
+        (p, i) => ({
+          ...p,
+          candidates: sample(p.candidates, preset.bestOfN.candidates, poolRng.fork(`candidates-${i}`)),
+        }),
+      );
       const ns = preset.bestOfN.ns.filter((n) => pools.every((p) => p.candidates.length >= n));
       for (const arch of REPRODUCE_ARCHITECTURES) {
         check(signal);
@@ -204,13 +264,26 @@ export async function reproduce(options: ReproduceOptions): Promise<{ report: Re
                 progress.update(p.rows, p.totalRows, `Best-of-n scoring (${arch})`);
               },
             });
-            const report = evaluateOffline(scored, RULES.map((r) => ({ label: r.label, rule: createAggregationRule(r.spec as never) })), ns);
+            const report = evaluateOffline(
+              scored,
+              RULES.map((r) => ({ label: r.label, rule: createAggregationRule(r.spec as never) })),
+              ns,
+            );
             return {
-              curves: Object.fromEntries(report.rules.map((r) => [r.label, r.curve.map((c) => ({ n: c.n, winRate: c.winRate, stderr: c.stderr }))])),
+              curves: Object.fromEntries(
+                report.rules.map((r) => [
+                  r.label,
+                  r.curve.map((c) => ({ n: c.n, winRate: c.winRate, stderr: c.stderr })),
+                ]),
+              ),
               peakBytes,
               baselines: {
                 random: { winRate: report.baselines.random.winRate, stderr: report.baselines.random.stderr },
-                longest: report.baselines.longest.map((c) => ({ n: c.n, winRate: c.winRate, stderr: c.stderr })),
+                longest: report.baselines.longest.map((c) => ({
+                  n: c.n,
+                  winRate: c.winRate,
+                  stderr: c.stderr,
+                })),
               },
             };
           } finally {
@@ -235,7 +308,13 @@ export async function reproduce(options: ReproduceOptions): Promise<{ report: Re
         train: sample(gold, preset.rm.trainPairs, new Rng(1000).fork('gold')),
         eval: sample(evalPairs, preset.rm.evalPairs, new Rng(1000).fork('gold-eval')),
         dataDescription: 'alpaca-eval train split, gold part (disjoint from the proxy part)',
-        config: { batchSize: preset.rm.batchSize, gradAccum: preset.rm.gradAccum, epochs: preset.rm.epochs, ...(preset.rm.maxSteps === undefined ? {} : { maxSteps: preset.rm.maxSteps * 2 }), seed: 1000 },
+        config: {
+          batchSize: preset.rm.batchSize,
+          gradAccum: preset.rm.gradAccum,
+          epochs: preset.rm.epochs,
+          ...(preset.rm.maxSteps === undefined ? {} : { maxSteps: preset.rm.maxSteps * 2 }),
+          seed: 1000,
+        },
         out: goldDir,
         resume: existsSync(goldDir),
         progress,
@@ -246,12 +325,21 @@ export async function reproduce(options: ReproduceOptions): Promise<{ report: Re
     });
 
     // --- PPO with each proxy reward model, judged by the gold model against the SFT policy
-    const evalPrompts = sample(ae.split('eval').map((i) => ae.prompt(i.id)), preset.ppo.evalPrompts, new Rng(7).fork('ppo-eval'));
+    const evalPrompts = sample(
+      ae.split('eval').map((i) => ae.prompt(i.id)),
+      preset.ppo.evalPrompts,
+      new Rng(7).fork('ppo-eval'),
+    );
     const trainPrompts = ae.split('train').map((i) => ae.prompt(i.id));
     for (const seed of seeds.slice(0, preset.ppo.seeds)) {
       for (const arch of REPRODUCE_ARCHITECTURES) {
         check(signal);
-        const ppo = await stage(out, `ppo-${arch}-s${seed}`, progress, async (): Promise<PpoStage> => runPpoStage(options, arch, seed, goldDir, trainPrompts, evalPrompts));
+        const ppo = await stage(
+          out,
+          `ppo-${arch}-s${seed}`,
+          progress,
+          async (): Promise<PpoStage> => runPpoStage(options, arch, seed, goldDir, trainPrompts, evalPrompts),
+        );
         (ppos[arch] ??= []).push(ppo);
       }
     }
@@ -270,7 +358,9 @@ export async function reproduce(options: ReproduceOptions): Promise<{ report: Re
     for (const rule of RULES) {
       const first = b[0]?.curves[rule.label] ?? [];
       for (let i = 0; i < first.length; i++) {
-        const perSeed = b.map((s) => s.curves[rule.label]?.[i] as { n: number; winRate: number; stderr: number });
+        const perSeed = b.map(
+          (s) => s.curves[rule.label]?.[i] as { n: number; winRate: number; stderr: number },
+        );
         bestOfN.push({
           n: (first[i] as { n: number }).n,
           rule: rule.label,
@@ -295,7 +385,14 @@ export async function reproduce(options: ReproduceOptions): Promise<{ report: Re
     const first = runs[0]?.points ?? [];
     for (let i = 0; i < first.length; i++) {
       const pts = runs.map((r) => r.points[i]).filter((p) => p !== undefined);
-      ppo.push({ arch, rule: 'mean', step: (first[i] as { step: number }).step, goldWinRate: meanOf(pts.map((p) => p.goldWinRate)), stderr: meanOf(pts.map((p) => p.stderr)), kl: meanOf(pts.map((p) => p.kl)) });
+      ppo.push({
+        arch,
+        rule: 'mean',
+        step: (first[i] as { step: number }).step,
+        goldWinRate: meanOf(pts.map((p) => p.goldWinRate)),
+        stderr: meanOf(pts.map((p) => p.stderr)),
+        kl: meanOf(pts.map((p) => p.kl)),
+      });
     }
   }
   const firstBon = Object.values(bons)[0]?.[0];
@@ -306,7 +403,8 @@ export async function reproduce(options: ReproduceOptions): Promise<{ report: Re
       preset: preset.name,
       seeds: options.seeds,
       backend: options.backend.name,
-      judge: 'Best-of-n: GPT-4 verdicts shipped with AlpacaEval (preference table); PPO: a gold reward model trained on a disjoint part of the train split',
+      judge:
+        'Best-of-n: GPT-4 verdicts shipped with AlpacaEval (preference table); PPO: a gold reward model trained on a disjoint part of the train split',
       versions: options.versions,
       complete: !interrupted,
       members: MEMBERS,
@@ -319,7 +417,12 @@ export async function reproduce(options: ReproduceOptions): Promise<{ report: Re
       : {
           baselines: {
             random: { ...firstBon.baselines.random, description: 'a random candidate (n = 1)' },
-            ...Object.fromEntries(firstBon.baselines.longest.map((c) => [`longest-n${c.n}`, { winRate: c.winRate, stderr: c.stderr, description: `the longest of ${c.n} candidates` }])),
+            ...Object.fromEntries(
+              firstBon.baselines.longest.map((c) => [
+                `longest-n${c.n}`,
+                { winRate: c.winRate, stderr: c.stderr, description: `the longest of ${c.n} candidates` },
+              ]),
+            ),
           },
         }),
   };
@@ -342,13 +445,21 @@ async function runPpoStage(
   const policyTokenizer = new Tokenizer(Vocab.fromJSON(policy.vocabJson));
   const proxy = await loadEnsemble(path.join(out, 'rm', `${arch}-s${seed}`), options.architectures);
   const goldRm = await loadEnsemble(goldDir, options.architectures);
-  const goldJudge = rewardModelJudge({ ensemble: goldRm.ensemble, tokenizer: new Tokenizer(Vocab.fromJSON(goldRm.vocabJson)), rule: createAggregationRule('mean') });
+  const goldJudge = rewardModelJudge({
+    ensemble: goldRm.ensemble,
+    tokenizer: new Tokenizer(Vocab.fromJSON(goldRm.vocabJson)),
+    rule: createAggregationRule('mean'),
+  });
   const maxNew = preset.ppo.maxNewTokens;
   const sftAnswers = answer(reference.params, reference.config, policyTokenizer, evalPrompts, maxNew);
   const trainer = new PpoTrainer({
     policy: { config: policy.config, params: policy.params, tokenizer: policyTokenizer },
     reference: reference.params,
-    reward: { ensemble: proxy.ensemble, tokenizer: new Tokenizer(Vocab.fromJSON(proxy.vocabJson)), rule: createAggregationRule('mean') },
+    reward: {
+      ensemble: proxy.ensemble,
+      tokenizer: new Tokenizer(Vocab.fromJSON(proxy.vocabJson)),
+      rule: createAggregationRule('mean'),
+    },
     prompts: trainPrompts,
     ppo: resolvePpoConfig({
       steps: preset.ppo.steps,
@@ -360,7 +471,12 @@ async function runPpoStage(
       warmupSteps: Math.min(5, Math.floor(preset.ppo.steps / 4)),
     }),
     outDir: path.join(out, 'ppo', `${arch}-s${seed}`),
-    onProgress: (log) => progress.update(log.step, log.steps, `PPO ${arch}: reward ${log.reward.toFixed(3)} KL ${log.kl.toFixed(3)}`),
+    onProgress: (log) =>
+      progress.update(
+        log.step,
+        log.steps,
+        `PPO ${arch}: reward ${log.reward.toFixed(3)} KL ${log.kl.toFixed(3)}`,
+      ),
     signal,
   });
   const points: PpoStage['points'] = [];
@@ -369,16 +485,33 @@ async function runPpoStage(
     const outcomes: Outcome[] = [];
     for (let i = 0; i < evalPrompts.length; i++) {
       const p = evalPrompts[i] as Prompt;
-      outcomes.push(outcomeOf(await goldJudge.compare({ instruction: p.instruction, input: p.input, a: answers[i] as string, b: sftAnswers[i] as string })));
+      outcomes.push(
+        outcomeOf(
+          await goldJudge.compare({
+            instruction: p.instruction,
+            input: p.input,
+            a: answers[i] as string,
+            b: sftAnswers[i] as string,
+          }),
+        ),
+      );
     }
     const w = winRate(outcomes);
-    points.push({ step, goldWinRate: w.winRate, stderr: Number.isFinite(w.stderr) ? w.stderr : 0, kl, reward });
+    points.push({
+      step,
+      goldWinRate: w.winRate,
+      stderr: Number.isFinite(w.stderr) ? w.stderr : 0,
+      kl,
+      reward,
+    });
   };
   try {
     if (existsSync(path.join(out, 'ppo', `${arch}-s${seed}`, 'train-state'))) await trainer.resume();
     await judge(trainer.step, 0, Number.NaN);
     while (trainer.step < preset.ppo.steps) {
-      const summary = await trainer.train({ stopAtStep: Math.min(preset.ppo.steps, trainer.step + preset.ppo.evalEvery) });
+      const summary = await trainer.train({
+        stopAtStep: Math.min(preset.ppo.steps, trainer.step + preset.ppo.evalEvery),
+      });
       if (summary.aborted) throw new Interrupted('interrupted');
       await judge(trainer.step, summary.last?.kl ?? 0, summary.last?.reward ?? Number.NaN);
     }

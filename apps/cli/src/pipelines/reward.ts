@@ -4,9 +4,16 @@
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { type GptPresetName, gptPreset, loadPolicy, namedParameters, disposeGpt } from '@quorum/backbone';
+import { disposeGpt, type GptPresetName, gptPreset, loadPolicy, namedParameters } from '@quorum/backbone';
 import { ConfigError, Rng, type StrategyRegistry } from '@quorum/core';
-import { datasets, loadPreferencePairs, type PreferencePair, projectTokenizer, Tokenizer, Vocab } from '@quorum/data';
+import {
+  datasets,
+  loadPreferencePairs,
+  type PreferencePair,
+  projectTokenizer,
+  Tokenizer,
+  Vocab,
+} from '@quorum/data';
 import {
   type EnsembleArchitecture,
   evaluatePairs,
@@ -38,15 +45,25 @@ export interface PairSource {
 
 function subset<T>(items: readonly T[], limit: number | undefined, rng: Rng): T[] {
   if (limit === undefined || limit >= items.length) return [...items];
-  return rng.permutation(items.length).slice(0, limit).map((i) => items[i] as T);
+  return rng
+    .permutation(items.length)
+    .slice(0, limit)
+    .map((i) => items[i] as T);
 }
 
 /** Train and eval pairs. AlpacaEval keeps its fixed split: nothing from an eval instruction is trained on. */
-export async function loadPairs(source: PairSource): Promise<{ train: PreferencePair[]; eval: PreferencePair[]; description: string }> {
+export async function loadPairs(
+  source: PairSource,
+): Promise<{ train: PreferencePair[]; eval: PreferencePair[]; description: string }> {
   const rng = new Rng(source.seed).fork('pairs');
   if (source.data === 'alpaca-eval') {
     const ae = await datasets.alpacaEval();
-    const train = ae.pairs({ split: 'train', source: source.pairs ?? 'reference', balance: source.balance ?? 'none', seed: source.seed });
+    const train = ae.pairs({
+      split: 'train',
+      source: source.pairs ?? 'reference',
+      balance: source.balance ?? 'none',
+      seed: source.seed,
+    });
     const evalPairs = ae.pairs({ split: 'eval', source: 'reference' });
     return {
       train: subset(train, source.trainLimit, rng.fork('train')),
@@ -55,13 +72,21 @@ export async function loadPairs(source: PairSource): Promise<{ train: Preference
     };
   }
   if (!existsSync(source.data)) {
-    throw new ConfigError(`data file ${source.data} does not exist`, { location: { field: '--data' }, hint: 'pass alpaca-eval or a JSONL preference file' });
+    throw new ConfigError(`data file ${source.data} does not exist`, {
+      location: { field: '--data' },
+      hint: 'pass alpaca-eval or a JSONL preference file',
+    });
   }
-  const { pairs } = await loadPreferencePairs(source.data, source.format === undefined ? {} : { format: source.format });
+  const { pairs } = await loadPreferencePairs(
+    source.data,
+    source.format === undefined ? {} : { format: source.format },
+  );
   let train = pairs;
   let evalPairs: PreferencePair[] = [];
   if (source.evalData !== undefined) {
-    evalPairs = (await loadPreferencePairs(source.evalData, source.format === undefined ? {} : { format: source.format })).pairs;
+    evalPairs = (
+      await loadPreferencePairs(source.evalData, source.format === undefined ? {} : { format: source.format })
+    ).pairs;
   } else {
     const fraction = source.evalFraction ?? 0.1;
     const order = rng.fork('holdout').permutation(pairs.length);
@@ -69,7 +94,11 @@ export async function loadPairs(source: PairSource): Promise<{ train: Preference
     evalPairs = order.slice(0, nEval).map((i) => pairs[i] as PreferencePair);
     train = order.slice(nEval).map((i) => pairs[i] as PreferencePair);
   }
-  return { train: subset(train, source.trainLimit, rng.fork('train')), eval: subset(evalPairs, source.evalLimit, rng.fork('eval')), description: source.data };
+  return {
+    train: subset(train, source.trainLimit, rng.fork('train')),
+    eval: subset(evalPairs, source.evalLimit, rng.fork('eval')),
+    description: source.data,
+  };
 }
 
 export interface RewardRunOptions {
@@ -114,7 +143,10 @@ export function metricsSummary(m: RewardMetrics): Record<string, unknown> {
 export async function runRewardTraining(options: RewardRunOptions): Promise<RewardRunResult> {
   let tokenizer: Tokenizer;
   let init: Record<string, tf.Tensor> | undefined;
-  let gptConfig = gptPreset(options.size, { vocabSize: projectTokenizer().vocabSize, contextLength: options.contextLength });
+  let gptConfig = gptPreset(options.size, {
+    vocabSize: projectTokenizer().vocabSize,
+    contextLength: options.contextLength,
+  });
   let disposeInit = (): void => {};
   if (options.init === 'scratch') {
     tokenizer = projectTokenizer();
@@ -128,7 +160,12 @@ export async function runRewardTraining(options: RewardRunOptions): Promise<Rewa
   const arch = options.architectures.create([options.architecture, options.architectureOptions], '--arch');
   let ensemble: TrainableEnsemble;
   try {
-    ensemble = arch.build({ gptConfig, members: options.members, rng: new Rng(options.config.seed ?? 0).fork('ensemble'), initBackbone: init });
+    ensemble = arch.build({
+      gptConfig,
+      members: options.members,
+      rng: new Rng(options.config.seed ?? 0).fork('ensemble'),
+      initBackbone: init,
+    });
   } finally {
     disposeInit();
   }
@@ -145,13 +182,20 @@ export async function runRewardTraining(options: RewardRunOptions): Promise<Rewa
       signal: options.signal,
       onNote: (m) => options.progress?.log(m),
       onProgress: (p) =>
-        options.progress?.update(p.step, p.steps, `${p.phase} (${p.phaseIndex + 1}/${p.phases}) loss ${p.loss.toFixed(3)}  ${p.pairsPerSecond.toFixed(1)} pairs/s`),
+        options.progress?.update(
+          p.step,
+          p.steps,
+          `${p.phase} (${p.phaseIndex + 1}/${p.phases}) loss ${p.loss.toFixed(3)}  ${p.pairsPerSecond.toFixed(1)} pairs/s`,
+        ),
     });
     const trainSeconds = (Date.now() - began) / 1000;
     const counts = ensemble.paramCounts();
     if (result.stoppedEarly) return { stoppedEarly: true, metrics: undefined, params: counts, trainSeconds };
     options.progress?.log(`scoring ${options.eval.length} held-out pairs`);
-    const metrics = options.eval.length === 0 ? undefined : evaluatePairs(ensemble, tokenizer, options.eval, { maxLength: gptConfig.contextLength });
+    const metrics =
+      options.eval.length === 0
+        ? undefined
+        : evaluatePairs(ensemble, tokenizer, options.eval, { maxLength: gptConfig.contextLength });
     const training = {
       data: options.dataDescription,
       trainPairs: options.train.length,
@@ -167,7 +211,11 @@ export async function runRewardTraining(options: RewardRunOptions): Promise<Rewa
       vocab: { id: tokenizer.id, size: tokenizer.vocabSize, json: tokenizer.vocab.toJSON() },
       training,
     });
-    if (metrics !== undefined) writeFileSync(path.join(options.out, 'eval.json'), `${JSON.stringify(metricsSummary(metrics), null, 2)}\n`);
+    if (metrics !== undefined)
+      writeFileSync(
+        path.join(options.out, 'eval.json'),
+        `${JSON.stringify(metricsSummary(metrics), null, 2)}\n`,
+      );
     return { stoppedEarly: false, metrics, params: counts, trainSeconds };
   } finally {
     ensemble.dispose();
@@ -175,7 +223,8 @@ export async function runRewardTraining(options: RewardRunOptions): Promise<Rewa
 }
 
 export function formatMetrics(m: RewardMetrics): string {
-  const pct = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? 'n/a' : `${(100 * x).toFixed(1)}%`);
+  const pct = (x: number | undefined): string =>
+    x === undefined || Number.isNaN(x) ? 'n/a' : `${(100 * x).toFixed(1)}%`;
   const num = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? 'n/a' : x.toFixed(3));
   return [
     `accuracy ${pct(m.accuracy)} (members ${m.memberAccuracy.map(pct).join(', ')}; "longer wins" baseline ${pct(m.longerWinsAccuracy)})`,

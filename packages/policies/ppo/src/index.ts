@@ -1,1 +1,23 @@
-export {};
+export {
+  type PpoConfig,
+  type PpoConfigInput,
+  ppoConfigSchema,
+  resolvePpoConfig,
+  updatesPerStep,
+} from './ppo-config.js';
+export {
+  AdaptiveKlController,
+  clippedPolicyLoss,
+  clippedValueLoss,
+  FixedKlController,
+  gae,
+  type KlController,
+  type KlEstimator,
+  klPerToken,
+  moments,
+  type PolicyLossResult,
+  tokenRewards,
+  type ValueLossResult,
+  whiten,
+} from './ppo-math.js';
+export { type PpoStepLog, type PpoSummary, PpoTrainer, type PpoTrainerOptions } from './ppo-trainer.js';

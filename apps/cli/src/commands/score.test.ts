@@ -1,0 +1,114 @@
+// `quorum score` on a real slice of the shipped AlpacaEval answers, through commander.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { gptPreset } from '@quorum/backbone';
+import { builtinBackendRegistry, DataError, initCompute, Rng } from '@quorum/core';
+import { datasets, projectTokenizer } from '@quorum/data';
+import { builtinArchitectureRegistry, saveEnsemble } from '@quorum/ensemble';
+import { Command } from 'commander';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseScoreRow, registerScore } from './score.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'quorum-score-'));
+const model = path.join(dir, 'rm');
+const input = path.join(dir, 'answers.jsonl');
+const rows: Record<string, unknown>[] = [];
+
+beforeAll(async () => {
+  process.env.QUORUM_QUIET = '1';
+  await initCompute({ registry: builtinBackendRegistry(), backend: 'wasm' });
+  const tokenizer = projectTokenizer();
+  const gptConfig = gptPreset('nano', {
+    vocabSize: tokenizer.vocabSize,
+    dModel: 32,
+    nLayers: 2,
+    nHeads: 2,
+    contextLength: 64,
+  });
+  const ensemble = builtinArchitectureRegistry()
+    .create('linear-heads')
+    .build({ gptConfig, members: 3, rng: new Rng(1) });
+  await saveEnsemble(model, ensemble, {
+    architectureSource: '@quorum/ensemble',
+    vocab: { id: tokenizer.id, size: tokenizer.vocabSize, json: tokenizer.vocab.toJSON() },
+  });
+  ensemble.dispose();
+  // Real rows: the first eval instructions with two shipped answers each, plus extra fields to keep.
+  const ae = await datasets.alpacaEval();
+  for (const inst of ae.split('eval').slice(0, 5)) {
+    for (const generator of [
+      'text_davinci_003',
+      ae.generators.find((g) => g !== 'text_davinci_003') as string,
+    ]) {
+      rows.push({
+        id: `${inst.id}/${generator}`,
+        instruction: inst.instruction,
+        output: ae.output(inst.id, generator),
+        generator,
+      });
+    }
+  }
+  writeFileSync(input, `${rows.map((r) => JSON.stringify(r)).join('\n')}\n`);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function score(...args: string[]): Promise<Record<string, unknown>[]> {
+  const output = path.join(dir, `out-${Math.random().toString(36).slice(2)}.jsonl`);
+  const program = new Command('quorum').option('--backend <name>').exitOverride();
+  registerScore(program);
+  await program.parseAsync([
+    'node',
+    'quorum',
+    'score',
+    '--model',
+    model,
+    '--input',
+    input,
+    '--output',
+    output,
+    ...args,
+  ]);
+  return readFileSync(output, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+describe('quorum score', () => {
+  it('writes one row per input row, in order, keeping every field and adding rewards, reward and std', async () => {
+    const out = await score('--chunk', '3', '--batch-size', '4');
+    expect(out).toHaveLength(rows.length);
+    out.forEach((row, i) => {
+      expect(row).toMatchObject(rows[i] as object);
+      const rewards = row.rewards as number[];
+      expect(rewards).toHaveLength(3);
+      const mean = rewards.reduce((a, b) => a + b, 0) / 3;
+      const std = Math.sqrt(rewards.reduce((a, b) => a + (b - mean) ** 2, 0) / 3);
+      expect(row.reward as number).toBeCloseTo(mean, 4);
+      expect(row.std as number).toBeCloseTo(std, 4);
+    });
+  });
+
+  it('applies the rule given with --agg and its options (lcb, --beta)', async () => {
+    const out = await score('--agg', 'lcb', '--beta', '2');
+    for (const row of out)
+      expect(row.reward as number).toBeCloseTo(
+        (row.rewards as number[]).reduce((a, b) => a + b, 0) / 3 - 2 * (row.std as number),
+        4,
+      );
+    await expect(score('--agg', 'lcb', '--agg-opt', 'gamma=1')).rejects.toThrow(/unknown option "gamma"/);
+    await expect(score('--agg', 'nope')).rejects.toThrow(/unknown aggregation-rule "nope"/);
+  });
+
+  it('names the file, line and field of a bad row', () => {
+    expect(() => parseScoreRow({ instruction: 'x' }, 'a.jsonl', 7)).toThrow(DataError);
+    expect(() => parseScoreRow({ instruction: 'x' }, 'a.jsonl', 7)).toThrow(
+      /a\.jsonl:7 field "output": is missing/,
+    );
+    expect(() => parseScoreRow({ instruction: 1, output: 'y' }, 'a.jsonl', 2)).toThrow(
+      /field "instruction": must be a string, got number 1/,
+    );
+    expect(() => parseScoreRow([1], 'a.jsonl', 3)).toThrow(/expected a JSON object/);
+  });
+});

@@ -1,0 +1,182 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { meanRule } from '@quorum/aggregation';
+import { disposeGpt, type GptConfig, gptPreset, initGpt, namedParameters } from '@quorum/backbone';
+import { builtinBackendRegistry, ConfigError, initCompute, Rng } from '@quorum/core';
+import { type Prompt, projectTokenizer } from '@quorum/data';
+import { builtinArchitectureRegistry, type TrainableEnsemble } from '@quorum/ensemble';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type PpoConfigInput, resolvePpoConfig } from './ppo-config.js';
+import { type PpoStepLog, PpoTrainer } from './ppo-trainer.js';
+
+const tokenizer = projectTokenizer();
+const gptConfig: GptConfig = gptPreset('nano', {
+  vocabSize: tokenizer.vocabSize,
+  dModel: 32,
+  nLayers: 2,
+  nHeads: 2,
+  contextLength: 64,
+});
+const prompts: Prompt[] = [
+  { instruction: 'Say hello.', input: '' },
+  { instruction: 'Name a colour.', input: '' },
+  { instruction: 'Add the numbers.', input: '2 and 3' },
+];
+const tiny: PpoConfigInput = {
+  steps: 3,
+  rolloutBatch: 4,
+  stepBatch: 2,
+  maxNewTokens: 8,
+  lr: 1e-3,
+  warmupSteps: 1,
+  seed: 7,
+};
+
+let dir: string;
+let ensemble: TrainableEnsemble;
+beforeAll(async () => {
+  await initCompute({ registry: builtinBackendRegistry(), backend: 'wasm' });
+  dir = await mkdtemp(path.join(tmpdir(), 'quorum-ppo-'));
+  ensemble = builtinArchitectureRegistry()
+    .create('linear-heads')
+    .build({ gptConfig, members: 3, rng: new Rng(1) });
+});
+afterAll(async () => {
+  ensemble.dispose();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function makeTrainer(
+  ppo: PpoConfigInput,
+  outDir?: string,
+  extra: { onProgress?: (l: PpoStepLog) => void; signal?: AbortSignal } = {},
+) {
+  const params = initGpt(gptConfig, new Rng(3));
+  const trainer = new PpoTrainer({
+    policy: { config: gptConfig, params, tokenizer },
+    reward: { ensemble, tokenizer, rule: meanRule() },
+    prompts,
+    ppo: resolvePpoConfig(ppo),
+    outDir,
+    ...extra,
+  });
+  return {
+    trainer,
+    params,
+    dispose: () => {
+      trainer.dispose();
+      disposeGpt(params);
+    },
+  };
+}
+
+function snapshot(trainer: PpoTrainer, params: ReturnType<typeof initGpt>): Record<string, Float32Array> {
+  const out: Record<string, Float32Array> = {};
+  for (const [n, v] of Object.entries(namedParameters(params))) out[n] = v.dataSync() as Float32Array;
+  out['value_head.w'] = trainer.valueHead.w.dataSync() as Float32Array;
+  out['value_head.b'] = trainer.valueHead.b.dataSync() as Float32Array;
+  return out;
+}
+
+describe('PpoTrainer', () => {
+  it('starts at KL 0 (policy = reference, k1 and k3), runs steps without leaking, losses finite', () => {
+    for (const klEstimator of ['k1', 'k3'] as const) {
+      const { trainer, dispose } = makeTrainer({ ...tiny, klEstimator });
+      const first = trainer.trainStep();
+      expect(first.kl).toBe(0);
+      const before = tf.memory().numTensors;
+      const logs = [trainer.trainStep(), trainer.trainStep()];
+      expect(tf.memory().numTensors).toBe(before);
+      for (const l of [first, ...logs]) {
+        for (const x of [l.policyLoss, l.valueLoss, l.reward, l.kl, l.entropy, l.approxKl, l.clipFraction])
+          expect(Number.isFinite(x)).toBe(true);
+        expect(l.memberRewards).toHaveLength(3);
+      }
+      expect(logs[1]?.step).toBe(3);
+      expect(logs[1]?.kl).not.toBe(0); // the policy has moved away from the reference
+      dispose();
+    }
+  });
+
+  it('a resumed run equals an uninterrupted one (2 steps vs 1 + resume + 1)', async () => {
+    const straight = makeTrainer(tiny, path.join(dir, 'straight'));
+    await straight.trainer.train({ stopAtStep: 2 });
+    const expected = snapshot(straight.trainer, straight.params);
+    straight.dispose();
+
+    const outDir = path.join(dir, 'resumed');
+    const first = makeTrainer(tiny, outDir);
+    await first.trainer.train({ stopAtStep: 1 });
+    first.dispose();
+    const second = makeTrainer(tiny, outDir);
+    expect(await second.trainer.resume()).toBe(1);
+    await second.trainer.train({ stopAtStep: 2 });
+    const actual = snapshot(second.trainer, second.params);
+    second.dispose();
+
+    for (const [name, data] of Object.entries(expected)) expect(actual[name], name).toEqual(data);
+    const lines = readFileSync(path.join(outDir, 'metrics.jsonl'), 'utf8').trim().split('\n');
+    expect(lines.map((l) => (JSON.parse(l) as PpoStepLog).step)).toEqual([1, 2]);
+  });
+
+  it('stops cleanly on abort after saving, and writes the final policy when done', async () => {
+    const outDir = path.join(dir, 'abort');
+    const controller = new AbortController();
+    const run = makeTrainer({ ...tiny, steps: 2 }, outDir, {
+      signal: controller.signal,
+      onProgress: () => controller.abort(),
+    });
+    const summary = await run.trainer.train();
+    expect(summary).toMatchObject({ steps: 1, aborted: true });
+    expect(existsSync(path.join(outDir, 'train-state', 'step-00000001'))).toBe(true);
+    expect(existsSync(path.join(outDir, 'quorum.json'))).toBe(false);
+    run.dispose();
+
+    const rest = makeTrainer({ ...tiny, steps: 2 }, outDir);
+    await rest.trainer.resume();
+    expect((await rest.trainer.train()).steps).toBe(2);
+    expect(existsSync(path.join(outDir, 'quorum.json'))).toBe(true);
+    expect(existsSync(path.join(outDir, 'value-head.safetensors'))).toBe(true);
+    rest.dispose();
+  });
+
+  it('rejects a maxNewTokens that leaves no room for the prompt', () => {
+    const params = initGpt(gptConfig, new Rng(3));
+    expect(
+      () =>
+        new PpoTrainer({
+          policy: { config: gptConfig, params, tokenizer },
+          reward: { ensemble, tokenizer, rule: meanRule() },
+          prompts,
+          ppo: resolvePpoConfig({ maxNewTokens: 60 }),
+        }),
+    ).toThrow(ConfigError);
+    disposeGpt(params);
+  });
+});
+
+describe('ppo config', () => {
+  it("defaults to the paper's Table 4 and Table 6 values", () => {
+    const c = resolvePpoConfig({});
+    expect(c).toMatchObject({
+      rolloutBatch: 64,
+      stepBatch: 32,
+      lr: 1e-5,
+      ppoEpochs: 2,
+      vfCoef: 0.1,
+      warmupSteps: 5,
+      temperature: 0.7,
+      topP: 0.9,
+      gamma: 1,
+      lam: 0.95,
+      klCoef: 0.02,
+    });
+  });
+
+  it('names an unknown option and the valid ones', () => {
+    expect(() => resolvePpoConfig({ kl_coef: 1 })).toThrow(/kl_coef/);
+  });
+});
