@@ -1,0 +1,99 @@
+// report.html opens from disk in a real browser (Debian's chromium, no network) and its charts draw data.
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { type Report, writeReport } from '@quorum/eval';
+import { chromium } from 'playwright-core';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const CHROMIUM = process.env.QUORUM_CHROMIUM ?? '/usr/bin/chromium';
+const dir = mkdtempSync(path.join(tmpdir(), 'quorum-report-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A report shaped like `quorum reproduce`'s (numbers are illustrative; the shape is what is tested). */
+function sampleReport(): Report {
+  const bon = (base: number) =>
+    [1, 2, 4, 8].flatMap((n, i) => [
+      { n, rule: 'mean', winRate: base + i, stderr: 1.5 },
+      { n, rule: 'lcb', winRate: base + i + 0.5, stderr: 1.6 },
+    ]);
+  const arch = (accuracy: number, total: number, base: number) => ({
+    accuracy,
+    ece: 0.05,
+    params: { total, trainable: total },
+    trainSeconds: 30,
+    bestOfN: bon(base),
+  });
+  return {
+    schemaVersion: 1,
+    meta: { preset: 'smoke', seeds: 1, backend: 'native' },
+    architectures: {
+      single: arch(0.6, 100, 70),
+      'linear-heads': arch(0.62, 130, 71),
+      lora: arch(0.63, 160, 72),
+    },
+    ppo: [0, 2, 4].flatMap((step) =>
+      ['single', 'lora'].map((a) => ({
+        arch: a,
+        rule: 'mean',
+        step,
+        goldWinRate: 50 + step,
+        stderr: 4,
+        kl: step * 0.5,
+      })),
+    ),
+    baselines: { random: { winRate: 77, stderr: 1.4, description: 'a random candidate' } },
+  };
+}
+
+describe('report.html in headless Chromium', () => {
+  it('opens from disk and every chart draws its series', async () => {
+    expect(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium (.ci/run does this)`).toBe(
+      true,
+    );
+    const written = await writeReport(dir, sampleReport());
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    try {
+      const page = await browser.newPage();
+      const requests: string[] = [];
+      page.on('request', (r) => {
+        if (!r.url().startsWith('file:') && !r.url().startsWith('data:')) requests.push(r.url());
+      });
+      await page.goto(pathToFileURL(written.html).href);
+      const charts = await page.$$eval('svg[data-chart]', (svgs) =>
+        svgs.map((svg) => ({
+          chart: svg.getAttribute('data-chart'),
+          points: Number(svg.getAttribute('data-points') ?? '0'),
+          paths: svg.querySelectorAll('path, polyline, circle').length,
+          width: (svg as SVGSVGElement).getBoundingClientRect().width,
+        })),
+      );
+      expect(charts.length).toBeGreaterThanOrEqual(2);
+      for (const c of charts) {
+        expect(c.points, `chart ${c.chart} has no data points`).toBeGreaterThan(0);
+        expect(c.paths, `chart ${c.chart} drew nothing`).toBeGreaterThan(0);
+        expect(c.width).toBeGreaterThan(100);
+      }
+      expect(await page.locator('table').count()).toBeGreaterThan(0);
+      expect(requests).toEqual([]);
+      await page.screenshot({
+        path: process.env.QUORUM_REPORT_PNG ?? path.join(dir, 'report.png'),
+        fullPage: true,
+      });
+    } finally {
+      await browser.close();
+    }
+  });
+});
