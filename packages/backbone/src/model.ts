@@ -76,7 +76,8 @@ export interface KvLayer {
 function buildParams(config: GptConfig, make: (name: string, shape: number[]) => tf.Tensor): GptParams {
   const shapes = gptParameterShapes(config);
   // tidy disposes the initial value (tf.variable alone would keep it alive next to the variable).
-  const v = (name: string): tf.Variable => tf.tidy(() => tf.variable(make(name, shapes[name] as number[]), true));
+  const v = (name: string): tf.Variable =>
+    tf.tidy(() => tf.variable(make(name, shapes[name] as number[]), true));
   const lin = (p: string): Linear => ({ w: v(`${p}.w`), b: v(`${p}.b`) });
   const norm = (p: string): Norm => ({ g: v(`${p}.g`), b: v(`${p}.b`) });
   const blocks: GptBlockParams[] = [];
