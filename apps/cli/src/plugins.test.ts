@@ -17,7 +17,7 @@ describe('plugins', () => {
   it('loads a plugin folder and shows its strategy in the info report', async () => {
     const ctx = await createContext({ plugin: [path.join(fixtures, 'plugin-hello')] });
     const report = await infoReport(ctx);
-    expect(report.strategies['compute-backend']).toEqual(['wasm', 'cpu', 'tensorflow', 'slowpoke']);
+    expect(report.strategies['compute-backend']).toEqual(['wasm', 'cpu', 'tensorflow', 'native', 'slowpoke']);
     expect(report.plugins[0]?.name).toBe('quorum-plugin-hello');
     expect(['native', 'wasm']).toContain(report.backend.name);
   });
