@@ -373,7 +373,7 @@ export async function reproduce(
     architectures[arch] = {
       accuracy: meanOf(r.map((x) => x.accuracy)),
       ece: meanOf(r.map((x) => x.ece)),
-      params: (r[0] as RmStage).params,
+      params: { total: (r[0] as RmStage).params.total, trainable: (r[0] as RmStage).params.trainable },
       trainSeconds: meanOf(r.map((x) => x.trainSeconds)),
       ...(b.length > 0 ? { peakMemoryBytes: Math.max(...b.map((x) => x.peakBytes)) } : {}),
       bestOfN,
