@@ -14,6 +14,7 @@ import {
   disposeLoraAdapters,
   initLoraAdapters,
   type LoraConfig,
+  loraConfigSchema,
   loraForwardOptions,
   namedAdapterParameters,
   resolveLoraConfig,
@@ -30,19 +31,11 @@ import {
   makeHeads,
 } from './common.js';
 
-export const loraArchitectureOptions = z
-  .object({
+/** The LoRA adapter options (rank, alpha, dropout, targets, layers — see @quorum/lora) plus the data split. */
+export const loraArchitectureOptions = loraConfigSchema
+  .extend({
     /** Share of the training pairs for phase 1 (transformer + k heads); the rest trains the adapters. Paper: half. */
     split: z.number().gt(0).lt(1).default(0.5),
-    rank: z.number().int().min(1).default(8),
-    alpha: z.number().positive().default(16),
-    dropout: z.number().min(0).max(0.9).default(0),
-    targets: z
-      .array(z.enum(['q', 'k', 'v', 'o', 'fc', 'proj']))
-      .min(1)
-      .default(['q', 'k', 'v', 'o', 'fc', 'proj']),
-    /** `all` blocks (paper) or `{ top: N }`: only the top N blocks carry adapters, the rest run once for all members. */
-    layers: z.union([z.literal('all'), z.object({ top: z.number().int().min(1) }).strict()]).default('all'),
   })
   .strict();
 
