@@ -14,4 +14,18 @@ describe('docs', () => {
     });
     expect(r.status, r.stderr).toBe(0);
   });
+
+  it('every guide code block equals its type-checked snippet file, and the snippets type-check', () => {
+    const blocks = spawnSync(process.execPath, ['docs/guides/check-snippets.mjs'], {
+      cwd: root,
+      encoding: 'utf8',
+    });
+    expect(blocks.status, blocks.stderr + blocks.stdout).toBe(0);
+    const tsc = spawnSync(
+      process.execPath,
+      [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', 'docs/guides'],
+      { cwd: root, encoding: 'utf8' },
+    );
+    expect(tsc.status, tsc.stdout).toBe(0);
+  });
 });
