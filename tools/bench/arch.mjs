@@ -32,7 +32,11 @@ const config = gptPreset('micro');
 const T = config.contextLength;
 const rng = new Rng(99);
 const batch = {
-  ids: tf.tensor2d(Int32Array.from({ length: B * T }, () => rng.int(config.vocabSize)), [B, T], 'int32'),
+  ids: tf.tensor2d(
+    Int32Array.from({ length: B * T }, () => rng.int(config.vocabSize)),
+    [B, T],
+    'int32',
+  ),
   mask: tf.ones([B, T]),
 };
 // Baselines after the backend, the batch and one op (so wasm's heap and kernels exist) but before the model.
@@ -40,7 +44,9 @@ tf.tidy(() => tf.matMul(tf.ones([8, 8]), tf.ones([8, 8])).dataSync());
 const bytes0 = tf.memory().numBytes;
 const rss0 = process.memoryUsage().rss;
 
-const ens = builtinArchitectureRegistry().create(spec).build({ gptConfig: config, members, rng: rng.fork('ens') });
+const ens = builtinArchitectureRegistry()
+  .create(spec)
+  .build({ gptConfig: config, members, rng: rng.fork('ens') });
 const weightBytes = tf.memory().numBytes - bytes0;
 const score = () => {
   const r = ens.score(batch); // [k, B]

@@ -2,7 +2,15 @@
 //   node tools/bench/engine.mjs --backend native|wasm [--quick] [--modes lm_fwd,lm_step,rm_fwd,rm_step]
 // Reference model: d=128, 4 layers, 4 heads, context 128, vocab 512 (the `micro` preset with vocab 512;
 // tied embeddings, as Quorum builds it), batch 32. Prints one @@BENCH_RESULT JSON line on stdout.
-import { AdamW, gptPreset, initGpt, namedParameters, paramCount, tokenLogProbs, valueAndGrads } from '@quorum/backbone';
+import {
+  AdamW,
+  gptPreset,
+  initGpt,
+  namedParameters,
+  paramCount,
+  tokenLogProbs,
+  valueAndGrads,
+} from '@quorum/backbone';
 import { Rng } from '@quorum/core';
 import { bradleyTerryLoss, builtinArchitectureRegistry } from '@quorum/ensemble';
 import * as tf from '@tensorflow/tfjs';
@@ -19,7 +27,11 @@ const config = gptPreset('micro', { vocabSize: 512 });
 const T = config.contextLength;
 const rng = new Rng(1234);
 const randomIds = (rows) =>
-  tf.tensor2d(Int32Array.from({ length: rows * T }, () => rng.int(config.vocabSize)), [rows, T], 'int32');
+  tf.tensor2d(
+    Int32Array.from({ length: rows * T }, () => rng.int(config.vocabSize)),
+    [rows, T],
+    'int32',
+  );
 const ids = randomIds(B); // [B, T]
 const mask = tf.ones([B, T]); // [B, T] all real tokens
 const pairIds = randomIds(2 * B); // [2B, T]: rows 0..B-1 chosen, B..2B-1 rejected
@@ -38,7 +50,9 @@ const lmStep = () => {
 };
 
 // ---- Reward model: Quorum's `single` architecture (transformer + one linear head on the last token).
-const ens = builtinArchitectureRegistry().create('single').build({ gptConfig: config, members: 1, rng: rng.fork('rm') });
+const ens = builtinArchitectureRegistry()
+  .create('single')
+  .build({ gptConfig: config, members: 1, rng: rng.fork('rm') });
 const phase = ens.phases()[0];
 const rmVars = phase.variables();
 const rmOpt = new AdamW(rmVars, { lr: 1e-3, weightDecay: 0.01 });

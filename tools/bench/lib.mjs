@@ -16,7 +16,8 @@ export async function startBackend(name) {
   const registry = builtinBackendRegistry();
   registry.register(nativeBackendDefinition);
   const active = await initCompute({ registry, backend: name, warn: (m) => process.stderr.write(`${m}\n`) });
-  if (active.name !== name) throw new Error(`asked for backend ${name}, got ${active.name}: ${active.reason}`);
+  if (active.name !== name)
+    throw new Error(`asked for backend ${name}, got ${active.name}: ${active.reason}`);
   return active;
 }
 

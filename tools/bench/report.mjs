@@ -56,7 +56,18 @@ function engineRows(r) {
     }
   }
   return {
-    head: ['mode', 'engine', 'ms/call', 'n', 'tokens/s', 'CPU ms', '× PyTorch', '× wasm', '× PyTorch rec.', 'note'],
+    head: [
+      'mode',
+      'engine',
+      'ms/call',
+      'n',
+      'tokens/s',
+      'CPU ms',
+      '× PyTorch',
+      '× wasm',
+      '× PyTorch rec.',
+      'note',
+    ],
     align: 'llrrrrrrrl',
     rows,
   };
@@ -158,7 +169,8 @@ function headline(r) {
   const step = n.lm_step?.tokensPerSec / t.lm_step?.tokensPerSec;
   const pair = n.rm_step?.tokensPerSec / t.rm_step?.tokensPerSec;
   const fwd = n.lm_fwd?.tokensPerSec / t.lm_fwd?.tokensPerSec;
-  const slowBlas = r.engines.torch.blas?.kind !== undefined && !/openblas|mkl|blis/.test(r.engines.torch.blas.kind);
+  const slowBlas =
+    r.engines.torch.blas?.kind !== undefined && !/openblas|mkl|blis/.test(r.engines.torch.blas.kind);
   return (
     `Headline: native training step = ${ratio(step)} PyTorch tokens/s (goal ≥ 0.5× now, ≥ 1.0× target); ` +
     `reward-model pair step ${ratio(pair)}; LM forward ${ratio(fwd)}.` +
@@ -188,7 +200,11 @@ function context(r) {
       `Engines: reference model d=${m.dModel}, ${m.nLayers} layers, ${m.nHeads} heads, context ${m.contextLength}, vocab ${m.vocabSize}, ` +
         `batch ${m.batch} (${m.batch * m.contextLength} tokens/call; the pair step reads 2×), ${grouped(m.params)} params, tied LM head. ` +
         'ms/call = median of n calls after one warm-up; CPU ms = process CPU time per call (all threads); × = tokens/s ratio (above 1 = faster); ' +
-        `"× PyTorch rec." compares with PyTorch+OpenBLAS figures recorded on a quiet machine of this kind (${Object.entries(RECORDED_TORCH_MS).map(([k, v]) => `${k} ${v} ms`).join(', ')}), not measured in this run.`,
+        `"× PyTorch rec." compares with PyTorch+OpenBLAS figures recorded on a quiet machine of this kind (${Object.entries(
+          RECORDED_TORCH_MS,
+        )
+          .map(([k, v]) => `${k} ${v} ms`)
+          .join(', ')}), not measured in this run.`,
     );
   }
   if (r.engines.torch?.torch !== undefined) {

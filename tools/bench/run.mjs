@@ -24,6 +24,7 @@ if (has('help')) {
   --no-torch         skip the PyTorch column
   --members N        ensemble size k for the architectures table (default 3)
   --python PATH      python with torch 1.13 (default /usr/bin/python3)
+  --threads N        threads of the native kernels and of PyTorch (default 2)
   --out DIR          where latest.json / latest.md go (default tools/bench/results)`);
   process.exit(0);
 }
@@ -31,6 +32,7 @@ const quick = has('quick');
 const only = val('only', 'all');
 const k = Number(val('members', 3));
 const python = val('python', '/usr/bin/python3');
+const threads = String(val('threads', 2));
 const outDir = path.resolve(val('out', path.join(here, 'results')));
 const q = quick ? ['--quick'] : [];
 
@@ -52,7 +54,11 @@ function child(cmd, args, env = {}) {
   return new Promise((resolve) => {
     sampleLoad();
     const t0 = performance.now();
-    const p = spawn(cmd, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(cmd, args, {
+      cwd: root,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     p.stdout.on('data', (d) => {
@@ -76,7 +82,10 @@ function child(cmd, args, env = {}) {
 }
 
 const started = new Date();
-const gitRev = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).stdout?.trim();
+const gitRev = spawnSync('git', ['rev-parse', '--short', 'HEAD'], {
+  cwd: root,
+  encoding: 'utf8',
+}).stdout?.trim();
 const gitDirty =
   (spawnSync('git', ['status', '--porcelain'], { cwd: root, encoding: 'utf8' }).stdout ?? '').trim() !== '';
 const machine = {
@@ -99,12 +108,18 @@ const results = {
   torchNote: undefined,
   architectures: {},
   members: k,
+  threads: Number(threads),
 };
 
 if (only === 'all' || only === 'engines') {
   for (const engine of ['native', 'wasm']) {
     console.error(`bench: engine ${engine}`);
-    results.engines[engine] = await child(process.execPath, [path.join(here, 'engine.mjs'), '--backend', engine, ...q]);
+    results.engines[engine] = await child(process.execPath, [
+      path.join(here, 'engine.mjs'),
+      '--backend',
+      engine,
+      ...q,
+    ]);
   }
   const probe = has('no-torch')
     ? { status: 1, stderr: 'skipped (--no-torch)' }
@@ -112,10 +127,14 @@ if (only === 'all' || only === 'engines') {
   if (probe.status === 0) {
     console.error('bench: engine torch');
     // One OpenBLAS thread: torch's own 2 intra-op threads plus OpenBLAS's would oversubscribe 2 cores.
-    results.engines.torch = await child(python, [path.join(here, 'torch_bench.py'), '--json', '--threads', '2', ...q], {
-      OPENBLAS_NUM_THREADS: '1',
-      OMP_NUM_THREADS: '2',
-    });
+    results.engines.torch = await child(
+      python,
+      [path.join(here, 'torch_bench.py'), '--json', '--threads', threads, ...q],
+      {
+        OPENBLAS_NUM_THREADS: '1',
+        OMP_NUM_THREADS: threads,
+      },
+    );
   } else {
     const why = (probe.stderr || probe.error?.message || 'failed').toString().trim().split('\n').pop();
     results.torchNote = `PyTorch column skipped: \`${python} -c "import torch"\` failed (${why}). Install Debian's python3-torch.`;
@@ -126,14 +145,11 @@ if (only === 'all' || only === 'engines') {
 if (only === 'all' || only === 'archs') {
   for (const arch of ['single', 'independent', 'linear-heads', 'lora', 'lora-top1']) {
     console.error(`bench: architecture ${arch}`);
-    results.architectures[arch] = await child(process.execPath, [
-      path.join(here, 'arch.mjs'),
-      '--arch',
-      arch,
-      '--members',
-      String(k),
-      ...q,
-    ]);
+    results.architectures[arch] = await child(
+      process.execPath,
+      [path.join(here, 'arch.mjs'), '--arch', arch, '--members', String(k), ...q],
+      { QUORUM_THREADS: threads },
+    );
   }
 }
 
@@ -150,4 +166,6 @@ mkdirSync(outDir, { recursive: true });
 writeFileSync(path.join(outDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
 writeFileSync(path.join(outDir, 'latest.md'), renderMarkdown(results));
 console.log(renderText(results));
-console.log(`\nwritten: ${path.relative(root, path.join(outDir, 'latest.json'))}, ${path.relative(root, path.join(outDir, 'latest.md'))}`);
+console.log(
+  `\nwritten: ${path.relative(root, path.join(outDir, 'latest.json'))}, ${path.relative(root, path.join(outDir, 'latest.md'))}`,
+);
