@@ -10,7 +10,11 @@ const { buildProgram } = await import(path.join(root, 'apps/cli/dist/program.js'
 /** The full --help text (addHelpText sections included), captured in process. */
 function helpOf(command) {
   let text = '';
-  command.configureOutput({ writeOut: (s) => (text += s), getOutHelpWidth: () => 100, getOutHasColors: () => false });
+  command.configureOutput({
+    writeOut: (s) => (text += s),
+    getOutHelpWidth: () => 100,
+    getOutHasColors: () => false,
+  });
   command.outputHelp();
   return text;
 }
@@ -19,7 +23,7 @@ const program = buildProgram();
 const parts = [
   '# `quorum` command reference',
   '',
-  'Generated from the commands\' own `--help` by `node tools/scripts/cli-reference.mjs`; do not edit by hand.',
+  "Generated from the commands' own `--help` by `node tools/scripts/cli-reference.mjs`; do not edit by hand.",
   '',
   '```text',
   helpOf(program).trimEnd(),
@@ -27,7 +31,16 @@ const parts = [
 ];
 for (const command of program.commands) {
   if (command.name() === 'help') continue;
-  parts.push('', `## quorum ${command.name()}`, '', command.description(), '', '```text', helpOf(command).trimEnd(), '```');
+  parts.push(
+    '',
+    `## quorum ${command.name()}`,
+    '',
+    command.description(),
+    '',
+    '```text',
+    helpOf(command).trimEnd(),
+    '```',
+  );
 }
 const text = `${parts.join('\n')}\n`;
 const target = path.join(root, 'docs/cli.md');

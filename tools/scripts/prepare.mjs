@@ -7,6 +7,8 @@ if (process.env.QUORUM_SKIP_PREPARE === '1') process.exit(0);
 if (!existsSync('apps/cli/tsconfig.json')) process.exit(0);
 const result = spawnSync('npx', ['tsc', '-b', 'apps/cli/tsconfig.json'], { stdio: 'inherit' });
 if (result.status !== 0) {
-  console.error('quorum: building the CLI failed (see above); `npx quorum` will not work until `npm run build` passes.');
+  console.error(
+    'quorum: building the CLI failed (see above); `npx quorum` will not work until `npm run build` passes.',
+  );
   process.exit(result.status ?? 1);
 }

@@ -8,7 +8,12 @@ const { workspaces } = JSON.parse(readFileSync(path.join(root, 'package.json'), 
 for (const ws of workspaces) {
   const pkg = JSON.parse(readFileSync(path.join(root, ws, 'package.json'), 'utf8'));
   if (pkg.private === true) continue;
-  const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: path.join(root, ws), encoding: 'utf8' });
+  const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+    cwd: path.join(root, ws),
+    encoding: 'utf8',
+  });
   const [info] = JSON.parse(out);
-  console.log(`${pkg.name}@${pkg.version}  ${info.entryCount} files, ${(info.unpackedSize / 1024).toFixed(0)} KiB unpacked`);
+  console.log(
+    `${pkg.name}@${pkg.version}  ${info.entryCount} files, ${(info.unpackedSize / 1024).toFixed(0)} KiB unpacked`,
+  );
 }
