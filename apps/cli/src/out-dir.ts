@@ -19,7 +19,8 @@ export function prepareOutDir(dir: string, options: OutDirOptions): { resume: bo
     });
   }
   const nonEmpty = existsSync(dir) && readdirSync(dir).length > 0;
-  if (!nonEmpty) return { resume: false };
+  // --resume on an empty folder is allowed: the run starts fresh and says so.
+  if (!nonEmpty) return { resume: options.resume === true };
   if (options.overwrite === true) {
     rmSync(dir, { recursive: true, force: true });
     return { resume: false };
