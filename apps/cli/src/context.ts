@@ -3,7 +3,6 @@
  * one registry per extension point, and (when the command computes) the active backend.
  */
 
-import { setExplicitTransposes } from '@quorum/backbone';
 import {
   type ActiveBackend,
   ComputeBackend,
@@ -54,12 +53,5 @@ export async function createContext(
 
 /** Activates the compute backend named by --backend, the config, or QUORUM_BACKEND (else the best available). */
 export async function startCompute(ctx: CliContext): Promise<ActiveBackend> {
-  const active = await initCompute({
-    registry: requireRegistry(ctx.registries, ComputeBackend),
-    backend: ctx.backendName,
-  });
-  // Stock wasm runs transposed matmuls 10–16× slower than plain ones, so the backbone transposes
-  // explicitly there; the native kernels handle transposes directly.
-  setExplicitTransposes(active.name !== 'native');
-  return active;
+  return initCompute({ registry: requireRegistry(ctx.registries, ComputeBackend), backend: ctx.backendName });
 }

@@ -5,19 +5,24 @@
  * (measured: [4096,128]ᵀ·[4096,512] 412 ms, explicit transpose + plain matmul 26 ms), and every
  * matmul gradient is such a transposed matmul. Here the backward pass transposes explicitly (a cheap
  * copy) and multiplies untransposed. A backend whose transposed matmul is fast (the native kernels)
- * can turn this off with `setExplicitTransposes(false)`.
+ * reports it (`fastTransposedMatMul`) and this turns off by itself.
  */
+import { activeBackend } from '@quorum/core';
 import * as tf from '@tensorflow/tfjs';
 
-let explicit = true;
+let override: boolean | undefined;
 
-/** Whether matmuls transpose explicitly (default true: best for stock wasm). */
-export function setExplicitTransposes(on: boolean): void {
-  explicit = on;
+/** Forces explicit transposes on or off; `undefined` goes back to asking the active backend. */
+export function setExplicitTransposes(on: boolean | undefined): void {
+  override = on;
 }
 
+/**
+ * Whether matmul gradients transpose explicitly: the override if set, else true unless the active
+ * compute backend reports fast transposed matmuls (`fastTransposedMatMul`, e.g. `native`).
+ */
 export function explicitTransposes(): boolean {
-  return explicit;
+  return override ?? activeBackend()?.fastTransposedMatMul !== true;
 }
 
 /** Swaps the last two axes. */
@@ -41,12 +46,12 @@ const plainMatMul = tf.customGrad((a, b, save) => {
 
 /** a [..., M, K] · b [..., K, N] → [..., M, N] (same batch dims), gradients via untransposed matmuls. */
 export function matMul<R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor<R>): tf.Tensor<R> {
-  return (explicit ? plainMatMul(a, b) : tf.matMul(a, b)) as tf.Tensor<R>;
+  return (explicitTransposes() ? plainMatMul(a, b) : tf.matMul(a, b)) as tf.Tensor<R>;
 }
 
 /** a · bᵀ, with bᵀ made explicitly (on the tape) when explicit transposes are on. */
 export function matMulT<R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor<R>): tf.Tensor<R> {
-  return (explicit ? plainMatMul(a, t(b)) : tf.matMul(a, b, false, true)) as tf.Tensor<R>;
+  return (explicitTransposes() ? plainMatMul(a, t(b)) : tf.matMul(a, b, false, true)) as tf.Tensor<R>;
 }
 
 const plainLinear = tf.customGrad((x, w, bias, save) => {
@@ -65,5 +70,7 @@ const plainLinear = tf.customGrad((x, w, bias, save) => {
 
 /** x [N, in] · w [in, out] + bias [out] → [N, out]. */
 export function linearMatMul(x: tf.Tensor2D, w: tf.Tensor2D, bias: tf.Tensor1D): tf.Tensor2D {
-  return explicit ? plainLinear(x, w, bias) : (tf.fused.matMul({ a: x, b: w, bias }) as tf.Tensor2D);
+  return explicitTransposes()
+    ? plainLinear(x, w, bias)
+    : (tf.fused.matMul({ a: x, b: w, bias }) as tf.Tensor2D);
 }

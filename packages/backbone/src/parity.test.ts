@@ -83,6 +83,6 @@ describe.each(['learned-tied', 'rope-untied'])('PyTorch parity (%s)', (name) => 
     expect(worst?.[1], worst?.[0]).toBeLessThan(1e-4);
     tf.dispose([logits, ids, mask, ...Object.values(grads)]);
     disposeGpt(params);
-    setExplicitTransposes(true);
+    setExplicitTransposes(undefined);
   });
 });

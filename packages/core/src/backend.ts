@@ -30,6 +30,11 @@ export interface ActivationInfo {
   readonly threads: number;
   /** Extra facts for `quorum info` (e.g. which kernels were replaced). */
   readonly details?: string;
+  /**
+   * True when a matmul with a transposed operand costs about as much as a plain one. Stock wasm's does
+   * not (10–16× slower), so model code transposes explicitly there; see @quorum/backbone's matmul.
+   */
+  readonly fastTransposedMatMul?: boolean;
 }
 
 /** A way to compute tensors. Strategies of the `compute-backend` extension point create these. */
@@ -56,6 +61,8 @@ export interface ActiveBackend {
   /** Why this backend is active, e.g. why a faster one is not. */
   readonly reason: string;
   readonly details?: string;
+  /** See `ActivationInfo.fastTransposedMatMul`. */
+  readonly fastTransposedMatMul: boolean;
 }
 
 const noOptions = z.object({}).strict();
@@ -228,7 +235,11 @@ export function tensorflowBackend(importer: ModuleImporter = defaultImporter): C
         'tensorflow',
         `${pkg} loaded but did not register its backend; reinstall it`,
       );
-      return { threads: 0, details: `libtensorflow via ${pkg} (threads managed by TensorFlow)` };
+      return {
+        threads: 0,
+        details: `libtensorflow via ${pkg} (threads managed by TensorFlow)`,
+        fastTransposedMatMul: true,
+      };
     },
   };
 }
@@ -338,6 +349,7 @@ async function chooseAndActivate(
       name: backend.name,
       threads: info.threads,
       reason: `requested by ${options.backend !== undefined ? 'config' : 'QUORUM_BACKEND'}`,
+      fastTransposedMatMul: info.fastTransposedMatMul === true,
       ...(info.details === undefined ? {} : { details: info.details }),
     };
   }
@@ -366,6 +378,7 @@ async function chooseAndActivate(
         name: backend.name,
         threads: info.threads,
         reason,
+        fastTransposedMatMul: info.fastTransposedMatMul === true,
         ...(info.details === undefined ? {} : { details: info.details }),
       };
     } catch (error) {

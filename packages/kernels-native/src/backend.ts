@@ -54,6 +54,8 @@ export function nativeBackend(options: NativeBackendOptions = {}): ComputeBacken
       return {
         threads,
         details: `tfjs-wasm with native AVX2/FMA kernels (${threads} threads): ${kernels.join(', ')}`,
+        // The native sgemm packs either layout, so transposed operands cost nothing extra.
+        fastTransposedMatMul: kernels.includes('BatchMatMul'),
       };
     },
   };
