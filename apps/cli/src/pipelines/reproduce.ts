@@ -10,12 +10,12 @@
  *      reward model trained on the gold part of the train split (which no proxy sees) — Figure 2(b);
  *   5. costs: parameters, peak tensor memory, training time per architecture.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createAggregationRule } from '@quorum/aggregation';
 import { disposeGpt, generate, loadPolicy } from '@quorum/backbone';
 import { evaluateOffline, type Pool, poolsFromAlpacaEval, scorePools } from '@quorum/best-of-n';
-import { type ActiveBackend, Rng, type StrategyRegistry, writeJsonAtomic } from '@quorum/core';
+import { type ActiveBackend, ConfigError, Rng, type StrategyRegistry, writeJsonAtomic } from '@quorum/core';
 import { datasets, encodePrompt, type PreferencePair, type Prompt, Tokenizer, Vocab } from '@quorum/data';
 import { type EnsembleArchitecture, loadEnsemble } from '@quorum/ensemble';
 import {
@@ -56,6 +56,31 @@ export interface ReproduceOptions {
 }
 
 class Interrupted extends Error {}
+
+/**
+ * The cached stages are only valid for the settings that made them: the first run records its preset and
+ * seed count in <out>/reproduce.json, and a later run with other settings is refused (not silently mixed).
+ */
+function checkRunSettings(out: string, settings: { preset: RunPreset; seeds: number }): void {
+  const file = path.join(out, 'reproduce.json');
+  const wanted = JSON.stringify(settings);
+  if (existsSync(file)) {
+    const had = readFileSync(file, 'utf8').trim();
+    if (had !== wanted) {
+      const prev = JSON.parse(had) as { preset: { name: string }; seeds: number };
+      throw new ConfigError(
+        `${out} holds a run with preset ${prev.preset.name} and ${prev.seeds} seed(s) (or other preset values); this run asks for ${settings.preset.name} with ${settings.seeds}`,
+        {
+          location: { field: '--out' },
+          hint: 'rerun with the same --preset and --seeds to continue it, pass --overwrite to start over, or choose another --out',
+        },
+      );
+    }
+    return;
+  }
+  mkdirSync(out, { recursive: true });
+  writeFileSync(file, `${wanted}\n`);
+}
 
 /** Runs `fn` once: its JSON result is kept in <out>/stages/<name>.json and read back on later runs. */
 async function stage<T>(out: string, name: string, progress: ProgressLine, fn: () => Promise<T>): Promise<T> {
@@ -161,6 +186,7 @@ export async function reproduce(
 ): Promise<{ report: Report; written: WrittenReport; interrupted: boolean }> {
   const { preset, out, progress, signal } = options;
   const timings: Record<string, number> = {};
+  checkRunSettings(out, { preset, seeds: options.seeds });
   const ae = await datasets.alpacaEval();
   const { proxy, gold } = splitTrainPairs(ae.pairs({ split: 'train' }));
   const evalPairs = ae.pairs({ split: 'eval' });
@@ -170,31 +196,31 @@ export async function reproduce(
   const ppos: Record<string, PpoStage[]> = {};
   let interrupted = false;
   try {
-    for (const seed of seeds) {
-      const sftDir = path.join(out, `sft-s${seed}`);
-      const sft = await stage(out, `sft-s${seed}`, progress, async () => {
-        const r = await runSft({
-          size: preset.size,
-          contextLength: preset.contextLength,
-          data: 'alpaca-eval',
-          out: sftDir,
-          maxSteps: preset.sft.maxSteps,
-          batchSize: preset.sft.batchSize,
-          seed,
-          resume: existsSync(sftDir),
-          progress,
-          signal,
-        });
-        if (r.stoppedEarly) throw new Interrupted('interrupted');
-        return {
-          steps: r.steps,
-          evalLoss: r.evalLoss,
-          initialEvalLoss: r.initialEvalLoss,
-          trainSeconds: r.seconds,
-        };
+    // One SFT policy, as in the paper: every reward model and PPO run starts from it; seeds vary the rest.
+    const sftDir = path.join(out, 'sft');
+    const sft = await stage(out, 'sft', progress, async () => {
+      const r = await runSft({
+        size: preset.size,
+        contextLength: preset.contextLength,
+        data: 'alpaca-eval',
+        out: sftDir,
+        maxSteps: preset.sft.maxSteps,
+        batchSize: preset.sft.batchSize,
+        seed: 0,
+        resume: existsSync(sftDir),
+        progress,
+        signal,
       });
-      timings[`sft-s${seed}`] = (sft as { seconds?: number }).seconds ?? 0;
-
+      if (r.stoppedEarly) throw new Interrupted('interrupted');
+      return {
+        steps: r.steps,
+        evalLoss: r.evalLoss,
+        initialEvalLoss: r.initialEvalLoss,
+        trainSeconds: r.seconds,
+      };
+    });
+    timings.sft = (sft as { seconds?: number }).seconds ?? 0;
+    for (const seed of seeds) {
       // --- reward models on the proxy part
       const rng = new Rng(seed).fork('reproduce');
       const trainPairs = sample(proxy, preset.rm.trainPairs, rng.fork('train-pairs'));
@@ -304,7 +330,7 @@ export async function reproduce(
         members: 1,
         size: preset.size,
         contextLength: preset.contextLength,
-        init: path.join(out, 'sft-s0'),
+        init: sftDir,
         train: sample(gold, preset.rm.trainPairs, new Rng(1000).fork('gold')),
         eval: sample(evalPairs, preset.rm.evalPairs, new Rng(1000).fork('gold-eval')),
         dataDescription: 'alpaca-eval train split, gold part (disjoint from the proxy part)',
@@ -439,7 +465,7 @@ async function runPpoStage(
   evalPrompts: readonly Prompt[],
 ): Promise<PpoStage> {
   const { preset, out, progress, signal } = options;
-  const sftDir = path.join(out, `sft-s${seed}`);
+  const sftDir = path.join(out, 'sft');
   const policy = await loadPolicy(sftDir);
   const reference = await loadPolicy(sftDir);
   const policyTokenizer = new Tokenizer(Vocab.fromJSON(policy.vocabJson));
