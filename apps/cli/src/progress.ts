@@ -24,7 +24,8 @@ function eta(seconds: number): string {
 export function progressLine(label: string, stream: NodeJS.WriteStream = process.stderr): ProgressLine {
   const quiet = process.env.QUORUM_QUIET === '1';
   const tty = stream.isTTY === true;
-  const start = Date.now();
+  let start = Date.now();
+  let lastDone = 0;
   let lastPrint = 0;
   let open = false;
   const write = (text: string): void => {
@@ -33,10 +34,13 @@ export function progressLine(label: string, stream: NodeJS.WriteStream = process
   return {
     update(done, total, detail) {
       const now = Date.now();
+      // A new stage counts from 0 again: measure its rate from its own start, not the line's.
+      if (done < lastDone) start = now;
+      lastDone = done;
       if (!tty && now - lastPrint < 5000 && done < total) return;
       if (tty && now - lastPrint < 100 && done < total) return;
       lastPrint = now;
-      const elapsed = (now - start) / 1000;
+      const elapsed = Math.max((now - start) / 1000, 1e-3);
       const rate = done / Math.max(elapsed, 1e-3);
       const text = `${label} ${bar(done / Math.max(total, 1))} ${done}/${total} eta ${eta((total - done) / rate)}${detail === undefined ? '' : `  ${detail}`}`;
       if (tty) {
