@@ -66,11 +66,11 @@ export const PRESETS: Record<PresetName, RunPreset> = {
   default: {
     name: 'default',
     description:
-      'about 20 minutes: nano models on 3,072 pairs, 2 seeds, Best-of-n over the full eval split, a short PPO run',
+      'about 20 minutes: nano models on 2,560 pairs, 2 seeds, Best-of-n over the full eval split, a short PPO run',
     size: 'nano',
     contextLength: 128,
     sft: { maxSteps: 300, batchSize: 16 },
-    rm: { trainPairs: 3072, batchSize: 16, gradAccum: 2, epochs: 1, maxSteps: undefined, evalPairs: 2048 },
+    rm: { trainPairs: 2560, batchSize: 16, gradAccum: 2, epochs: 1, maxSteps: undefined, evalPairs: 1024 },
     bestOfN: { instructions: undefined, candidates: undefined, ns: [1, 2, 4, 8, 16, 32], seeds: 2 },
     ppo: {
       steps: 20,
