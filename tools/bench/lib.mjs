@@ -11,12 +11,19 @@ export function arg(name, fallback) {
   return next === undefined || next.startsWith('--') ? true : next;
 }
 
-/** Activates the named compute backend (native or wasm) exactly as Quorum does; refuses silent fallbacks. */
+/**
+ * Activates the named compute backend (native or wasm) exactly as Quorum does; refuses silent fallbacks.
+ * Without a name, Quorum's own choice (QUORUM_BACKEND, else the available backend of highest priority).
+ */
 export async function startBackend(name) {
   const registry = builtinBackendRegistry();
   registry.register(nativeBackendDefinition);
-  const active = await initCompute({ registry, backend: name, warn: (m) => process.stderr.write(`${m}\n`) });
-  if (active.name !== name)
+  const active = await initCompute({
+    registry,
+    ...(name === undefined ? {} : { backend: name }),
+    warn: (m) => process.stderr.write(`${m}\n`),
+  });
+  if (name !== undefined && active.name !== name)
     throw new Error(`asked for backend ${name}, got ${active.name}: ${active.reason}`);
   return active;
 }

@@ -16,9 +16,10 @@ export function parseStrategySpec(spec: unknown, path: string): { name: string; 
   if (Array.isArray(spec) && spec.length === 2 && typeof spec[0] === 'string') {
     const options = spec[1] ?? {};
     if (typeof options !== 'object' || Array.isArray(options)) {
-      throw new ConfigError(`options of "${spec[0]}" must be an object, got ${describeValue(options)}`, {
+      const name = describeValue(spec[0]); // quoted, and clipped: a name can be any string
+      throw new ConfigError(`options of ${name} must be an object, got ${describeValue(options)}`, {
         location: { field: `${path}[1]` },
-        hint: `write it as ["${spec[0]}", { "option": value }]`,
+        hint: `write it as [${name}, { "option": value }]`,
       });
     }
     return { name: spec[0], options };
@@ -33,16 +34,35 @@ export function parseStrategySpec(spec: unknown, path: string): { name: string; 
 export function describeValue(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return `an array of length ${value.length}`;
-  if (typeof value === 'string') return `"${value.length > 40 ? `${value.slice(0, 40)}…` : value}"`;
+  if (typeof value === 'string') return `"${clip(value)}"`;
   if (typeof value === 'object') return 'an object';
-  return `${typeof value} ${String(value)}`;
+  if (typeof value === 'function') return 'a function';
+  return `${typeof value} ${clip(String(value))}`;
+}
+
+/** The first 40 characters of `text` (user input can be megabytes; a message stays readable). */
+function clip(text: string, max = 40): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
+/** An allowed value in a message: strings quoted and clipped, bigints as `5n` (JSON.stringify throws on them). */
+function literal(value: unknown): string {
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'string') return `"${clip(value)}"`;
+  return clip(String(value));
+}
+
+/** Keys named in a message: at most `max`, each clipped, then how many more. */
+function listKeys(keys: readonly string[], max = 5): string {
+  const shown = keys.slice(0, max).map((k) => `"${clip(k)}"`);
+  return keys.length > max ? `${shown.join(', ')} and ${keys.length - max} more` : shown.join(', ');
 }
 
 function joinPath(base: string, segments: readonly PropertyKey[]): string {
   let out = base;
   for (const s of segments) {
     if (typeof s === 'number') out += `[${s}]`;
-    else out += out === '' ? String(s) : `.${String(s)}`;
+    else out += out === '' ? clip(String(s)) : `.${clip(String(s))}`;
   }
   return out;
 }
@@ -51,20 +71,34 @@ function joinPath(base: string, segments: readonly PropertyKey[]): string {
 function issueMessage(issue: z.core.$ZodIssue, input: unknown): string {
   switch (issue.code) {
     case 'invalid_value':
-      return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+      return `must be one of ${issue.values.map(literal).join(', ')}`;
     case 'unrecognized_keys':
-      return `unknown option${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+      return `unknown option${issue.keys.length > 1 ? 's' : ''} ${listKeys(issue.keys)}`;
     case 'too_small':
-      return `must be ${issue.inclusive === false ? '>' : '≥'} ${String(issue.minimum)}`;
+      return `must ${bound(issue.origin)} ${issue.inclusive === false ? '>' : '≥'} ${String(issue.minimum)}${unit(issue.origin)}`;
     case 'too_big':
-      return `must be ${issue.inclusive === false ? '<' : '≤'} ${String(issue.maximum)}`;
+      return `must ${bound(issue.origin)} ${issue.inclusive === false ? '<' : '≤'} ${String(issue.maximum)}${unit(issue.origin)}`;
     case 'invalid_type': {
       const got = valueAt(input, issue.path);
+      // zod rejects NaN and ±Infinity as "not a number"; say what is wrong with them.
+      if (issue.expected === 'number' && typeof got === 'number')
+        return `expected a finite number, got ${got}`;
       return `expected ${issue.expected}, got ${got === undefined ? 'nothing' : describeValue(got)}`;
     }
     default:
       return issue.message;
   }
+}
+
+/** "must be ≥ 1" for a number, "must have ≥ 1 item" for an array, "… character" for a string. */
+function bound(origin: string): string {
+  return origin === 'array' || origin === 'set' || origin === 'string' ? 'have' : 'be';
+}
+
+function unit(origin: string): string {
+  if (origin === 'array' || origin === 'set') return ' item(s)';
+  if (origin === 'string') return ' character(s)';
+  return '';
 }
 
 function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {

@@ -4,7 +4,7 @@
  * Duplicate names throw naming both packages; unknown names throw listing the registered ones.
  */
 import type { z } from 'zod';
-import { parseStrategySpec, resolveOptions } from './config.js';
+import { describeValue, parseStrategySpec, resolveOptions } from './config.js';
 import { RegistryError } from './errors.js';
 
 /** A named strategy for one extension point. `TInstance` is what the point's consumers use. */
@@ -120,9 +120,10 @@ export class StrategyRegistry<TInstance = unknown> {
 
   private unknown(name: string): RegistryError {
     const names = this.names();
-    const near = names.filter((n) => editDistance(n, name) <= 2);
+    // Names whose lengths differ by more than 2 are more than 2 edits apart: skip the O(|a|·|b|) count.
+    const near = names.filter((n) => Math.abs(n.length - name.length) <= 2 && editDistance(n, name) <= 2);
     return new RegistryError(
-      `unknown ${this.point.id} "${name}". Registered: ${names.length === 0 ? '(none)' : names.join(', ')}`,
+      `unknown ${this.point.id} ${describeValue(name)}. Registered: ${names.length === 0 ? '(none)' : names.join(', ')}`,
       {
         hint:
           near.length > 0

@@ -15,6 +15,7 @@ interface SftOptions {
   out: string;
   maxSteps?: number;
   batchSize?: number;
+  checkpointEvery?: number;
   seed: number;
   resume?: boolean;
   overwrite?: boolean;
@@ -37,6 +38,12 @@ export function registerSft(program: Command): void {
     )
     .addOption(
       new Option('--batch-size <n>', "sequences per step (default: the preset's)").argParser(positiveInt),
+    )
+    .addOption(
+      new Option(
+        '--checkpoint-every <n>',
+        'save a resumable state every n optimizer steps (default: a fifth of the steps, at least 10)',
+      ).argParser(positiveInt),
     )
     .addOption(
       new Option('--seed <n>', 'seed for initialisation and data order').default(0).argParser(nonNegativeInt),
@@ -70,6 +77,7 @@ Examples:
         out: opts.out,
         maxSteps: opts.maxSteps ?? preset.sft.maxSteps,
         batchSize: opts.batchSize ?? preset.sft.batchSize,
+        checkpointEvery: opts.checkpointEvery,
         seed: opts.seed,
         resume,
         progress,

@@ -31,6 +31,8 @@ export interface SftRunOptions {
   readonly out: string;
   readonly maxSteps: number;
   readonly batchSize: number;
+  /** Optimizer steps between resumable states; default a fifth of maxSteps, at least 10. */
+  readonly checkpointEvery?: number | undefined;
   readonly seed: number;
   readonly resume: boolean;
   readonly progress?: ProgressLine | undefined;
@@ -96,7 +98,7 @@ export async function runSft(options: SftRunOptions): Promise<SftRunResult> {
     batchSize: options.batchSize,
     seed: options.seed,
     evalEvery: Math.max(10, Math.round(options.maxSteps / 5)),
-    checkpointEvery: Math.max(10, Math.round(options.maxSteps / 5)),
+    checkpointEvery: options.checkpointEvery ?? Math.max(10, Math.round(options.maxSteps / 5)),
   });
   const params = initGpt(config, new Rng(options.seed).fork('sft/init'));
   const trainer = new SftTrainer({
