@@ -78,6 +78,18 @@ describe('projectTokenizer', () => {
     expect(tok.decode(ids, { specials: 'show' })).toBe('<|bos|>Hi<|eos|><|pad|>');
   });
 
+  it('decode is stateless: ids cut inside a character do not leak into the next decode', () => {
+    const t = projectTokenizer();
+    const smile = Array.from(t.encode('🙂 hi'));
+    const cut = smile.slice(0, 1); // the first byte(s) of the emoji only
+    const alone = t.decode(cut);
+    expect(alone).toBe('\uFFFD');
+    expect(t.decode(t.encode('a'))).toBe('a');
+    expect(t.decode(cut)).toBe(alone);
+    expect(t.decode(smile.slice(1))).toBe(t.decode(smile.slice(1)));
+    expect(t.decode(smile)).toBe('🙂 hi');
+  });
+
   it('property: decode(encode(s)) === s for any string, and encode returns a fresh array', () => {
     fc.assert(
       fc.property(fc.string({ unit: 'grapheme', maxLength: 40 }), (s) => {

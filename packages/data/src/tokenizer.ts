@@ -4,6 +4,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
+// gpt-tokenizer decodes bytes with one module-wide TextDecoder in stream mode and never flushes it, so
+// the incomplete UTF-8 bytes a decode ends with (a sampled answer cut inside a character) leak into the
+// next decode anywhere in the process: decode() was stateful. We flush that decoder around each call.
+import { decoder as baseDecoder } from 'gpt-tokenizer/BytePairEncodingCore';
 import { decode as decodeBase } from 'gpt-tokenizer/encoding/r50k_base';
 import { datasetPath } from './paths.js';
 import { encodeBase, Vocab } from './vocab.js';
@@ -66,7 +70,11 @@ export class Tokenizer {
     let out = '';
     let run: number[] = [];
     const flush = (): void => {
-      if (run.length > 0) out += decodeBase(run);
+      if (run.length > 0) {
+        baseDecoder.decode(); // drop bytes someone else's decode left pending
+        out += decodeBase(run);
+        out += baseDecoder.decode(); // our own trailing incomplete bytes: U+FFFD, as a one-shot decode
+      }
       run = [];
     };
     for (let i = 0; i < ids.length; i++) {

@@ -20,4 +20,11 @@ export {
   type ValueLossResult,
   whiten,
 } from './ppo-math.js';
-export { type PpoStepLog, type PpoSummary, PpoTrainer, type PpoTrainerOptions } from './ppo-trainer.js';
+export {
+  type EnsembleReward,
+  type FunctionReward,
+  type PpoStepLog,
+  type PpoSummary,
+  PpoTrainer,
+  type PpoTrainerOptions,
+} from './ppo-trainer.js';

@@ -3,9 +3,19 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { meanRule } from '@quorum/aggregation';
-import { disposeGpt, type GptConfig, gptPreset, initGpt, namedParameters } from '@quorum/backbone';
+import {
+  AdamW,
+  disposeGpt,
+  type GptConfig,
+  gptPreset,
+  initGpt,
+  makeSftBatch,
+  namedParameters,
+  sftLoss,
+  valueAndGrads,
+} from '@quorum/backbone';
 import { builtinBackendRegistry, ConfigError, initCompute, Rng } from '@quorum/core';
-import { type Prompt, projectTokenizer } from '@quorum/data';
+import { encodePromptResponse, type Prompt, projectTokenizer } from '@quorum/data';
 import { builtinArchitectureRegistry, type TrainableEnsemble } from '@quorum/ensemble';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -141,6 +151,74 @@ describe('PpoTrainer', () => {
     expect(existsSync(path.join(outDir, 'quorum.json'))).toBe(true);
     expect(existsSync(path.join(outDir, 'value-head.safetensors'))).toBe(true);
     rest.dispose();
+  });
+
+  it('raises a reward it can learn: a policy answering "yes" or "no" learns to say "yes"', async () => {
+    // SFT the tiny model to answer every prompt with "yes" or "no" (half each), then reward answers
+    // starting with "y" (the tiny model spells them y·es·o…, so the first letter is what it decides).
+    const params = initGpt(gptConfig, new Rng(3));
+    const examples = prompts.flatMap((p) =>
+      ['yes', 'no'].map((answer) => {
+        const e = encodePromptResponse(tokenizer, p, answer, { maxLength: gptConfig.contextLength });
+        return {
+          ids: Array.from(e.ids),
+          lossMask: Array.from(e.ids, (_, t) => (t >= e.promptLength ? 1 : 0)),
+        };
+      }),
+    );
+    const batch = makeSftBatch(examples, tokenizer.padId);
+    const named = namedParameters(params);
+    const sft = new AdamW(named, { lr: 1e-2 });
+    for (let i = 0; i < 60; i++) {
+      const { grads } = valueAndGrads(() => sftLoss(params, gptConfig, batch), named);
+      sft.applyGradients(grads);
+      tf.dispose(Object.values(grads));
+    }
+    tf.dispose([batch.ids, batch.mask, batch.lossMask]);
+    sft.dispose();
+
+    const saysYes: number[] = [];
+    const trainer = new PpoTrainer({
+      policy: { config: gptConfig, params, tokenizer },
+      reward: { score: (_p, answers) => [answers.map((a) => (a.startsWith('y') ? 1 : 0))], rule: meanRule() },
+      prompts,
+      ppo: resolvePpoConfig({ ...tiny, steps: 10, rolloutBatch: 16, stepBatch: 8, lr: 3e-3 }),
+      onProgress: (l) => saysYes.push(l.reward),
+    });
+    await trainer.train();
+    trainer.dispose();
+    disposeGpt(params);
+    const avg = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+    expect(saysYes[0]).toBeLessThan(0.8); // the SFT policy says both
+    expect(avg(saysYes.slice(-3))).toBeGreaterThan(0.95);
+  });
+
+  it('reads log-probs and entropy at the sampling temperature', () => {
+    const entropyAt = (temperature: number): number => {
+      const run = makeTrainer({ ...tiny, temperature, topP: 1 });
+      const log = run.trainer.trainStep();
+      run.dispose();
+      return log.entropy;
+    };
+    // An untrained model is near uniform over 4,096 ids: ln 4096 = 8.3 nats at T = 1; sharper below 1.
+    const [cold, warm] = [entropyAt(0.05), entropyAt(1)];
+    expect(warm).toBeGreaterThan(7);
+    expect(cold).toBeLessThan(warm - 1);
+  });
+
+  it('rejects a reward function that returns the wrong shape or non-finite rewards', () => {
+    const params = initGpt(gptConfig, new Rng(3));
+    for (const score of [() => [], () => [[1]], () => [Array(4).fill(Number.NaN)]]) {
+      const trainer = new PpoTrainer({
+        policy: { config: gptConfig, params, tokenizer },
+        reward: { score, rule: meanRule() },
+        prompts,
+        ppo: resolvePpoConfig(tiny),
+      });
+      expect(() => trainer.trainStep()).toThrow(/reward\.score|finite/);
+      trainer.dispose();
+    }
+    disposeGpt(params);
   });
 
   it('rejects a maxNewTokens that leaves no room for the prompt', () => {

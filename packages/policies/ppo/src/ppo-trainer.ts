@@ -66,6 +66,19 @@ import {
   whiten,
 } from './ppo-math.js';
 
+/** A frozen reward ensemble scores the decoded answers, re-tokenised with its own tokenizer. */
+export interface EnsembleReward {
+  readonly ensemble: RewardEnsemble;
+  readonly tokenizer: Tokenizer;
+  readonly rule: AggregationRule;
+}
+
+/** Scores decoded answers directly: returns k member rewards per answer, as k arrays of length B. */
+export interface FunctionReward {
+  readonly score: (prompts: readonly Prompt[], answers: readonly string[]) => number[][];
+  readonly rule: AggregationRule;
+}
+
 /** What is logged after every PPO step (one metrics.jsonl line). */
 export interface PpoStepLog {
   readonly step: number;
@@ -108,12 +121,12 @@ export interface PpoTrainerOptions {
   readonly policy: { readonly config: GptConfig; readonly params: GptParams; readonly tokenizer: Tokenizer };
   /** The frozen reference (the SFT policy). Default: a copy of `policy.params` taken now (owned by the trainer). */
   readonly reference?: GptParams | undefined;
-  /** The frozen reward ensemble, its own tokenizer, and the rule that aggregates its k rewards. */
-  readonly reward: {
-    readonly ensemble: RewardEnsemble;
-    readonly tokenizer: Tokenizer;
-    readonly rule: AggregationRule;
-  };
+  /**
+   * The reward: a frozen reward ensemble with its own tokenizer, or any function scoring decoded
+   * answers (a rule-based reward, a remote judge, a toy reward in a test); either way the k member
+   * rewards are combined by `rule`.
+   */
+  readonly reward: EnsembleReward | FunctionReward;
   readonly prompts: readonly Prompt[];
   readonly ppo: PpoConfig;
   /** metrics.jsonl, train-state/ (checkpoints) and the final policy go here. */
@@ -188,7 +201,13 @@ function disposeMinibatch(mb: Minibatch): void {
   tf.dispose(Object.values(mb));
 }
 
-/** Log-probs of the taken tokens [b, T−1], values [b, T−1] and (optionally) entropies from one forward. */
+/**
+ * Log-probs of the taken tokens [b, T−1], values [b, T−1] and (optionally) entropies from one forward.
+ * The log-probs are those of the sampling distribution, softmax(logits / temperature), as in TRL: the
+ * answers were drawn at that temperature, so the ratio ρ, the KL estimate on the samples and the
+ * entropy must be of the same distribution, or the importance weights are wrong from the first update
+ * and the k1 KL estimate drifts negative. (top-p's truncation is not modelled, as in TRL.)
+ */
 function policyForward(
   params: GptParams,
   config: GptConfig,
@@ -196,11 +215,13 @@ function policyForward(
   ids: tf.Tensor2D,
   mask: tf.Tensor2D,
   withEntropy: boolean,
+  temperature: number,
 ): { logp: tf.Tensor2D; values: tf.Tensor2D | undefined; entropy: tf.Tensor2D | undefined } {
   const [b, T] = ids.shape;
   const hidden = gptHidden(params, config, ids, mask); // [b, T, D]
   const states = tf.slice(hidden, [0, 0, 0], [b, T - 1, -1]) as tf.Tensor3D; // [b, T-1, D]
-  const logits = lmLogits(params, states); // [b, T-1, V]
+  const raw = lmLogits(params, states); // [b, T-1, V]
+  const logits = temperature === 1 ? raw : (tf.div(raw, temperature) as tf.Tensor3D); // [b, T-1, V]
   const logp = gatherLogProbs(logits, tf.slice(ids, [0, 1], [b, T - 1])) as tf.Tensor2D; // [b, T-1]
   return {
     logp,
@@ -213,6 +234,32 @@ function policyForward(
 function rowSlice(data: Float32Array, i: number, width: number, promptLength: number, R: number): number[] {
   const start = i * width + promptLength - 1;
   return Array.from(data.subarray(start, start + R));
+}
+
+/** k member rewards (k arrays of length B) for decoded answers, from either form of reward. */
+function scoreAnswers(
+  reward: EnsembleReward | FunctionReward,
+  prompts: readonly Prompt[],
+  answers: readonly string[],
+  batchSize: number,
+): number[][] {
+  if ('score' in reward) {
+    const out = reward.score(prompts, answers);
+    if (
+      out.length === 0 ||
+      out.some((m) => m.length !== answers.length || m.some((x) => !Number.isFinite(x)))
+    ) {
+      throw new ConfigError(`the reward function returned no finite k × ${answers.length} member rewards`, {
+        location: { field: 'reward.score' },
+        hint: 'return one array per member, each with one finite reward per answer',
+      });
+    }
+    return out;
+  }
+  const rtok = reward.tokenizer;
+  const context = reward.ensemble.gptConfig.contextLength;
+  const seqs = prompts.map((p, i) => encodeAnswer(rtok, p, answers[i] as string, context));
+  return scoreSequences(reward.ensemble, seqs, rtok.padId, batchSize); // k × B
 }
 
 export class PpoTrainer {
@@ -252,7 +299,7 @@ export class PpoTrainer {
         },
       );
     }
-    if (reward.tokenizer.vocabSize !== reward.ensemble.gptConfig.vocabSize) {
+    if ('ensemble' in reward && reward.tokenizer.vocabSize !== reward.ensemble.gptConfig.vocabSize) {
       throw new ConfigError(
         `the reward tokenizer has ${reward.tokenizer.vocabSize} ids but the reward model ${reward.ensemble.gptConfig.vocabSize}`,
         {
@@ -331,13 +378,9 @@ export class PpoTrainer {
       rng: rng.fork('generate'),
     });
 
-    // 2. Score the text with the reward model's own tokenizer, aggregate the k members.
-    const rtok = reward.tokenizer;
-    const seqs = prompts.map((p, i) => {
-      const answer = (gen.tokens[i] as number[]).filter((id) => id !== tok.eosId);
-      return encodeAnswer(rtok, p, tok.decode(answer), reward.ensemble.gptConfig.contextLength);
-    });
-    const memberRewards = scoreSequences(reward.ensemble, seqs, rtok.padId, ppo.stepBatch); // k × B
+    // 2. Score the text (an ensemble re-tokenises it with its own tokenizer), aggregate the k members.
+    const answers = gen.tokens.map((t) => tok.decode(t.filter((id) => id !== tok.eosId)));
+    const memberRewards = scoreAnswers(reward, prompts, answers, ppo.stepBatch); // k × B
     const agg = reward.rule.aggregateArrays(memberRewards);
     const scores = agg.aggregate.map((s, i) =>
       ppo.missingEosPenalty !== undefined && !gen.stoppedAtEos[i] ? s - ppo.missingEosPenalty : s,
@@ -358,8 +401,24 @@ export class PpoTrainer {
       const chunk = rows.slice(at, at + ppo.stepBatch);
       const mb = makeMinibatch(chunk, tok.padId, false);
       const out = tf.tidy(() => {
-        const cur = policyForward(policy.params, policy.config, this.valueHead, mb.ids, mb.mask, true);
-        const ref = policyForward(this.reference, policy.config, undefined, mb.ids, mb.mask, false);
+        const cur = policyForward(
+          policy.params,
+          policy.config,
+          this.valueHead,
+          mb.ids,
+          mb.mask,
+          true,
+          ppo.temperature,
+        );
+        const ref = policyForward(
+          this.reference,
+          policy.config,
+          undefined,
+          mb.ids,
+          mb.mask,
+          false,
+          ppo.temperature,
+        );
         return [cur.logp, cur.values as tf.Tensor2D, cur.entropy as tf.Tensor2D, ref.logp];
       });
       const [logp, values, entropy, rlogp] = out.map((t) => t.dataSync() as Float32Array);
@@ -416,7 +475,15 @@ export class PpoTrainer {
         let kept: tf.Scalar[] = [];
         try {
           const { grads } = valueAndGrads(() => {
-            const cur = policyForward(policy.params, policy.config, this.valueHead, mb.ids, mb.mask, false);
+            const cur = policyForward(
+              policy.params,
+              policy.config,
+              this.valueHead,
+              mb.ids,
+              mb.mask,
+              false,
+              ppo.temperature,
+            );
             const pl = clippedPolicyLoss(cur.logp, mb.oldLogp, mb.advantages, mb.actionMask, ppo.clipRange);
             const vl = clippedValueLoss(
               cur.values as tf.Tensor2D,
