@@ -4,6 +4,8 @@
 #include <node_api.h>
 
 #include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <cstdint>
 #include <string>
 
@@ -56,6 +58,19 @@ bool getF32(napi_env env, napi_value v, float** p, size_t* n, const char* what) 
   return getTyped(env, v, napi_float32_array, p, n, what);
 }
 
+// A Float32Array or an Int32Array (the data-movement kernels only copy 4-byte elements).
+bool get4(napi_env env, napi_value v, void** p, size_t* n, const char* what) {
+  bool isTyped = false;
+  napi_is_typedarray(env, v, &isTyped);
+  napi_typedarray_type type;
+  napi_value buffer;
+  size_t offset = 0;
+  if (!isTyped || napi_get_typedarray_info(env, v, &type, n, p, &buffer, &offset) != napi_ok ||
+      (type != napi_float32_array && type != napi_int32_array))
+    return fail(env, std::string(what) + " must be a Float32Array or an Int32Array");
+  return true;
+}
+
 double getNumber(napi_env env, napi_value v) {
   double r = 0;
   napi_get_value_double(env, v, &r);
@@ -101,6 +116,26 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
   }
   quorum::setPoolThreads(static_cast<int>(n));
   return nullptr;
+}
+
+// simdWidth() -> 512 or 256; setSimdWidth(bits) -> the width now in use (512 only where the CPU has it)
+napi_value SimdWidth(napi_env env, napi_callback_info) {
+  napi_value v;
+  napi_create_int32(env, quorum::simdWidth(), &v);
+  return v;
+}
+
+napi_value SetSimdWidth(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!getArgs(env, info, 1, argv, "setSimdWidth")) return nullptr;
+  const long bits = getLong(env, argv[0]);
+  if (bits != 256 && bits != 512) {
+    fail(env, "setSimdWidth: bits must be 256 or 512, got " + std::to_string(bits));
+    return nullptr;
+  }
+  napi_value v;
+  napi_create_int32(env, quorum::setSimdWidth(static_cast<int>(bits)), &v);
+  return v;
 }
 
 napi_value GetThreads(napi_env env, napi_callback_info) {
@@ -195,7 +230,7 @@ napi_value Binary(napi_env env, napi_callback_info info) {
       !getF32(env, argv[3], &out, &lo, "out") || !getTyped(env, argv[4], napi_int32_array, &meta, &lm, "meta"))
     return nullptr;
   const int rank = lm > 0 ? meta[0] : 0;
-  if (op < quorum::kAdd || op > quorum::kDiv || rank < 1 || rank > 8 || lm < static_cast<size_t>(1 + 3 * rank)) {
+  if (op < quorum::kAdd || op > quorum::kLastBinaryOp || rank < 1 || rank > 8 || lm < static_cast<size_t>(1 + 3 * rank)) {
     fail(env, "binary: invalid op or meta");
     return nullptr;
   }
@@ -224,7 +259,7 @@ napi_value Binary(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// unary(op, x, out): 0 exp, 1 tanh
+// unary(op, x, out): 0 exp, 1 tanh, 2 square, 3 sqrt, 4 rsqrt, 5 neg
 napi_value Unary(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   if (!getArgs(env, info, 3, argv, "unary") || !requireCpu(env)) return nullptr;
@@ -232,7 +267,7 @@ napi_value Unary(napi_env env, napi_callback_info info) {
   float *x, *out;
   size_t lx, lo;
   if (!getF32(env, argv[1], &x, &lx, "x") || !getF32(env, argv[2], &out, &lo, "out")) return nullptr;
-  if (op < quorum::kExp || op > quorum::kTanh || lo < lx) {
+  if (op < quorum::kExp || op > quorum::kLastUnaryOp || lo < lx) {
     fail(env, "unary: invalid op, or out is smaller than x");
     return nullptr;
   }
@@ -240,20 +275,119 @@ napi_value Unary(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// reduceSum(x, out, outer, red, inner, scale)
+// reduceSum(x, out, outer, red, inner, scale) and reduceMax(x, out, outer, red, inner)
+bool reduceArgs(napi_env env, napi_value* argv, const char* fn, float** x, float** out, long* outer, long* red,
+                long* inner) {
+  size_t lx, lo;
+  if (!getF32(env, argv[0], x, &lx, "x") || !getF32(env, argv[1], out, &lo, "out")) return false;
+  *outer = getLong(env, argv[2]);
+  *red = getLong(env, argv[3]);
+  *inner = getLong(env, argv[4]);
+  if (*outer < 0 || *red < 1 || *inner < 0 || lx < static_cast<size_t>(*outer * *red * *inner) ||
+      lo < static_cast<size_t>(*outer * *inner))
+    return fail(env, std::string(fn) + ": x or out is smaller than its shape");
+  return true;
+}
+
 napi_value ReduceSum(napi_env env, napi_callback_info info) {
   napi_value argv[6];
   if (!getArgs(env, info, 6, argv, "reduceSum") || !requireCpu(env)) return nullptr;
   float *x, *out;
-  size_t lx, lo;
-  if (!getF32(env, argv[0], &x, &lx, "x") || !getF32(env, argv[1], &out, &lo, "out")) return nullptr;
-  const long outer = getLong(env, argv[2]), red = getLong(env, argv[3]), inner = getLong(env, argv[4]);
-  if (outer < 0 || red < 0 || inner < 0 || lx < static_cast<size_t>(outer * red * inner) ||
-      lo < static_cast<size_t>(outer * inner)) {
-    fail(env, "reduceSum: x or out is smaller than its shape");
+  long outer, red, inner;
+  if (!reduceArgs(env, argv, "reduceSum", &x, &out, &outer, &red, &inner)) return nullptr;
+  quorum::reduceSum(x, out, outer, red, inner, static_cast<float>(getNumber(env, argv[5])));
+  return nullptr;
+}
+
+napi_value ReduceMax(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!getArgs(env, info, 5, argv, "reduceMax") || !requireCpu(env)) return nullptr;
+  float *x, *out;
+  long outer, red, inner;
+  if (!reduceArgs(env, argv, "reduceMax", &x, &out, &outer, &red, &inner)) return nullptr;
+  quorum::reduceMax(x, out, outer, red, inner);
+  return nullptr;
+}
+
+// stridedCopy(x, out, meta: Int32Array [rank, shape..., stride..., offset]); x and out 4-byte arrays.
+napi_value StridedCopy(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!getArgs(env, info, 3, argv, "stridedCopy")) return nullptr;
+  void *x, *out;
+  int32_t* meta;
+  size_t lx, lo, lm;
+  if (!get4(env, argv[0], &x, &lx, "x") || !get4(env, argv[1], &out, &lo, "out") ||
+      !getTyped(env, argv[2], napi_int32_array, &meta, &lm, "meta"))
+    return nullptr;
+  const int rank = lm > 0 ? meta[0] : 0;
+  if (rank < 1 || rank > 8 || lm < static_cast<size_t>(2 + 2 * rank)) {
+    fail(env, "stridedCopy: invalid meta");
     return nullptr;
   }
-  quorum::reduceSum(x, out, outer, red, inner, static_cast<float>(getNumber(env, argv[5])));
+  long shape[8], stride[8];
+  const long offset = meta[1 + 2 * rank];
+  size_t total = 1, maxIn = offset < 0 ? SIZE_MAX : static_cast<size_t>(offset);
+  for (int d = 0; d < rank; d++) {
+    shape[d] = meta[1 + d];
+    stride[d] = meta[1 + rank + d];
+    if (shape[d] < 0 || stride[d] < 0) {
+      fail(env, "stridedCopy: negative shape or stride");
+      return nullptr;
+    }
+    total *= static_cast<size_t>(shape[d]);
+    if (shape[d] > 0) maxIn += static_cast<size_t>((shape[d] - 1) * stride[d]);
+  }
+  if (total == 0) return nullptr;
+  if (offset < 0 || lo < total || lx <= maxIn) {
+    fail(env, "stridedCopy: x or out is smaller than its shape");
+    return nullptr;
+  }
+  quorum::stridedCopy(x, out, rank, shape, stride, offset);
+  return nullptr;
+}
+
+// gather(x, indices, out, outer, dim, inner) -> false (and no write) when an index is outside [0, dim)
+napi_value Gather(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (!getArgs(env, info, 6, argv, "gather")) return nullptr;
+  void *x, *out;
+  int32_t* idx;
+  size_t lx, lo, li;
+  if (!get4(env, argv[0], &x, &lx, "x") || !getTyped(env, argv[1], napi_int32_array, &idx, &li, "indices") ||
+      !get4(env, argv[2], &out, &lo, "out"))
+    return nullptr;
+  const long outer = getLong(env, argv[3]), dim = getLong(env, argv[4]), inner = getLong(env, argv[5]);
+  const long nIdx = static_cast<long>(li);
+  if (outer < 0 || dim < 0 || inner < 0 || lx < static_cast<size_t>(outer * dim * inner) ||
+      lo < static_cast<size_t>(outer * nIdx * inner)) {
+    fail(env, "gather: x or out is smaller than its shape");
+    return nullptr;
+  }
+  for (long i = 0; i < nIdx; i++) {
+    if (idx[i] < 0 || idx[i] >= dim) return makeBool(env, false);
+  }
+  if (outer * nIdx * inner > 0) quorum::gatherRows(x, idx, out, outer, dim, nIdx, inner);
+  return makeBool(env, true);
+}
+
+// segmentSum(x, ids, out, inner, numSegments): x [ids.length, inner] -> out [numSegments, inner]
+napi_value SegmentSum(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!getArgs(env, info, 5, argv, "segmentSum")) return nullptr;
+  float *x, *out;
+  int32_t* ids;
+  size_t lx, lo, li;
+  if (!getF32(env, argv[0], &x, &lx, "x") || !getTyped(env, argv[1], napi_int32_array, &ids, &li, "ids") ||
+      !getF32(env, argv[2], &out, &lo, "out"))
+    return nullptr;
+  const long inner = getLong(env, argv[3]), numSegments = getLong(env, argv[4]);
+  const long nIds = static_cast<long>(li);
+  if (inner < 0 || numSegments < 0 || lx < static_cast<size_t>(nIds * inner) ||
+      lo < static_cast<size_t>(numSegments * inner)) {
+    fail(env, "segmentSum: x or out is smaller than its shape");
+    return nullptr;
+  }
+  if (numSegments * inner > 0) quorum::segmentSum(x, ids, out, nIds, inner, numSegments);
   return nullptr;
 }
 
@@ -278,10 +412,16 @@ napi_value Init(napi_env env, napi_value exports) {
       {"cpuFeatures", nullptr, CpuFeatures, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"getThreads", nullptr, GetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"simdWidth", nullptr, SimdWidth, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setSimdWidth", nullptr, SetSimdWidth, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"matmul", nullptr, MatMul, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"unary", nullptr, Unary, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reduceSum", nullptr, ReduceSum, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"reduceMax", nullptr, ReduceMax, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"stridedCopy", nullptr, StridedCopy, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"gather", nullptr, Gather, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"segmentSum", nullptr, SegmentSum, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"softmax", nullptr, Softmax, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

@@ -1,6 +1,7 @@
 // Single-precision GEMM for the tfjs kernel overrides: BLIS-style blocking (KC x NC panels of B,
-// MC x KC blocks of A, both packed), a 6x16 AVX2/FMA register-blocked micro-kernel, transposes
-// handled while packing, and an epilogue (bias, activation) applied on each thread's rows.
+// packed, with B's transpose handled while packing; MC x KC blocks of A read in place, transposed or
+// not), a register-blocked micro-kernel — 6x16 with AVX2/FMA, 12x32 with AVX-512 where the CPU has it
+// (chosen at run time) — and an epilogue (bias, activation) applied on each thread's rows.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -22,13 +23,33 @@ bool cpuHasAvx2Fma() {
 #endif
 }
 
+bool cpuHasAvx512() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return cpuHasAvx2Fma() && __builtin_cpu_supports("avx512f");
+#else
+  return false;
+#endif
+}
+
+namespace {
+int gSimdWidth = cpuHasAvx512() ? 512 : 256;
+}  // namespace
+
+int simdWidth() { return gSimdWidth; }
+
+int setSimdWidth(int bits) {
+  if (bits == 512 && cpuHasAvx512()) {
+    gSimdWidth = 512;
+  } else {
+    gSimdWidth = 256;
+  }
+  return gSimdWidth;
+}
+
 namespace {
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-
-constexpr int MR = 6, NR = 16;      // micro-tile: 6 rows x 16 columns = 12 ymm accumulators
-constexpr int KC = 256, MC = 144, NC = 3072;
+constexpr int KC = 256, MC = 144, NC = 3072;  // MC: a multiple of both micro-tiles' MR (6 and 12)
 
 // Grow-only 64-byte-aligned scratch buffer, one per thread.
 struct Scratch {
@@ -45,146 +66,6 @@ struct Scratch {
   }
   ~Scratch() { std::free(p); }
 };
-thread_local Scratch tlsA, tlsB;
-
-// Packs op(A)[i0:i0+mc, k0:k0+kc] into MR-row panels, k-major inside a panel; pads rows with 0.
-void packA(const float* A, int lda, bool tA, int i0, int mc, int k0, int kc, float* dst) {
-  for (int p = 0; p < mc; p += MR) {
-    const int mr = std::min(MR, mc - p);
-    float* d = dst + (size_t)p * kc;
-    if (tA) {  // op(A)[i][k] = A[k][i]: rows of the panel are contiguous in memory
-      for (int k = 0; k < kc; k++) {
-        const float* s = A + (size_t)(k0 + k) * lda + i0 + p;
-        int r = 0;
-        for (; r < mr; r++) d[k * MR + r] = s[r];
-        for (; r < MR; r++) d[k * MR + r] = 0.f;
-      }
-    } else {
-      for (int r = 0; r < MR; r++) {
-        if (r < mr) {
-          const float* s = A + (size_t)(i0 + p + r) * lda + k0;
-          for (int k = 0; k < kc; k++) d[k * MR + r] = s[k];
-        } else {
-          for (int k = 0; k < kc; k++) d[k * MR + r] = 0.f;
-        }
-      }
-    }
-  }
-}
-
-// Packs op(B)[k0:k0+kc, j0:j0+nc] into NR-column panels, k-major inside a panel; pads with 0.
-void packB(const float* B, int ldb, bool tB, int k0, int kc, int j0, int nc, float* dst) {
-  for (int q = 0; q < nc; q += NR) {
-    const int nr = std::min(NR, nc - q);
-    float* d = dst + (size_t)q * kc;
-    if (!tB) {
-      for (int k = 0; k < kc; k++) {
-        const float* s = B + (size_t)(k0 + k) * ldb + j0 + q;
-        if (nr == NR) {
-          std::memcpy(d + k * NR, s, NR * sizeof(float));
-        } else {
-          int c = 0;
-          for (; c < nr; c++) d[k * NR + c] = s[c];
-          for (; c < NR; c++) d[k * NR + c] = 0.f;
-        }
-      }
-    } else {  // op(B)[k][j] = B[j][k]
-      for (int c = 0; c < NR; c++) {
-        if (c < nr) {
-          const float* s = B + (size_t)(j0 + q + c) * ldb + k0;
-          for (int k = 0; k < kc; k++) d[k * NR + c] = s[k];
-        } else {
-          for (int k = 0; k < kc; k++) d[k * NR + c] = 0.f;
-        }
-      }
-    }
-  }
-}
-
-// C[0:mr, 0:nr] (+)= Ap (MR x kc panel) · Bp (kc x NR panel).
-void micro6x16(int kc, const float* __restrict Ap, const float* __restrict Bp, float* __restrict C, int ldc,
-               bool accumulate, int mr, int nr) {
-  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(),
-         c11 = _mm256_setzero_ps(), c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(),
-         c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(), c40 = _mm256_setzero_ps(),
-         c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-  for (int k = 0; k < kc; k++) {
-    const __m256 b0 = _mm256_load_ps(Bp), b1 = _mm256_load_ps(Bp + 8);
-    __m256 a = _mm256_broadcast_ss(Ap + 0);
-    c00 = _mm256_fmadd_ps(a, b0, c00);
-    c01 = _mm256_fmadd_ps(a, b1, c01);
-    a = _mm256_broadcast_ss(Ap + 1);
-    c10 = _mm256_fmadd_ps(a, b0, c10);
-    c11 = _mm256_fmadd_ps(a, b1, c11);
-    a = _mm256_broadcast_ss(Ap + 2);
-    c20 = _mm256_fmadd_ps(a, b0, c20);
-    c21 = _mm256_fmadd_ps(a, b1, c21);
-    a = _mm256_broadcast_ss(Ap + 3);
-    c30 = _mm256_fmadd_ps(a, b0, c30);
-    c31 = _mm256_fmadd_ps(a, b1, c31);
-    a = _mm256_broadcast_ss(Ap + 4);
-    c40 = _mm256_fmadd_ps(a, b0, c40);
-    c41 = _mm256_fmadd_ps(a, b1, c41);
-    a = _mm256_broadcast_ss(Ap + 5);
-    c50 = _mm256_fmadd_ps(a, b0, c50);
-    c51 = _mm256_fmadd_ps(a, b1, c51);
-    Ap += MR;
-    Bp += NR;
-  }
-  const __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-  if (mr == MR && nr == NR) {
-    for (int i = 0; i < MR; i++) {
-      float* r = C + (size_t)i * ldc;
-      if (accumulate) {
-        _mm256_storeu_ps(r, _mm256_add_ps(_mm256_loadu_ps(r), acc[i][0]));
-        _mm256_storeu_ps(r + 8, _mm256_add_ps(_mm256_loadu_ps(r + 8), acc[i][1]));
-      } else {
-        _mm256_storeu_ps(r, acc[i][0]);
-        _mm256_storeu_ps(r + 8, acc[i][1]);
-      }
-    }
-    return;
-  }
-  alignas(32) float t[MR * NR];
-  for (int i = 0; i < MR; i++) {
-    _mm256_store_ps(t + i * NR, acc[i][0]);
-    _mm256_store_ps(t + i * NR + 8, acc[i][1]);
-  }
-  for (int i = 0; i < mr; i++) {
-    float* r = C + (size_t)i * ldc;
-    for (int j = 0; j < nr; j++) r[j] = (accumulate ? r[j] : 0.f) + t[i * NR + j];
-  }
-}
-
-// One thread: C[m0:m1, n0:n1] = op(A) · op(B) (no epilogue).
-void gemmBlock(const float* A, int lda, bool tA, const float* B, int ldb, bool tB, float* C, int ldc, int K,
-               int m0, int m1, int n0, int n1) {
-  if (m1 <= m0 || n1 <= n0) return;
-  if (K == 0) {
-    for (int i = m0; i < m1; i++) std::memset(C + (size_t)i * ldc + n0, 0, (size_t)(n1 - n0) * sizeof(float));
-    return;
-  }
-  float* Ap = tlsA.get((size_t)(MC + MR) * KC);
-  float* Bp = tlsB.get((size_t)(NC + NR) * KC);
-  for (int jc = n0; jc < n1; jc += NC) {
-    const int nc = std::min(NC, n1 - jc);
-    for (int pc = 0; pc < K; pc += KC) {
-      const int kc = std::min(KC, K - pc);
-      packB(B, ldb, tB, pc, kc, jc, nc, Bp);
-      for (int ic = m0; ic < m1; ic += MC) {
-        const int mc = std::min(MC, m1 - ic);
-        packA(A, lda, tA, ic, mc, pc, kc, Ap);
-        for (int jr = 0; jr < nc; jr += NR) {
-          const int nr = std::min(NR, nc - jr);
-          for (int ir = 0; ir < mc; ir += MR) {
-            micro6x16(kc, Ap + (size_t)ir * kc, Bp + (size_t)jr * kc, C + (size_t)(ic + ir) * ldc + jc + jr, ldc,
-                      pc > 0, std::min(MR, mc - ir), nr);
-          }
-        }
-      }
-    }
-  }
-}
 
 inline float activate(float v, int activation, float alpha) {
   switch (activation) {
@@ -225,44 +106,186 @@ void epilogue(float* C, int ldc, int m0, int m1, int n0, int n1, const float* bi
   }
 }
 
-void gemmRun(const GemmArgs& g) {
-  const int M = g.M, N = g.N, K = g.K;
-  const int lda = g.transA ? M : K, ldb = g.transB ? K : N;
-  const size_t sA = (size_t)M * K, sB = (size_t)K * N, sC = (size_t)M * N;
-  if (g.batch == 0 || M == 0 || N == 0) return;
-  // Work units: each batch item is cut into `slices` along M (or N when N is larger), in whole micro-tiles.
-  const double flops = 2.0 * M * N * (double)K * (double)g.batch;
-  const int want = flops < 1.5e6 ? 1 : poolThreads();
-  const bool alongM = M >= N;
-  const int unit = alongM ? MR : NR;
-  const int tiles = ((alongM ? M : N) + unit - 1) / unit;
-  const int slices = g.batch % want == 0 ? 1 : std::min(want, tiles);
-  const long units = g.batch * slices;
-  const int nt = (int)std::min<long>(want, units);
-  pool().run(nt, [&](int t, int n) {
-    long u0, u1;
-    splitRange(units, t, n, &u0, &u1);
-    for (long u = u0; u < u1; u++) {
-      const long bi = u / slices;
-      const int s = (int)(u % slices);
-      const long ia = g.aIdx ? g.aIdx[bi] : bi % g.batchA;
-      const long ib = g.bIdx ? g.bIdx[bi] : bi % g.batchB;
-      const float* A = g.a + ia * sA;
-      const float* B = g.b + ib * sB;
-      float* C = g.c + bi * sC;
-      const int lo = (int)((long)tiles * s / slices) * unit;
-      const int hi = std::min(alongM ? M : N, (int)((long)tiles * (s + 1) / slices) * unit);
-      const int m0 = alongM ? lo : 0, m1 = alongM ? hi : M, n0 = alongM ? 0 : lo, n1 = alongM ? N : hi;
-      gemmBlock(A, lda, g.transA, B, ldb, g.transB, C, N, K, m0, m1, n0, n1);
-      epilogue(C, N, m0, m1, n0, n1, g.bias, g.biasScalar, g.activation, g.alpha);
-    }
-  });
-}
-
-#pragma GCC pop_options
-
 }  // namespace
 
-void gemm(const GemmArgs& args) { gemmRun(args); }
+// ---- AVX2/FMA: 6x16 micro-tile, 12 ymm accumulators
+namespace avx2 {
+namespace {
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+
+constexpr int MR = 6, NR = 16;
+
+// How the micro-kernel reads its MR x kc block of op(A) in place: untransposed (element (r, k) at
+// r*lda + k) or transposed (k*lda + r).
+enum AMode { kRows, kCols };
+
+// C[0:mr, 0:nr] (+)= A (MR x kc) · Bp (kc x NR panel); rows >= mr of A are never read. HALF: nr <= 8,
+// only the left 8 columns are computed (narrow outputs such as LoRA's rank-8 projections).
+template <int MODE, bool HALF>
+void micro(int kc, const float* __restrict A, int lda, const float* __restrict Bp, float* __restrict C,
+               int ldc, bool accumulate, int mr, int nr) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(),
+         c11 = _mm256_setzero_ps(), c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(),
+         c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(), c40 = _mm256_setzero_ps(),
+         c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+  // Row pointers: rows past mr alias row 0, whose results for them are dropped.
+  const float* a0 = A;
+  const float* a1 = A + (size_t)(mr > 1 ? 1 : 0) * lda;
+  const float* a2 = A + (size_t)(mr > 2 ? 2 : 0) * lda;
+  const float* a3 = A + (size_t)(mr > 3 ? 3 : 0) * lda;
+  const float* a4 = A + (size_t)(mr > 4 ? 4 : 0) * lda;
+  const float* a5 = A + (size_t)(mr > 5 ? 5 : 0) * lda;
+  for (int k = 0; k < kc; k++) {
+    const __m256 b0 = _mm256_load_ps(Bp);
+    const __m256 b1 = HALF ? b0 : _mm256_load_ps(Bp + 8);
+    if (MODE == kCols) {
+      a0 = A;
+      a1 = A + (mr > 1 ? 1 : 0);
+      a2 = A + (mr > 2 ? 2 : 0);
+      a3 = A + (mr > 3 ? 3 : 0);
+      a4 = A + (mr > 4 ? 4 : 0);
+      a5 = A + (mr > 5 ? 5 : 0);
+    }
+    const int kk = MODE == kRows ? k : 0;
+    __m256 a = _mm256_broadcast_ss(a0 + kk);
+    c00 = _mm256_fmadd_ps(a, b0, c00);
+    if (!HALF) c01 = _mm256_fmadd_ps(a, b1, c01);
+    a = _mm256_broadcast_ss(a1 + kk);
+    c10 = _mm256_fmadd_ps(a, b0, c10);
+    if (!HALF) c11 = _mm256_fmadd_ps(a, b1, c11);
+    a = _mm256_broadcast_ss(a2 + kk);
+    c20 = _mm256_fmadd_ps(a, b0, c20);
+    if (!HALF) c21 = _mm256_fmadd_ps(a, b1, c21);
+    a = _mm256_broadcast_ss(a3 + kk);
+    c30 = _mm256_fmadd_ps(a, b0, c30);
+    if (!HALF) c31 = _mm256_fmadd_ps(a, b1, c31);
+    a = _mm256_broadcast_ss(a4 + kk);
+    c40 = _mm256_fmadd_ps(a, b0, c40);
+    if (!HALF) c41 = _mm256_fmadd_ps(a, b1, c41);
+    a = _mm256_broadcast_ss(a5 + kk);
+    c50 = _mm256_fmadd_ps(a, b0, c50);
+    if (!HALF) c51 = _mm256_fmadd_ps(a, b1, c51);
+    if (MODE == kCols) A += lda;
+    Bp += NR;
+  }
+  const __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  if (!HALF && mr == MR && nr == NR) {
+    for (int i = 0; i < MR; i++) {
+      float* r = C + (size_t)i * ldc;
+      if (accumulate) {
+        _mm256_storeu_ps(r, _mm256_add_ps(_mm256_loadu_ps(r), acc[i][0]));
+        _mm256_storeu_ps(r + 8, _mm256_add_ps(_mm256_loadu_ps(r + 8), acc[i][1]));
+      } else {
+        _mm256_storeu_ps(r, acc[i][0]);
+        _mm256_storeu_ps(r + 8, acc[i][1]);
+      }
+    }
+    return;
+  }
+  if (HALF && mr == MR && nr == 8) {
+    for (int i = 0; i < MR; i++) {
+      float* r = C + (size_t)i * ldc;
+      _mm256_storeu_ps(r, accumulate ? _mm256_add_ps(_mm256_loadu_ps(r), acc[i][0]) : acc[i][0]);
+    }
+    return;
+  }
+  alignas(32) float t[MR * NR];
+  for (int i = 0; i < MR; i++) {
+    _mm256_store_ps(t + i * NR, acc[i][0]);
+    _mm256_store_ps(t + i * NR + 8, acc[i][1]);
+  }
+  for (int i = 0; i < mr; i++) {
+    float* r = C + (size_t)i * ldc;
+    for (int j = 0; j < nr; j++) r[j] = (accumulate ? r[j] : 0.f) + t[i * NR + j];
+  }
+}
+
+#include "gemm_impl.inc"
+
+#pragma GCC pop_options
+}  // namespace
+void run(const GemmArgs& g) { gemmRun(g); }
+}  // namespace avx2
+
+// ---- AVX-512: 12x32 micro-tile, 24 zmm accumulators (twice the FLOPs per instruction of AVX2)
+namespace avx512 {
+namespace {
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx2,fma")
+
+constexpr int MR = 12, NR = 32;
+
+// How the micro-kernel reads its MR x kc block of op(A) in place: untransposed (element (r, k) at
+// r*lda + k) or transposed (k*lda + r).
+enum AMode { kRows, kCols };
+
+// C[0:mr, 0:nr] (+)= A (MR x kc) · Bp (kc x NR panel); rows >= mr of A are never read (their pointers
+// alias row 0 and their results are dropped). HALF: nr <= 16, only the left 16 columns.
+template <int MODE, bool HALF>
+void micro(int kc, const float* __restrict A, int lda, const float* __restrict Bp, float* __restrict C, int ldc,
+           bool accumulate, int mr, int nr) {
+  __m512 c0[MR], c1[MR];
+  for (int i = 0; i < MR; i++) {
+    c0[i] = _mm512_setzero_ps();
+    c1[i] = _mm512_setzero_ps();
+  }
+  const float* rows[MR];
+  for (int i = 0; i < MR; i++) rows[i] = A + (size_t)(i < mr ? i : 0) * (MODE == kRows ? lda : 1);
+  for (int k = 0; k < kc; k++) {
+    const __m512 b0 = _mm512_load_ps(Bp);
+    const __m512 b1 = HALF ? b0 : _mm512_load_ps(Bp + 16);
+    const size_t off = MODE == kRows ? (size_t)k : (size_t)k * lda;
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; i++) {
+      const __m512 a = _mm512_set1_ps(rows[i][off]);
+      c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
+      if (!HALF) c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
+    }
+    Bp += NR;
+  }
+  if (!HALF && mr == MR && nr == NR) {
+    for (int i = 0; i < MR; i++) {
+      float* r = C + (size_t)i * ldc;
+      if (accumulate) {
+        _mm512_storeu_ps(r, _mm512_add_ps(_mm512_loadu_ps(r), c0[i]));
+        _mm512_storeu_ps(r + 16, _mm512_add_ps(_mm512_loadu_ps(r + 16), c1[i]));
+      } else {
+        _mm512_storeu_ps(r, c0[i]);
+        _mm512_storeu_ps(r + 16, c1[i]);
+      }
+    }
+    return;
+  }
+  // Partial tile: masked loads and stores of the first nr columns.
+  const __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
+  const __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : (__mmask16)0;
+  for (int i = 0; i < mr; i++) {
+    float* r = C + (size_t)i * ldc;
+    __m512 v0 = c0[i];
+    if (accumulate) v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, r), v0);
+    _mm512_mask_storeu_ps(r, m0, v0);
+    if (!HALF && m1 != 0) {
+      __m512 v1 = c1[i];
+      if (accumulate) v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, r + 16), v1);
+      _mm512_mask_storeu_ps(r + 16, m1, v1);
+    }
+  }
+}
+
+#include "gemm_impl.inc"
+
+#pragma GCC pop_options
+}  // namespace
+void run(const GemmArgs& g) { gemmRun(g); }
+}  // namespace avx512
+
+void gemm(const GemmArgs& args) {
+  if (gSimdWidth == 512) {
+    avx512::run(args);
+  } else {
+    avx2::run(args);
+  }
+}
 
 }  // namespace quorum

@@ -7,6 +7,11 @@
 namespace quorum {
 
 bool cpuHasAvx2Fma();
+bool cpuHasAvx512();
+// The vector width the GEMM uses: 512 (AVX-512, the default where the CPU has it) or 256 (AVX2).
+int simdWidth();
+// Chooses 512 or 256 (512 only where the CPU has AVX-512); returns the width now in use.
+int setSimdWidth(int bits);
 
 enum Activation : int { kLinear = 0, kRelu = 1, kRelu6 = 2, kLeakyRelu = 3, kSigmoid = 4, kElu = 5 };
 
@@ -30,17 +35,29 @@ struct GemmArgs {
 void gemm(const GemmArgs& args);
 
 // ---- elementwise and reductions (ops.cc) ----
-enum BinaryOp : int { kAdd = 0, kSub = 1, kMul = 2, kDiv = 3 };
-enum UnaryOp : int { kExp = 0, kTanh = 1 };
+enum BinaryOp : int { kAdd = 0, kSub = 1, kMul = 2, kDiv = 3, kMax = 4, kMin = 5 };
+enum UnaryOp : int { kExp = 0, kTanh = 1, kSquare = 2, kSqrt = 3, kRsqrt = 4, kNeg = 5 };
+constexpr int kLastBinaryOp = kMin;
+constexpr int kLastUnaryOp = kNeg;
 
-// out = a op b with numpy broadcasting, given up to 6-D shapes already broadcast-aligned:
+// out = a op b with numpy broadcasting, given up to 8-D shapes already broadcast-aligned:
 // shape[d] is the output shape, aStride/bStride are element strides (0 on broadcast axes).
 void binary(int op, const float* a, const float* b, float* out, int rank, const long* shape,
             const long* aStride, const long* bStride);
 void unary(int op, const float* x, float* out, long n);
 // x viewed as [outer, red, inner]; out[o, i] = sum_r x[o, r, i] (scale applied after: mean).
 void reduceSum(const float* x, float* out, long outer, long red, long inner, float scale);
+// x viewed as [outer, red, inner]; out[o, i] = max_r x[o, r, i].
+void reduceMax(const float* x, float* out, long outer, long red, long inner);
 // softmax over the last axis of x viewed as [rows, cols].
 void softmax(const float* x, float* out, long rows, long cols);
+
+// ---- data movement on 4-byte elements (copy.cc) ----
+// out (contiguous, `shape`) [i_0..i_r] = x[offset + sum_d i_d * stride[d]]: transposes, slices.
+void stridedCopy(const void* x, void* out, int rank, const long* shape, const long* stride, long offset);
+// x viewed as [outer, dim, inner]; out[o, i, :] = x[o, idx[i], :] (indices already checked).
+void gatherRows(const void* x, const int32_t* idx, void* out, long outer, long dim, long nIdx, long inner);
+// out[s, :] = sum of x[i, :] over i with ids[i] == s (ids outside [0, numSegments) are skipped).
+void segmentSum(const float* x, const int32_t* ids, float* out, long nIds, long inner, long numSegments);
 
 }  // namespace quorum

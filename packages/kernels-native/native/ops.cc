@@ -1,5 +1,5 @@
 // Elementwise and reduction kernels (AVX2/FMA, split over the thread pool when large): broadcasting
-// binary ops, exp, tanh, sums over one contiguous axis range, softmax over the last axis.
+// binary ops, unary math, sums and maxima over one contiguous axis range, softmax over the last axis.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -15,9 +15,10 @@ namespace {
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 
-constexpr long kParallelElements = 1 << 15;  // below this, one thread is faster than waking another
-
-int threadsFor(long work) { return work < kParallelElements ? 1 : poolThreads(); }
+// Elements per chunk handed to a thread: below one chunk a kernel runs on the calling thread alone
+// (waking another costs more than it saves).
+constexpr long kGrainLight = 1 << 14;  // add, mul, copies: memory-bound
+constexpr long kGrainHeavy = 1 << 12;  // exp, tanh, softmax: compute-bound
 
 // exp(x) for 8 floats (Cephes expf polynomial, relative error ~1e-7; inputs clamped to ±88.37).
 inline __m256 exp8(__m256 x) {
@@ -82,14 +83,18 @@ inline __m256 apply8(__m256 a, __m256 b) {
   if (OP == kAdd) return _mm256_add_ps(a, b);
   if (OP == kSub) return _mm256_sub_ps(a, b);
   if (OP == kMul) return _mm256_mul_ps(a, b);
-  return _mm256_div_ps(a, b);
+  if (OP == kDiv) return _mm256_div_ps(a, b);
+  if (OP == kMax) return _mm256_max_ps(a, b);
+  return _mm256_min_ps(a, b);
 }
 template <int OP>
 inline float apply1(float a, float b) {
   if (OP == kAdd) return a + b;
   if (OP == kSub) return a - b;
   if (OP == kMul) return a * b;
-  return a / b;
+  if (OP == kDiv) return a / b;
+  if (OP == kMax) return a > b ? a : b;
+  return a < b ? a : b;
 }
 
 // One innermost row: out[j] = a[j*as] op b[j*bs] with as, bs in {0, 1}.
@@ -119,9 +124,13 @@ void binaryT(const float* a, const float* b, float* out, int rank, const long* s
   long rows = 1;
   for (int d = 0; d < rank - 1; d++) rows *= shape[d];
   const long as = aStride[rank - 1], bs = bStride[rank - 1];
-  pool().run(threadsFor(rows * inner), [&](int t, int nt) {
-    long r0, r1;
-    splitRange(rows, t, nt, &r0, &r1);
+  if (rows == 1) {  // one long row: split it
+    parallelFor(inner, kGrainLight, [&](long j0, long j1) {
+      binaryRow<OP>(a + j0 * as, as, b + j0 * bs, bs, out + j0, j1 - j0);
+    });
+    return;
+  }
+  parallelFor(rows, std::max(1L, kGrainLight / std::max(1L, inner)), [&](long r0, long r1) {
     for (long r = r0; r < r1; r++) {
       long rem = r, ao = 0, bo = 0;
       for (int d = rank - 2; d >= 0; d--) {
@@ -135,23 +144,26 @@ void binaryT(const float* a, const float* b, float* out, int rank, const long* s
   });
 }
 
-void unaryRun(int op, const float* x, float* out, long n) {
-  pool().run(threadsFor(n * 4), [&](int t, int nt) {
-    long i0, i1;
-    splitRange(n / 8, t, nt, &i0, &i1);
-    i0 *= 8;
-    i1 = t == nt - 1 ? n : i1 * 8;
+template <int OP>
+inline __m256 unary8(__m256 x) {
+  if (OP == kExp) return exp8(x);
+  if (OP == kTanh) return tanh8(x);
+  if (OP == kSquare) return _mm256_mul_ps(x, x);
+  if (OP == kSqrt) return _mm256_sqrt_ps(x);
+  if (OP == kRsqrt) return _mm256_div_ps(_mm256_set1_ps(1.f), _mm256_sqrt_ps(x));
+  return _mm256_xor_ps(x, _mm256_set1_ps(-0.f));  // kNeg
+}
+
+template <int OP>
+void unaryT(const float* x, float* out, long n) {
+  const bool heavy = OP == kExp || OP == kTanh;
+  parallelFor(n, heavy ? kGrainHeavy : kGrainLight, [&](long i0, long i1) {
     long i = i0;
-    if (op == kExp) {
-      for (; i + 8 <= i1; i += 8) _mm256_storeu_ps(out + i, exp8(_mm256_loadu_ps(x + i)));
-    } else {
-      for (; i + 8 <= i1; i += 8) _mm256_storeu_ps(out + i, tanh8(_mm256_loadu_ps(x + i)));
-    }
+    for (; i + 8 <= i1; i += 8) _mm256_storeu_ps(out + i, unary8<OP>(_mm256_loadu_ps(x + i)));
     if (i < i1) {  // tail through a padded vector, so every element takes the same code path
       alignas(32) float tmp[8] = {0, 0, 0, 0, 0, 0, 0, 0};
       for (long k = i; k < i1; k++) tmp[k - i] = x[k];
-      const __m256 v = op == kExp ? exp8(_mm256_load_ps(tmp)) : tanh8(_mm256_load_ps(tmp));
-      _mm256_store_ps(tmp, v);
+      _mm256_store_ps(tmp, unary8<OP>(_mm256_load_ps(tmp)));
       for (long k = i; k < i1; k++) out[k] = tmp[k - i];
     }
   });
@@ -172,55 +184,74 @@ float rowSum(const float* x, long n) {
   return s;
 }
 
-void reduceRun(const float* x, float* out, long outer, long red, long inner, float scale) {
-  const long total = outer * red * inner;
+float rowMax(const float* x, long n) {
+  __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0;
+  long j = 0;
+  for (; j + 16 <= n; j += 16) {
+    m0 = _mm256_max_ps(m0, _mm256_loadu_ps(x + j));
+    m1 = _mm256_max_ps(m1, _mm256_loadu_ps(x + j + 8));
+  }
+  for (; j + 8 <= n; j += 8) m0 = _mm256_max_ps(m0, _mm256_loadu_ps(x + j));
+  float m = hmax8(_mm256_max_ps(m0, m1));
+  for (; j < n; j++) m = x[j] > m ? x[j] : m;
+  return m;
+}
+
+// out[0:w] = sum (or max) over r < red of src[r*inner + 0:w], w <= 64, accumulated in registers.
+template <bool MAX>
+void columnBlock(const float* src, long red, long inner, float* dst, long w) {
+  const __m256 init = MAX ? _mm256_set1_ps(-INFINITY) : _mm256_setzero_ps();
+  if (w == 64) {
+    __m256 acc[8];
+    for (int v = 0; v < 8; v++) acc[v] = init;
+    for (long r = 0; r < red; r++) {
+      const float* row = src + r * inner;
+      for (int v = 0; v < 8; v++)
+        acc[v] = MAX ? _mm256_max_ps(acc[v], _mm256_loadu_ps(row + 8 * v)) : _mm256_add_ps(acc[v], _mm256_loadu_ps(row + 8 * v));
+    }
+    for (int v = 0; v < 8; v++) _mm256_storeu_ps(dst + 8 * v, acc[v]);
+    return;
+  }
+  for (long i = 0; i < w; i++) dst[i] = MAX ? -INFINITY : 0.f;
+  for (long r = 0; r < red; r++) {
+    const float* row = src + r * inner;
+    for (long i = 0; i < w; i++) dst[i] = MAX ? (row[i] > dst[i] ? row[i] : dst[i]) : dst[i] + row[i];
+  }
+}
+
+template <bool MAX>
+void reduceT(const float* x, float* out, long outer, long red, long inner, float scale) {
   if (inner == 1) {
-    pool().run(threadsFor(total), [&](int t, int nt) {
-      long o0, o1;
-      splitRange(outer, t, nt, &o0, &o1);
-      for (long o = o0; o < o1; o++) out[o] = rowSum(x + o * red, red) * scale;
+    parallelFor(outer, std::max(1L, kGrainLight / red), [&](long o0, long o1) {
+      for (long o = o0; o < o1; o++) out[o] = MAX ? rowMax(x + o * red, red) : rowSum(x + o * red, red) * scale;
     });
     return;
   }
-  // Column sums: split the (outer, inner) output across threads in chunks of whole vectors.
-  const long chunk = 256;
-  const long chunksPerRow = (inner + chunk - 1) / chunk;
-  const long work = outer * chunksPerRow;
-  pool().run(threadsFor(total), [&](int t, int nt) {
-    long w0, w1;
-    splitRange(work, t, nt, &w0, &w1);
+  // Column reductions: blocks of 64 output columns, each reduced over `red` rows in registers.
+  constexpr long kBlock = 64;
+  const long blocksPerRow = (inner + kBlock - 1) / kBlock;
+  const long work = outer * blocksPerRow;
+  parallelFor(work, std::max(1L, kGrainLight / (red * kBlock)), [&](long w0, long w1) {
     for (long w = w0; w < w1; w++) {
-      const long o = w / chunksPerRow, c0 = (w % chunksPerRow) * chunk, c1 = std::min(inner, c0 + chunk);
-      float* dst = out + o * inner;
-      const float* src = x + o * red * inner;
-      for (long i = c0; i < c1; i++) dst[i] = 0.f;
-      for (long r = 0; r < red; r++) {
-        const float* row = src + r * inner;
-        long i = c0;
-        for (; i + 8 <= c1; i += 8) _mm256_storeu_ps(dst + i, _mm256_add_ps(_mm256_loadu_ps(dst + i), _mm256_loadu_ps(row + i)));
-        for (; i < c1; i++) dst[i] += row[i];
-      }
-      if (scale != 1.f)
-        for (long i = c0; i < c1; i++) dst[i] *= scale;
+      const long o = w / blocksPerRow, c0 = (w % blocksPerRow) * kBlock, c1 = std::min(inner, c0 + kBlock);
+      float* dst = out + o * inner + c0;
+      columnBlock<MAX>(x + o * red * inner + c0, red, inner, dst, c1 - c0);
+      if (!MAX && scale != 1.f)
+        for (long i = 0; i < c1 - c0; i++) dst[i] *= scale;
     }
   });
 }
 
 void softmaxRun(const float* x, float* out, long rows, long cols) {
-  pool().run(threadsFor(rows * cols * 4), [&](int t, int nt) {
-    long r0, r1;
-    splitRange(rows, t, nt, &r0, &r1);
+  parallelFor(rows, std::max(1L, kGrainHeavy / cols), [&](long r0, long r1) {
     for (long r = r0; r < r1; r++) {
       const float* xr = x + r * cols;
       float* yr = out + r * cols;
-      long j = 0;
-      __m256 vm = _mm256_set1_ps(-INFINITY);
-      for (; j + 8 <= cols; j += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(xr + j));
-      float m = hmax8(vm);
-      for (; j < cols; j++) m = std::max(m, xr[j]);
+      const float m = rowMax(xr, cols);
       const __m256 mv = _mm256_set1_ps(m);
       __m256 vs = _mm256_setzero_ps();
-      for (j = 0; j + 8 <= cols; j += 8) {
+      long j = 0;
+      for (; j + 8 <= cols; j += 8) {
         const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(xr + j), mv));
         _mm256_storeu_ps(yr + j, e);
         vs = _mm256_add_ps(vs, e);
@@ -255,13 +286,35 @@ void binary(int op, const float* a, const float* b, float* out, int rank, const 
       return binaryT<kSub>(a, b, out, rank, shape, aStride, bStride);
     case kMul:
       return binaryT<kMul>(a, b, out, rank, shape, aStride, bStride);
-    default:
+    case kDiv:
       return binaryT<kDiv>(a, b, out, rank, shape, aStride, bStride);
+    case kMax:
+      return binaryT<kMax>(a, b, out, rank, shape, aStride, bStride);
+    default:
+      return binaryT<kMin>(a, b, out, rank, shape, aStride, bStride);
   }
 }
-void unary(int op, const float* x, float* out, long n) { unaryRun(op, x, out, n); }
+void unary(int op, const float* x, float* out, long n) {
+  switch (op) {
+    case kExp:
+      return unaryT<kExp>(x, out, n);
+    case kTanh:
+      return unaryT<kTanh>(x, out, n);
+    case kSquare:
+      return unaryT<kSquare>(x, out, n);
+    case kSqrt:
+      return unaryT<kSqrt>(x, out, n);
+    case kRsqrt:
+      return unaryT<kRsqrt>(x, out, n);
+    default:
+      return unaryT<kNeg>(x, out, n);
+  }
+}
 void reduceSum(const float* x, float* out, long outer, long red, long inner, float scale) {
-  reduceRun(x, out, outer, red, inner, scale);
+  reduceT<false>(x, out, outer, red, inner, scale);
+}
+void reduceMax(const float* x, float* out, long outer, long red, long inner) {
+  reduceT<true>(x, out, outer, red, inner, 1.f);
 }
 void softmax(const float* x, float* out, long rows, long cols) { softmaxRun(x, out, rows, cols); }
 

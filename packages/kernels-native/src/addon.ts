@@ -20,6 +20,10 @@ export interface NativeAddon {
   cpuFeatures(): CpuFeatures;
   setThreads(threads: number): void;
   getThreads(): number;
+  /** The vector width of the matmul micro-kernel: 512 (AVX-512, the default where the CPU has it) or 256 (AVX2). */
+  simdWidth(): number;
+  /** Chooses 512 or 256 (512 only where the CPU has AVX-512); returns the width now in use. */
+  setSimdWidth(bits: 256 | 512): number;
   /** out[i] = act(op(a[aIdx[i]]) · op(b[bIdx[i]]) + bias); aIdx/bIdx null means i % batchA / i % batchB. */
   matmul(
     a: Float32Array,
@@ -40,9 +44,12 @@ export interface NativeAddon {
     activation: number,
     alpha: number,
   ): void;
-  /** meta = [rank, ...shape, ...aStrides, ...bStrides] (strides 0 on broadcast axes). op: 0 add, 1 sub, 2 mul, 3 div. */
+  /**
+   * meta = [rank, ...shape, ...aStrides, ...bStrides] (strides 0 on broadcast axes).
+   * op: 0 add, 1 sub, 2 mul, 3 div, 4 max, 5 min.
+   */
   binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, meta: Int32Array): void;
-  /** op: 0 exp, 1 tanh. */
+  /** op: 0 exp, 1 tanh, 2 square, 3 sqrt, 4 rsqrt, 5 neg. */
   unary(op: number, x: Float32Array, out: Float32Array): void;
   /** x as [outer, red, inner] → out [outer, inner], times scale. */
   reduceSum(
@@ -53,8 +60,29 @@ export interface NativeAddon {
     inner: number,
     scale: number,
   ): void;
+  /** x as [outer, red, inner] → out [outer, inner], the maximum over `red`. */
+  reduceMax(x: Float32Array, out: Float32Array, outer: number, red: number, inner: number): void;
   /** Softmax over the last axis of x as [rows, cols]. */
   softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  /**
+   * out (contiguous) [i_0, …] = x[offset + Σ i_d · stride_d]; meta = [rank, ...shape, ...strides, offset].
+   * 4-byte elements (float32 or int32): transposes and slices.
+   */
+  stridedCopy(x: Float32Array | Int32Array, out: Float32Array | Int32Array, meta: Int32Array): void;
+  /**
+   * x as [outer, dim, inner] → out [outer, indices.length, inner] = x[o, indices[i], :]. Returns false
+   * (writing nothing) when an index is outside [0, dim).
+   */
+  gather(
+    x: Float32Array | Int32Array,
+    indices: Int32Array,
+    out: Float32Array | Int32Array,
+    outer: number,
+    dim: number,
+    inner: number,
+  ): boolean;
+  /** x [ids.length, inner] → out [numSegments, inner]: out[s] = Σ x[i] over ids[i] = s (others skipped). */
+  segmentSum(x: Float32Array, ids: Int32Array, out: Float32Array, inner: number, numSegments: number): void;
 }
 
 /** What scripts/install.mjs recorded in build-status.json. */

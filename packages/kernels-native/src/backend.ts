@@ -13,13 +13,18 @@ import {
 } from '@quorum/core';
 import { z } from 'zod';
 import { type AddonLocation, loadAddon } from './addon.js';
-import { installNativeKernels, type NativeKernelName, resolveThreads } from './install.js';
+import type { NativeGradientName } from './gradients.js';
+import { installNativeKernels, type NativeKernelName, nativeStatus, resolveThreads } from './install.js';
 
 export interface NativeBackendOptions {
   /** Threads for the native kernels. Default: QUORUM_THREADS, else 2. */
   readonly threads?: number | undefined;
   /** Which kernels to replace (default: DEFAULT_NATIVE_KERNELS). */
   readonly kernels?: readonly NativeKernelName[] | undefined;
+  /** Which gradient functions to replace (default: all of NATIVE_GRADIENTS; [] for none). */
+  readonly gradients?: readonly NativeGradientName[] | undefined;
+  /** Matmul vector width, 512 (AVX-512) or 256 (AVX2). Default: the widest the CPU has. */
+  readonly simd?: 256 | 512 | undefined;
   /** Where the addon is (tests inject a path). */
   readonly location?: AddonLocation | undefined;
   /** Environment to read QUORUM_THREADS from. Default: process.env. */
@@ -48,12 +53,18 @@ export function nativeBackend(options: NativeBackendOptions = {}): ComputeBacken
       const kernels = installNativeKernels(tfjs, {
         threads,
         kernels: options.kernels,
+        gradients: options.gradients,
+        simd: options.simd,
         location: options.location,
         env: options.env,
       });
+      const { gradients, simd } = nativeStatus(options.location);
+      const isa = simd === 512 ? 'AVX2/FMA, AVX-512 matmul' : 'AVX2/FMA';
       return {
         threads,
-        details: `tfjs-wasm with native AVX2/FMA kernels (${threads} threads): ${kernels.join(', ')}`,
+        details:
+          `tfjs-wasm with native ${isa} kernels (${threads} threads): ${kernels.join(', ')}` +
+          (gradients.length > 0 ? `; gradients: ${gradients.join(', ')}` : ''),
         // The native sgemm packs either layout, so transposed operands cost nothing extra.
         fastTransposedMatMul: kernels.includes('BatchMatMul'),
       };
@@ -76,7 +87,7 @@ const nativeOptions = z
 export const nativeBackendDefinition = defineStrategy({
   name: 'native',
   description:
-    'tfjs-wasm with native AVX2/FMA kernels (matmul, elementwise, reductions, softmax), multi-threaded',
+    'tfjs-wasm with native AVX2/FMA kernels (AVX-512 matmul where the CPU has it): matmul, elementwise, reductions, softmax, data movement; multi-threaded',
   source: '@quorum/kernels-native',
   options: nativeOptions,
   create: (opts) => nativeBackend({ threads: opts.threads }),

@@ -1,7 +1,7 @@
 /**
- * Elementwise, reduction and softmax kernels on the addon: Add/Sub/Multiply/RealDiv with numpy
- * broadcasting, Exp, Tanh, Sum/Mean over one contiguous run of axes, Softmax over the last axis.
- * float32 only; every other case goes to the stock kernel.
+ * Elementwise, reduction and softmax kernels on the addon: Add/Sub/Multiply/RealDiv/Maximum/Minimum
+ * with numpy broadcasting, Exp/Tanh/Square/Sqrt/Rsqrt/Neg, Sum/Mean/Max over one contiguous run of
+ * axes, Softmax over the last axis. float32 only; every other case goes to the stock kernel.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { NativeAddon } from './addon.js';
@@ -9,8 +9,22 @@ import { asWasm, f32, withOutput } from './wasm-heap.js';
 
 type Fallback = (args: Parameters<tf.KernelFunc>[0]) => tf.TensorInfo | tf.TensorInfo[];
 
-export const BINARY_OPS: Readonly<Record<string, number>> = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3 };
-export const UNARY_OPS: Readonly<Record<string, number>> = { Exp: 0, Tanh: 1 };
+export const BINARY_OPS: Readonly<Record<string, number>> = {
+  Add: 0,
+  Sub: 1,
+  Multiply: 2,
+  RealDiv: 3,
+  Maximum: 4,
+  Minimum: 5,
+};
+export const UNARY_OPS: Readonly<Record<string, number>> = {
+  Exp: 0,
+  Tanh: 1,
+  Square: 2,
+  Sqrt: 3,
+  Rsqrt: 4,
+  Neg: 5,
+};
 
 /**
  * The broadcast of `aShape` and `bShape` as the addon's meta array: [rank, ...shape, ...aStrides,
@@ -61,13 +75,25 @@ export function broadcastMeta(
   return { outShape, meta };
 }
 
-export function binaryKernel(addon: NativeAddon, op: number, fallback: Fallback): tf.KernelFunc {
+/**
+ * A broadcasting binary op. Operands that need no real broadcast (same shape, or one scalar: one flat
+ * run after merging axes) with fewer than `flatMinSize` output elements go to the stock kernel: its
+ * single-threaded SIMD loop is as fast as one native thread there (memory-bound), so only a large
+ * run split over several threads gains. The native loop wins on every row/column broadcast.
+ */
+export function binaryKernel(
+  addon: NativeAddon,
+  op: number,
+  fallback: Fallback,
+  flatMinSize = 0,
+): tf.KernelFunc {
   return (args) => {
     const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
     if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length > 8 || b.shape.length > 8)
       return fallback(args);
-    const backend = asWasm(args.backend);
     const { outShape, meta } = broadcastMeta(a.shape, b.shape);
+    if (meta[0] === 1 && (meta[1] as number) < flatMinSize) return fallback(args);
+    const backend = asWasm(args.backend);
     return withOutput(backend, outShape, (out) => {
       if (tf.util.sizeFromShape(outShape) === 0) return;
       addon.binary(op, f32(backend, a), f32(backend, b), f32(backend, out), meta);
@@ -75,10 +101,11 @@ export function binaryKernel(addon: NativeAddon, op: number, fallback: Fallback)
   };
 }
 
-export function unaryKernel(addon: NativeAddon, op: number, fallback: Fallback): tf.KernelFunc {
+/** A unary op; inputs with fewer than `minSize` elements go to the stock kernel (see binaryKernel). */
+export function unaryKernel(addon: NativeAddon, op: number, fallback: Fallback, minSize = 0): tf.KernelFunc {
   return (args) => {
     const { x } = args.inputs as { x: tf.TensorInfo };
-    if (x.dtype !== 'float32') return fallback(args);
+    if (x.dtype !== 'float32' || tf.util.sizeFromShape(x.shape) < minSize) return fallback(args);
     const backend = asWasm(args.backend);
     return withOutput(backend, [...x.shape], (out) => {
       if (tf.util.sizeFromShape(x.shape) === 0) return;
@@ -87,28 +114,65 @@ export function unaryKernel(addon: NativeAddon, op: number, fallback: Fallback):
   };
 }
 
+/** The axes of a reduction as [outer, red, inner] when they form one contiguous run, else undefined. */
+export function reductionPlan(
+  shape: readonly number[],
+  axis: number | number[] | null | undefined,
+  keepDims: boolean,
+): { outer: number; red: number; inner: number; outShape: number[] } | undefined {
+  if (shape.length === 0) return undefined;
+  const axes = [...tf.util.parseAxisParam((axis ?? null) as number | number[], shape as number[])].sort(
+    (p, q) => p - q,
+  );
+  if (axes.length === 0) return undefined;
+  const first = axes[0] as number;
+  if (!axes.every((v, i) => v === first + i)) return undefined;
+  const last = axes[axes.length - 1] as number;
+  const red = tf.util.sizeFromShape(shape.slice(first, last + 1));
+  if (red === 0) return undefined;
+  return {
+    outer: tf.util.sizeFromShape(shape.slice(0, first)),
+    red,
+    inner: tf.util.sizeFromShape(shape.slice(last + 1)),
+    outShape: keepDims
+      ? shape.map((d, i) => (i >= first && i <= last ? 1 : d))
+      : shape.filter((_, i) => i < first || i > last),
+  };
+}
+
 /** Sum (`mean` false) or Mean over axes that form one contiguous run; others fall back. */
 export function reduceKernel(addon: NativeAddon, mean: boolean, fallback: Fallback): tf.KernelFunc {
   return (args) => {
     const { x } = args.inputs as { x: tf.TensorInfo };
     const { axis, keepDims } = args.attrs as unknown as { axis: number | number[]; keepDims: boolean };
-    if (x.dtype !== 'float32' || x.shape.length === 0) return fallback(args);
-    const axes = [...tf.util.parseAxisParam(axis, x.shape)].sort((p, q) => p - q);
-    if (axes.length === 0) return fallback(args);
-    const first = axes[0] as number;
-    if (!axes.every((v, i) => v === first + i)) return fallback(args);
-    const last = axes[axes.length - 1] as number;
-    const outer = tf.util.sizeFromShape(x.shape.slice(0, first));
-    const red = tf.util.sizeFromShape(x.shape.slice(first, last + 1));
-    const inner = tf.util.sizeFromShape(x.shape.slice(last + 1));
-    if (red === 0) return fallback(args);
-    const outShape = keepDims
-      ? x.shape.map((d, i) => (i >= first && i <= last ? 1 : d))
-      : x.shape.filter((_, i) => i < first || i > last);
+    if (x.dtype !== 'float32') return fallback(args);
+    const plan = reductionPlan(x.shape, axis, keepDims);
+    if (plan === undefined) return fallback(args);
+    const { outer, red, inner } = plan;
     const backend = asWasm(args.backend);
-    return withOutput(backend, outShape, (out) => {
+    return withOutput(backend, plan.outShape, (out) => {
       if (outer * inner === 0) return;
       addon.reduceSum(f32(backend, x), f32(backend, out), outer, red, inner, mean ? 1 / red : 1);
+    });
+  };
+}
+
+/** Max over axes that form one contiguous run; others fall back. */
+export function maxKernel(addon: NativeAddon, fallback: Fallback): tf.KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const { reductionIndices, keepDims } = args.attrs as unknown as {
+      reductionIndices: number | number[];
+      keepDims: boolean;
+    };
+    if (x.dtype !== 'float32') return fallback(args);
+    const plan = reductionPlan(x.shape, reductionIndices, keepDims);
+    if (plan === undefined) return fallback(args);
+    const { outer, red, inner } = plan;
+    const backend = asWasm(args.backend);
+    return withOutput(backend, plan.outShape, (out) => {
+      if (outer * inner === 0) return;
+      addon.reduceMax(f32(backend, x), f32(backend, out), outer, red, inner);
     });
   };
 }

@@ -16,6 +16,7 @@ export {
   nativeBackendDefinition,
 } from './backend.js';
 export { broadcastMeta } from './elementwise.js';
+export { NATIVE_GRADIENTS, type NativeGradientName } from './gradients.js';
 export {
   DEFAULT_NATIVE_KERNELS,
   installNativeKernels,

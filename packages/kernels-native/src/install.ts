@@ -16,12 +16,23 @@ import {
 import {
   BINARY_OPS,
   binaryKernel,
+  maxKernel,
   reduceKernel,
   softmaxKernel,
   UNARY_OPS,
   unaryKernel,
 } from './elementwise.js';
+import { gradientNeeds, NATIVE_GRADIENTS, type NativeGradientName, nativeGradient } from './gradients.js';
 import { batchMatMulKernel, fusedMatMulKernel } from './matmul.js';
+import {
+  castKernel,
+  gatherKernel,
+  identityKernel,
+  segmentSumKernel,
+  sliceKernel,
+  tileKernel,
+  transposeKernel,
+} from './movement.js';
 
 type Tfjs = typeof tf;
 type Fallback = (args: Parameters<tf.KernelFunc>[0]) => tf.TensorInfo | tf.TensorInfo[];
@@ -34,28 +45,37 @@ export const NATIVE_KERNELS = [
   'Sub',
   'Multiply',
   'RealDiv',
+  'Maximum',
+  'Minimum',
   'Exp',
   'Tanh',
+  'Square',
+  'Sqrt',
+  'Rsqrt',
+  'Neg',
   'Sum',
   'Mean',
+  'Max',
   'Softmax',
+  'Identity',
+  'Cast',
+  'Transpose',
+  'Slice',
+  'Tile',
+  'GatherV2',
+  'UnsortedSegmentSum',
 ] as const;
 export type NativeKernelName = (typeof NATIVE_KERNELS)[number];
 
 /**
- * Installed by default: the kernels that measurably beat the stock wasm kernel (bench/kernels.mjs:
- * matmuls 2.5-30x, Exp 13x, Tanh 20x, Sum 25x, Mean 2x, Softmax 1.4x). Add/Sub/Multiply/RealDiv are
- * available but not default: stock wasm's SIMD loops were 1.5-2.5x faster than the addon's here.
+ * Installed by default: every kernel. Each one measurably beats its stock wasm kernel on the shapes
+ * where it runs natively and hands the others to the stock kernel (bench/kernels.mjs, and the
+ * training-step A/B in bench/compare-step.mjs): matmuls 2.5-100x, Exp 13x, Tanh 20x, Sum 25-70x,
+ * Mean 8x, Softmax 1.8x, broadcasting Add/Sub/Multiply/RealDiv 1.6-2x (flat runs only with 2+
+ * threads and 128k+ elements), Maximum with a broadcast 30x, Identity/Cast no copy at all,
+ * Transpose 1.3x, GatherV2 ~20x, UnsortedSegmentSum ~10x.
  */
-export const DEFAULT_NATIVE_KERNELS: readonly NativeKernelName[] = [
-  'BatchMatMul',
-  '_FusedMatMul',
-  'Exp',
-  'Tanh',
-  'Sum',
-  'Mean',
-  'Softmax',
-];
+export const DEFAULT_NATIVE_KERNELS: readonly NativeKernelName[] = NATIVE_KERNELS;
 
 const BACKEND = 'wasm';
 
@@ -64,6 +84,16 @@ export interface NativeKernelOptions {
   readonly threads?: number | undefined;
   /** Which kernels to replace. Default: DEFAULT_NATIVE_KERNELS. */
   readonly kernels?: readonly NativeKernelName[] | undefined;
+  /**
+   * Which gradient functions to replace (see gradients.ts); each only together with the native kernel
+   * it relies on (`Mean`: `Tile`). Default: all of NATIVE_GRADIENTS; [] for none.
+   */
+  readonly gradients?: readonly NativeGradientName[] | undefined;
+  /**
+   * Vector width of the matmul micro-kernel: 512 (AVX-512) or 256 (AVX2). Default: 512 where the CPU
+   * has AVX-512F, else 256; 512 on a CPU without it gives 256.
+   */
+  readonly simd?: 256 | 512 | undefined;
   /** Where the addon is (tests inject a path). */
   readonly location?: AddonLocation | undefined;
   /** Environment to read QUORUM_THREADS from. Default: process.env. */
@@ -72,7 +102,9 @@ export interface NativeKernelOptions {
 
 interface Installed {
   readonly originals: Map<NativeKernelName, tf.KernelConfig>;
+  readonly originalGradients: Map<NativeGradientName, tf.GradConfig>;
   readonly threads: number;
+  readonly simd: number;
   readonly addon: NativeAddon;
 }
 
@@ -104,7 +136,20 @@ export function resolveThreads(
   return n;
 }
 
-function makeKernel(name: NativeKernelName, addon: NativeAddon, fallback: Fallback): tf.KernelFunc {
+/**
+ * Memory-bound ops (add, multiply, square, …) on one flat run: the stock single-threaded SIMD loop is
+ * as fast as one native thread, so the native kernel takes them only when several threads share a
+ * run at least this long (measured: 2 threads 1.3-1.4x stock on 2M floats, no gain below ~100k).
+ */
+const FLAT_PARALLEL_MIN = 1 << 17;
+
+function makeKernel(
+  name: NativeKernelName,
+  addon: NativeAddon,
+  fallback: Fallback,
+  threads: number,
+): tf.KernelFunc {
+  const flatMin = threads > 1 ? FLAT_PARALLEL_MIN : Number.POSITIVE_INFINITY;
   switch (name) {
     case 'BatchMatMul':
       return batchMatMulKernel(addon, fallback);
@@ -113,17 +158,41 @@ function makeKernel(name: NativeKernelName, addon: NativeAddon, fallback: Fallba
     case 'Add':
     case 'Sub':
     case 'Multiply':
-    case 'RealDiv':
+      return binaryKernel(addon, BINARY_OPS[name] as number, fallback, flatMin);
+    case 'RealDiv': // the stock division is slower than the native one at every size
+    case 'Maximum':
+    case 'Minimum':
       return binaryKernel(addon, BINARY_OPS[name] as number, fallback);
-    case 'Exp':
+    case 'Exp': // compute-bound: native everywhere
     case 'Tanh':
       return unaryKernel(addon, UNARY_OPS[name] as number, fallback);
+    case 'Square':
+    case 'Sqrt':
+    case 'Rsqrt':
+    case 'Neg':
+      return unaryKernel(addon, UNARY_OPS[name] as number, fallback, flatMin);
     case 'Sum':
       return reduceKernel(addon, false, fallback);
     case 'Mean':
       return reduceKernel(addon, true, fallback);
+    case 'Max':
+      return maxKernel(addon, fallback);
     case 'Softmax':
       return softmaxKernel(addon, fallback);
+    case 'Identity':
+      return identityKernel(fallback);
+    case 'Cast':
+      return castKernel(fallback);
+    case 'Transpose':
+      return transposeKernel(addon, fallback);
+    case 'Slice':
+      return sliceKernel(addon, fallback);
+    case 'Tile':
+      return tileKernel(addon, fallback);
+    case 'GatherV2':
+      return gatherKernel(addon, fallback);
+    case 'UnsortedSegmentSum':
+      return segmentSumKernel(addon, fallback);
   }
 }
 
@@ -146,6 +215,15 @@ export function installNativeKernels(tfjs: Tfjs, options: NativeKernelOptions = 
       });
     }
   }
+  const wantedGradients = options.gradients ?? NATIVE_GRADIENTS;
+  for (const name of wantedGradients) {
+    if (!(NATIVE_GRADIENTS as readonly string[]).includes(name)) {
+      throw new BackendError(`unknown gradient "${name}". Known: ${NATIVE_GRADIENTS.join(', ')}`, {
+        location: { field: 'gradients' },
+        hint: 'pick gradient names from NATIVE_GRADIENTS',
+      });
+    }
+  }
   if (tfjs.getKernel('BatchMatMul', BACKEND) === undefined) {
     throw new BackendError("the tfjs wasm backend's kernels are not registered", {
       hint: "import '@tensorflow/tfjs-backend-wasm' (core's wasmBackend().activate(tf) does) before installing native kernels",
@@ -153,6 +231,7 @@ export function installNativeKernels(tfjs: Tfjs, options: NativeKernelOptions = 
   }
   if (installed !== undefined) uninstallNativeKernels(tfjs);
   load.addon.setThreads(threads);
+  const simd = load.addon.setSimdWidth(options.simd ?? (load.cpu.avx512f ? 512 : 256));
   const originals = new Map<NativeKernelName, tf.KernelConfig>();
   for (const name of wanted) {
     const original = tfjs.getKernel(name, BACKEND);
@@ -162,13 +241,21 @@ export function installNativeKernels(tfjs: Tfjs, options: NativeKernelOptions = 
     tfjs.registerKernel({
       kernelName: name,
       backendName: BACKEND,
-      kernelFunc: makeKernel(name, load.addon, fallback),
+      kernelFunc: makeKernel(name, load.addon, fallback, threads),
       // If the wasm backend initializes after this, it still sets up the stock kernel we fall back to.
       ...(original.setupFunc === undefined ? {} : { setupFunc: original.setupFunc }),
     });
     originals.set(name, original);
   }
-  installed = { originals, threads, addon: load.addon };
+  const originalGradients = new Map<NativeGradientName, tf.GradConfig>();
+  for (const name of wantedGradients) {
+    const original = tfjs.getGradient(name);
+    if (original === undefined) continue; // nothing to replace (tfjs-core without its gradients)
+    if (!originals.has(gradientNeeds(name) as NativeKernelName)) continue;
+    tfjs.registerGradient(nativeGradient(name));
+    originalGradients.set(name, original);
+  }
+  installed = { originals, originalGradients, threads, simd, addon: load.addon };
   return [...originals.keys()];
 }
 
@@ -179,6 +266,7 @@ export function uninstallNativeKernels(tfjs: Tfjs): void {
     if (tfjs.getKernel(name, BACKEND) !== undefined) tfjs.unregisterKernel(name, BACKEND);
     tfjs.registerKernel(original);
   }
+  for (const original of installed.originalGradients.values()) tfjs.registerGradient(original);
   installed = undefined;
 }
 
@@ -195,8 +283,12 @@ export interface NativeStatus {
   readonly build?: BuildStatus;
   /** Threads of the installed kernels (undefined when not installed). */
   readonly threads?: number;
+  /** Vector width of the installed matmul kernel, 512 (AVX-512) or 256 (AVX2); undefined when not installed. */
+  readonly simd?: number;
   /** Kernels currently replaced on the wasm backend. */
   readonly kernels: readonly NativeKernelName[];
+  /** Gradient functions currently replaced. */
+  readonly gradients: readonly NativeGradientName[];
 }
 
 export function nativeStatus(location: AddonLocation = {}): NativeStatus {
@@ -205,8 +297,9 @@ export function nativeStatus(location: AddonLocation = {}): NativeStatus {
   const common = {
     addonPath: location.addonPath ?? defaultAddonPath(),
     ...(build === undefined ? {} : { build }),
-    ...(installed === undefined ? {} : { threads: installed.threads }),
+    ...(installed === undefined ? {} : { threads: installed.threads, simd: installed.simd }),
     kernels: installed === undefined ? [] : [...installed.originals.keys()],
+    gradients: installed === undefined ? [] : [...installed.originalGradients.keys()],
   };
   if (!load.ok) {
     return {

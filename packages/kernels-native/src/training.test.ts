@@ -6,7 +6,7 @@
 import { builtinBackendRegistry, initCompute } from '@quorum/core';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nativeVsStock, relError } from '../test/helpers.js';
+import { nativeVsStock, relError, useSimd } from '../test/helpers.js';
 import { nativeBackendDefinition } from './backend.js';
 import { nativeStatus, uninstallNativeKernels } from './install.js';
 
@@ -92,30 +92,34 @@ describe('native backend', () => {
     expect(status.kernels).toContain('_FusedMatMul');
   });
 
-  it('a training step matches the stock kernels (loss and every gradient)', () => {
-    const ids = tf.tensor2d(
-      Array.from({ length: B * T }, (_, i) => (i * 7 + 3) % V),
-      [B, T],
-      'int32',
-    );
-    const targets = tf.tensor2d(
-      Array.from({ length: B * T }, (_, i) => (i * 5 + 1) % V),
-      [B, T],
-      'int32',
-    );
-    const names = Object.keys(params);
-    const step = (): tf.Tensor[] => {
-      const { value, grads } = tf.variableGrads(() => loss(params, ids, targets));
-      return [value, ...names.map((name) => grads[(params[name] as tf.Variable).name] as tf.Tensor)];
-    };
-    const { native, stock } = nativeVsStock(step);
-    const lossValue = (native[0] as Float32Array)[0] as number;
-    expect(lossValue).toBeGreaterThan(Math.log(V) * 0.5);
-    names.forEach((name, i) => {
-      const err = relError(native[i + 1] as Float32Array, stock[i + 1] as Float32Array);
-      expect(err, `gradient of ${name}`).toBeLessThanOrEqual(1e-5);
+  for (const simd of [512, 256] as const) {
+    it(`a training step matches the stock kernels (loss and every gradient), ${simd}-bit matmul`, () => {
+      useSimd(simd);
+      const ids = tf.tensor2d(
+        Array.from({ length: B * T }, (_, i) => (i * 7 + 3) % V),
+        [B, T],
+        'int32',
+      );
+      const targets = tf.tensor2d(
+        Array.from({ length: B * T }, (_, i) => (i * 5 + 1) % V),
+        [B, T],
+        'int32',
+      );
+      const names = Object.keys(params);
+      const step = (): tf.Tensor[] => {
+        const { value, grads } = tf.variableGrads(() => loss(params, ids, targets));
+        return [value, ...names.map((name) => grads[(params[name] as tf.Variable).name] as tf.Tensor)];
+      };
+      const { native, stock } = nativeVsStock(step);
+      const lossValue = (native[0] as Float32Array)[0] as number;
+      expect(lossValue).toBeGreaterThan(Math.log(V) * 0.5);
+      names.forEach((name, i) => {
+        const err = relError(native[i + 1] as Float32Array, stock[i + 1] as Float32Array);
+        expect(err, `gradient of ${name}`).toBeLessThanOrEqual(1e-5);
+      });
+      expect(relError(native[0] as Float32Array, stock[0] as Float32Array)).toBeLessThanOrEqual(1e-5);
+      tf.dispose([ids, targets]);
+      useSimd(undefined);
     });
-    expect(relError(native[0] as Float32Array, stock[0] as Float32Array)).toBeLessThanOrEqual(1e-5);
-    tf.dispose([ids, targets]);
-  });
+  }
 });

@@ -28,8 +28,9 @@ export function withOutput(
   backend: WasmHeapBackend,
   shape: number[],
   fill: (out: tf.TensorInfo) => void,
+  dtype: tf.DataType = 'float32',
 ): tf.TensorInfo {
-  const out = backend.makeOutput(shape, 'float32');
+  const out = backend.makeOutput(shape, dtype);
   try {
     fill(out);
   } catch (error) {

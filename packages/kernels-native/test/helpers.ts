@@ -25,6 +25,13 @@ export function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return scale === 0 ? diff : diff / scale;
 }
 
+let simd: 256 | 512 | undefined;
+
+/** The matmul vector width nativeVsStock installs the kernels with (undefined: the widest the CPU has). */
+export function useSimd(bits: 256 | 512 | undefined): void {
+  simd = bits;
+}
+
 /**
  * Runs `fn` on native kernels (all of NATIVE_KERNELS unless `kernels` says otherwise) and `stockFn` (default: `fn`) on the stock kernels; returns both
  * results' values and shapes. Throws when either run leaks a tensor or the shapes differ.
@@ -45,11 +52,11 @@ export function nativeVsStock(
       throw new Error(`leaked ${tf.memory().numTensors - before} tensors`);
     return { values, shapes };
   };
-  installNativeKernels(tf, { threads: 2, kernels });
+  installNativeKernels(tf, { threads: 2, kernels, simd });
   const native = run(fn);
   uninstallNativeKernels(tf);
   const stock = run(stockFn);
-  installNativeKernels(tf, { threads: 2, kernels });
+  installNativeKernels(tf, { threads: 2, kernels, simd });
   expectSameShapes(native.shapes, stock.shapes);
   return { native: native.values, stock: stock.values, shapes: native.shapes };
 }
@@ -62,4 +69,31 @@ function expectSameShapes(a: number[][], b: number[][]): void {
 /** A deterministic random normal tensor. */
 export function randn(shape: number[], seed: number): tf.Tensor {
   return tf.randomNormal(shape, 0, 1, 'float32', seed);
+}
+
+/** A deterministic uniform [0, 1) generator (mulberry32), for random shapes in tests. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A random shape of the given rank, dims in [1, maxDim], with ~1 in 4 dims equal to 1. */
+export function randomShape(rand: () => number, rank: number, maxDim: number): number[] {
+  return Array.from({ length: rank }, () => (rand() < 0.25 ? 1 : 1 + Math.floor(rand() * maxDim)));
+}
+
+/** A random permutation of 0..n-1. */
+export function randomPerm(rand: () => number, n: number): number[] {
+  const p = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [p[i], p[j]] = [p[j] as number, p[i] as number];
+  }
+  return p;
 }

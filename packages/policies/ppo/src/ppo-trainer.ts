@@ -353,6 +353,17 @@ export class PpoTrainer {
     return this.kl.value;
   }
 
+  /** policyForward on a minibatch at the sampling temperature, with this trainer's value head if asked. */
+  private forward(
+    params: GptParams,
+    mb: Minibatch,
+    want: { value: boolean; entropy: boolean },
+  ): ReturnType<typeof policyForward> {
+    const { policy, ppo } = this.opts;
+    const head = want.value ? this.valueHead : undefined;
+    return policyForward(params, policy.config, head, mb.ids, mb.mask, want.entropy, ppo.temperature);
+  }
+
   /** One PPO step: rollout, rewards, GAE, then ppoEpochs × minibatch updates. */
   trainStep(): PpoStepLog {
     const started = performance.now();
@@ -401,24 +412,8 @@ export class PpoTrainer {
       const chunk = rows.slice(at, at + ppo.stepBatch);
       const mb = makeMinibatch(chunk, tok.padId, false);
       const out = tf.tidy(() => {
-        const cur = policyForward(
-          policy.params,
-          policy.config,
-          this.valueHead,
-          mb.ids,
-          mb.mask,
-          true,
-          ppo.temperature,
-        );
-        const ref = policyForward(
-          this.reference,
-          policy.config,
-          undefined,
-          mb.ids,
-          mb.mask,
-          false,
-          ppo.temperature,
-        );
+        const cur = this.forward(policy.params, mb, { value: true, entropy: true });
+        const ref = this.forward(this.reference, mb, { value: false, entropy: false });
         return [cur.logp, cur.values as tf.Tensor2D, cur.entropy as tf.Tensor2D, ref.logp];
       });
       const [logp, values, entropy, rlogp] = out.map((t) => t.dataSync() as Float32Array);
@@ -475,15 +470,7 @@ export class PpoTrainer {
         let kept: tf.Scalar[] = [];
         try {
           const { grads } = valueAndGrads(() => {
-            const cur = policyForward(
-              policy.params,
-              policy.config,
-              this.valueHead,
-              mb.ids,
-              mb.mask,
-              false,
-              ppo.temperature,
-            );
+            const cur = this.forward(policy.params, mb, { value: true, entropy: false });
             const pl = clippedPolicyLoss(cur.logp, mb.oldLogp, mb.advantages, mb.actionMask, ppo.clipRange);
             const vl = clippedValueLoss(
               cur.values as tf.Tensor2D,
