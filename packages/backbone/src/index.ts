@@ -79,3 +79,4 @@ export {
   type SftTrainerOptions,
   sftLoss,
 } from './sft-trainer.js';
+export { checkpointFiles, decodeGptCheckpoint } from './train-state.js';

@@ -3,14 +3,7 @@
  * tokens only (the caller's loss mask), AdamW with warmup + cosine/constant, gradient accumulation,
  * clipping, periodic eval loss, a progress callback, and resumable checkpoints.
  */
-import {
-  CheckpointError,
-  CheckpointStore,
-  DataError,
-  decodeSafetensors,
-  Rng,
-  recordsToTensors,
-} from '@quorum/core';
+import { CheckpointError, CheckpointStore, DataError, Rng } from '@quorum/core';
 import * as tf from '@tensorflow/tfjs';
 import { assignNamed, decodeOptimizerState, encodeGpt, encodeOptimizerState } from './checkpoint.js';
 import type { GptConfig } from './config.js';
@@ -24,6 +17,7 @@ import {
 } from './model.js';
 import { AdamW, valueAndGrads } from './optim.js';
 import type { SftConfig } from './sft-config.js';
+import { checkpointFiles, decodeGptCheckpoint } from './train-state.js';
 
 /** One training sequence: `lossMask[i] = 1` when `ids[i]` is a response token to learn (a target). */
 export interface SftExample {
@@ -348,27 +342,13 @@ export class SftTrainer {
   async resume(): Promise<number | undefined> {
     const loaded = await this.store?.latest();
     if (loaded === undefined) return undefined;
-    const file = (name: string): Uint8Array => {
-      const bytes = loaded.files[name];
-      if (bytes === undefined) {
-        throw new CheckpointError(`${name} is missing`, {
-          location: { file: loaded.dir },
-          hint: 'the checkpoint is not an SFT checkpoint',
-        });
-      }
-      return bytes;
-    };
-    const model = decodeSafetensors(file('model.safetensors'), `${loaded.dir}/model.safetensors`);
-    if (model.metadata.config !== JSON.stringify(this.opts.config)) {
-      throw new CheckpointError(
-        `the checkpoint's model config ${model.metadata.config} differs from this run's`,
-        {
-          location: { file: loaded.dir },
-          hint: 'resume with the same --size and vocabulary, or start a new --out folder',
-        },
-      );
-    }
-    const tensors = recordsToTensors(model.tensors, `${loaded.dir}/model.safetensors`);
+    const file = checkpointFiles(loaded, 'an SFT');
+    const tensors = decodeGptCheckpoint(
+      loaded,
+      'model.safetensors',
+      this.opts.config,
+      'resume with the same --size and vocabulary, or start a new --out folder',
+    );
     const opt = decodeOptimizerState(file('optimizer.safetensors'), `${loaded.dir}/optimizer.safetensors`);
     try {
       assignNamed(this.named, tensors, `${loaded.dir}/model.safetensors`);

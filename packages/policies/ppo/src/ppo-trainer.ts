@@ -22,6 +22,8 @@ import type { AggregationRule } from '@quorum/aggregation';
 import {
   AdamW,
   assignNamed,
+  checkpointFiles,
+  decodeGptCheckpoint,
   decodeOptimizerState,
   encodeGpt,
   encodeOptimizerState,
@@ -623,26 +625,7 @@ export class PpoTrainer {
   async resume(): Promise<number | undefined> {
     const loaded = await this.store?.latest();
     if (loaded === undefined) return undefined;
-    const file = (name: string): Uint8Array => {
-      const bytes = loaded.files[name];
-      if (bytes === undefined) {
-        throw new CheckpointError(`${name} is missing`, {
-          location: { file: loaded.dir },
-          hint: 'the checkpoint is not a PPO checkpoint; start a new --out folder',
-        });
-      }
-      return bytes;
-    };
-    const policyFile = decodeSafetensors(file('policy.safetensors'), `${loaded.dir}/policy.safetensors`);
-    if (policyFile.metadata.config !== JSON.stringify(this.opts.policy.config)) {
-      throw new CheckpointError(
-        `the checkpoint's policy config ${policyFile.metadata.config} differs from this run's`,
-        {
-          location: { file: loaded.dir },
-          hint: 'resume with the same --policy, or start a new --out folder',
-        },
-      );
-    }
+    const file = checkpointFiles(loaded, 'a PPO');
     const trainer = JSON.parse(new TextDecoder().decode(file('trainer.json'))) as {
       step: number;
       klCoef: number;
@@ -657,7 +640,12 @@ export class PpoTrainer {
         },
       );
     }
-    const policyTensors = recordsToTensors(policyFile.tensors, `${loaded.dir}/policy.safetensors`);
+    const policyTensors = decodeGptCheckpoint(
+      loaded,
+      'policy.safetensors',
+      this.opts.policy.config,
+      'resume with the same --policy, or start a new --out folder',
+    );
     const head = recordsToTensors(
       decodeSafetensors(file('value-head.safetensors'), `${loaded.dir}/value-head.safetensors`).tensors,
     );
