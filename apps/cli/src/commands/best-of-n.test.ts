@@ -2,11 +2,12 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { disposeGpt, gptPreset, initGpt, loadPolicy, savePolicy } from '@quorum/backbone';
+import { disposeGpt, initGpt, loadPolicy, savePolicy } from '@quorum/backbone';
 import { argmax } from '@quorum/best-of-n';
 import { builtinBackendRegistry, ConfigError, initCompute, Rng } from '@quorum/core';
 import { projectTokenizer } from '@quorum/data';
-import { builtinArchitectureRegistry, loadEnsemble, saveEnsemble } from '@quorum/ensemble';
+import { builtinArchitectureRegistry, loadEnsemble } from '@quorum/ensemble';
+import { saveTinyEnsemble, tinyGptConfig } from '@quorum/ensemble/testing';
 import * as tf from '@tensorflow/tfjs';
 import { Command } from 'commander';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -27,19 +28,9 @@ beforeAll(async () => {
   process.env.QUORUM_QUIET = '1';
   await initCompute({ registry: builtinBackendRegistry(), backend: 'wasm' });
   const tokenizer = projectTokenizer();
-  const gptConfig = gptPreset('nano', {
-    vocabSize: tokenizer.vocabSize,
-    dModel: 32,
-    nLayers: 2,
-    nHeads: 2,
-    contextLength: 64,
-  });
+  const gptConfig = tinyGptConfig(tokenizer.vocabSize);
   const vocab = { id: tokenizer.id, size: tokenizer.vocabSize, json: tokenizer.vocab.toJSON() };
-  const ensemble = builtinArchitectureRegistry()
-    .create('linear-heads')
-    .build({ gptConfig, members: 3, rng: new Rng(1) });
-  await saveEnsemble(rewardDir, ensemble, { architectureSource: '@quorum/ensemble', vocab });
-  ensemble.dispose();
+  await saveTinyEnsemble(rewardDir);
   const params = initGpt(gptConfig, new Rng(2));
   await savePolicy(policyDir, { config: gptConfig, params, vocab });
   disposeGpt(params);

@@ -2,10 +2,10 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { disposeGpt, gptPreset, initGpt, savePolicy } from '@quorum/backbone';
+import { disposeGpt, initGpt, savePolicy } from '@quorum/backbone';
 import { builtinBackendRegistry, ConfigError, initCompute, Rng } from '@quorum/core';
 import { projectTokenizer } from '@quorum/data';
-import { builtinArchitectureRegistry, saveEnsemble } from '@quorum/ensemble';
+import { saveTinyEnsemble, tinyGptConfig } from '@quorum/ensemble/testing';
 import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareOutDir, registerPpo } from './ppo.js';
@@ -15,22 +15,12 @@ beforeAll(async () => {
   await initCompute({ registry: builtinBackendRegistry(), backend: 'wasm' });
   dir = await mkdtemp(path.join(tmpdir(), 'quorum-cli-ppo-'));
   const tokenizer = projectTokenizer();
-  const gptConfig = gptPreset('nano', {
-    vocabSize: tokenizer.vocabSize,
-    dModel: 32,
-    nLayers: 2,
-    nHeads: 2,
-    contextLength: 64,
-  });
+  const gptConfig = tinyGptConfig(tokenizer.vocabSize);
   const vocab = { id: tokenizer.id, size: tokenizer.vocabSize, json: tokenizer.vocab.toJSON() };
   const params = initGpt(gptConfig, new Rng(0));
   await savePolicy(path.join(dir, 'policy'), { config: gptConfig, params, vocab });
   disposeGpt(params);
-  const ensemble = builtinArchitectureRegistry()
-    .create('linear-heads')
-    .build({ gptConfig, members: 3, rng: new Rng(1) });
-  await saveEnsemble(path.join(dir, 'rm'), ensemble, { architectureSource: '@quorum/ensemble', vocab });
-  ensemble.dispose();
+  await saveTinyEnsemble(path.join(dir, 'rm'));
   writeFileSync(
     path.join(dir, 'prompts.jsonl'),
     '{"instruction": "Say hello."}\n{"instruction": "Add them.", "input": "2 and 3"}\n',

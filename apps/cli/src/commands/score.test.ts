@@ -2,10 +2,9 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { gptPreset } from '@quorum/backbone';
-import { builtinBackendRegistry, DataError, initCompute, Rng } from '@quorum/core';
-import { datasets, projectTokenizer } from '@quorum/data';
-import { builtinArchitectureRegistry, saveEnsemble } from '@quorum/ensemble';
+import { builtinBackendRegistry, DataError, initCompute } from '@quorum/core';
+import { datasets } from '@quorum/data';
+import { saveTinyEnsemble } from '@quorum/ensemble/testing';
 import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseScoreRow, registerScore } from './score.js';
@@ -18,22 +17,7 @@ const rows: Record<string, unknown>[] = [];
 beforeAll(async () => {
   process.env.QUORUM_QUIET = '1';
   await initCompute({ registry: builtinBackendRegistry(), backend: 'wasm' });
-  const tokenizer = projectTokenizer();
-  const gptConfig = gptPreset('nano', {
-    vocabSize: tokenizer.vocabSize,
-    dModel: 32,
-    nLayers: 2,
-    nHeads: 2,
-    contextLength: 64,
-  });
-  const ensemble = builtinArchitectureRegistry()
-    .create('linear-heads')
-    .build({ gptConfig, members: 3, rng: new Rng(1) });
-  await saveEnsemble(model, ensemble, {
-    architectureSource: '@quorum/ensemble',
-    vocab: { id: tokenizer.id, size: tokenizer.vocabSize, json: tokenizer.vocab.toJSON() },
-  });
-  ensemble.dispose();
+  await saveTinyEnsemble(model);
   // Real rows: the first eval instructions with two shipped answers each, plus extra fields to keep.
   const ae = await datasets.alpacaEval();
   for (const inst of ae.split('eval').slice(0, 5)) {

@@ -30,12 +30,42 @@ import { EnsembleArchitecture, type TrainableEnsemble } from '../architecture.js
 import { tokenBatch } from '../batches.js';
 import { loadEnsemble, saveEnsemble } from '../checkpoint.js';
 import { scoreSequences } from '../evaluate.js';
+import { builtinArchitectureRegistry } from '../module.js';
 import { resolveRewardTrainConfig } from '../reward-config.js';
 import { trainRewardEnsemble } from '../reward-trainer.js';
 
 /** The tiny backbone every case is built on. */
 export function contractGptConfig(vocabSize: number): GptConfig {
   return gptPreset('nano', { vocabSize, dModel: 16, nLayers: 2, nHeads: 2, contextLength: 32 });
+}
+
+/** A small untrained backbone for command and pipeline tests: nano, d 32, 2 layers, context 64. */
+export function tinyGptConfig(vocabSize: number): GptConfig {
+  return gptPreset('nano', { vocabSize, dModel: 32, nLayers: 2, nHeads: 2, contextLength: 64 });
+}
+
+/**
+ * Builds an untrained built-in ensemble (default: linear-heads, k = 3, seed 1) on the project tokenizer
+ * and saves it to `dir` as `quorum train-rm` would: a reward-model folder for tests of commands that
+ * load one. Its rewards are arbitrary but deterministic.
+ */
+export async function saveTinyEnsemble(
+  dir: string,
+  options: { architecture?: string; members?: number; seed?: number; gptConfig?: GptConfig } = {},
+): Promise<void> {
+  const tokenizer = projectTokenizer();
+  const gptConfig = options.gptConfig ?? tinyGptConfig(tokenizer.vocabSize);
+  const ensemble = builtinArchitectureRegistry()
+    .create(options.architecture ?? 'linear-heads')
+    .build({ gptConfig, members: options.members ?? 3, rng: new Rng(options.seed ?? 1) });
+  try {
+    await saveEnsemble(dir, ensemble, {
+      architectureSource: '@quorum/ensemble',
+      vocab: { id: tokenizer.id, size: tokenizer.vocabSize, json: tokenizer.vocab.toJSON() },
+    });
+  } finally {
+    ensemble.dispose();
+  }
 }
 
 /** Real AlpacaEval-style pairs, small enough for one step per phase. */
