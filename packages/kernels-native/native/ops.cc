@@ -277,6 +277,95 @@ void softmaxRun(const float* x, float* out, long rows, long cols) {
 
 }  // namespace
 
+// ---- AVX-512 versions of the compute-bound kernels (exp, tanh, softmax), where the CPU has it: the
+// same Cephes approximations on 16 lanes, tails through masks.
+namespace avx512 {
+namespace {
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx2,fma")
+
+// exp(x) for 16 floats (Cephes expf polynomial, relative error ~1e-7); scalef applies 2^n exactly,
+// down into the subnormals.
+inline __m512 exp16(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-88.3762626647949f)), _mm512_set1_ps(88.3762626647949f));
+  const __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+  x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
+  const __m512 z = _mm512_mul_ps(x, x);
+  __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507e-3f));
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073e-3f));
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894e-2f));
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459e-1f));
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201e-1f));
+  y = _mm512_fmadd_ps(y, z, _mm512_add_ps(x, _mm512_set1_ps(1.f)));
+  return _mm512_scalef_ps(y, fx);
+}
+
+// tanh(x) for 16 floats: an odd polynomial for |x| < 0.625 (Cephes tanhf), 1 - 2/(e^{2|x|}+1) beyond.
+inline __m512 tanh16(__m512 x) {
+  const __m512 ax = _mm512_abs_ps(x);
+  const __m512 s = _mm512_mul_ps(x, x);
+  __m512 p = _mm512_set1_ps(-5.70498872745e-3f);
+  p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(2.06390887954e-2f));
+  p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(-5.37397155531e-2f));
+  p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(1.33314422036e-1f));
+  p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(-3.33332819422e-1f));
+  const __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, s), x, x);
+  const __m512 e = exp16(_mm512_mul_ps(_mm512_min_ps(ax, _mm512_set1_ps(20.f)), _mm512_set1_ps(2.f)));
+  const __m512 one = _mm512_set1_ps(1.f);
+  const __m512 large = _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.f), _mm512_add_ps(e, one)));
+  // copy the sign of x onto the large-|x| branch
+  const __m512 signedLarge = _mm512_castsi512_ps(
+      _mm512_or_si512(_mm512_castps_si512(large),
+                      _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(static_cast<int>(0x80000000u)))));
+  const __mmask16 isSmall = _mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.625f), _CMP_LT_OQ);
+  return _mm512_mask_blend_ps(isSmall, signedLarge, small);
+}
+
+inline __mmask16 tailMask(long n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1); }
+
+template <bool TANH>
+void unaryRun(const float* x, float* out, long n) {
+  parallelFor(n, kGrainHeavy, [&](long i0, long i1) {
+    for (long i = i0; i < i1; i += 16) {
+      const __mmask16 m = tailMask(i1 - i);
+      const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+      _mm512_mask_storeu_ps(out + i, m, TANH ? tanh16(v) : exp16(v));
+    }
+  });
+}
+
+void softmaxRun(const float* x, float* out, long rows, long cols) {
+  parallelFor(rows, std::max(1L, kGrainHeavy / cols), [&](long r0, long r1) {
+    for (long r = r0; r < r1; r++) {
+      const float* xr = x + r * cols;
+      float* yr = out + r * cols;
+      __m512 vm = _mm512_set1_ps(-INFINITY);
+      for (long j = 0; j < cols; j += 16)
+        vm = _mm512_max_ps(vm, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), tailMask(cols - j), xr + j));
+      const __m512 mv = _mm512_set1_ps(_mm512_reduce_max_ps(vm));
+      __m512 vs = _mm512_setzero_ps();
+      for (long j = 0; j < cols; j += 16) {
+        const __mmask16 m = tailMask(cols - j);
+        const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, xr + j), mv));
+        _mm512_mask_storeu_ps(yr + j, m, e);
+        vs = _mm512_mask_add_ps(vs, m, vs, e);
+      }
+      const __m512 inv = _mm512_set1_ps(1.f / _mm512_reduce_add_ps(vs));
+      for (long j = 0; j < cols; j += 16) {
+        const __mmask16 m = tailMask(cols - j);
+        _mm512_mask_storeu_ps(yr + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, yr + j), inv));
+      }
+    }
+  });
+}
+
+#pragma GCC pop_options
+}  // namespace
+}  // namespace avx512
+
 void binary(int op, const float* a, const float* b, float* out, int rank, const long* shape, const long* aStride,
             const long* bStride) {
   switch (op) {
@@ -297,9 +386,9 @@ void binary(int op, const float* a, const float* b, float* out, int rank, const 
 void unary(int op, const float* x, float* out, long n) {
   switch (op) {
     case kExp:
-      return unaryT<kExp>(x, out, n);
+      return simdWidth() == 512 ? avx512::unaryRun<false>(x, out, n) : unaryT<kExp>(x, out, n);
     case kTanh:
-      return unaryT<kTanh>(x, out, n);
+      return simdWidth() == 512 ? avx512::unaryRun<true>(x, out, n) : unaryT<kTanh>(x, out, n);
     case kSquare:
       return unaryT<kSquare>(x, out, n);
     case kSqrt:
@@ -316,6 +405,12 @@ void reduceSum(const float* x, float* out, long outer, long red, long inner, flo
 void reduceMax(const float* x, float* out, long outer, long red, long inner) {
   reduceT<true>(x, out, outer, red, inner, 1.f);
 }
-void softmax(const float* x, float* out, long rows, long cols) { softmaxRun(x, out, rows, cols); }
+void softmax(const float* x, float* out, long rows, long cols) {
+  if (simdWidth() == 512) {
+    avx512::softmaxRun(x, out, rows, cols);
+  } else {
+    softmaxRun(x, out, rows, cols);
+  }
+}
 
 }  // namespace quorum

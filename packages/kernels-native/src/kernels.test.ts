@@ -29,10 +29,10 @@ function expectClose(fn: () => tf.Tensor | tf.Tensor[], stockFn = fn, tol = TOL)
   });
 }
 
-// Every matmul test runs with the AVX-512 micro-kernel (12x32) and the AVX2 one (6x16); on a CPU
-// without AVX-512, asking for 512 bits gives the AVX2 kernel (tested twice).
+// Every matmul, exp, tanh and softmax test runs with the AVX-512 kernels (matmul micro-tile 12x32)
+// and the AVX2 ones (6x16); on a CPU without AVX-512, asking for 512 bits gives AVX2 (tested twice).
 for (const simd of [512, 256] as const) {
-  describe(`matmul at ${simd} bits`, () => {
+  describe(`matmul, exp, tanh and softmax at ${simd} bits`, () => {
     beforeAll(() => {
       useSimd(simd);
       installNativeKernels(tf, { threads: 2, kernels: NATIVE_KERNELS, simd });
@@ -216,6 +216,42 @@ for (const simd of [512, 256] as const) {
         tf.dispose([x, w, bias]);
       });
     });
+
+    describe('unary ops', () => {
+      it('exp and tanh over the float range, on odd lengths', () => {
+        for (const n of [1, 7, 33, 129, 70001]) {
+          expectClose(() => tf.exp(tf.mul(randn([n], n), 4)));
+          expectClose(() => tf.tanh(tf.mul(randn([n], n + 1), 3)));
+          expectClose(() => tf.tanh(tf.mul(randn([n], n + 2), 0.01)));
+        }
+        expectClose(() => tf.exp(tf.tensor1d([-100, -88, -20, 0, 1e-7, 20, 80])));
+        for (const n of [1, 7, 33, 70001, 300001]) {
+          expectClose(() => tf.square(randn([n], n)));
+          expectClose(() => tf.neg(randn([n], n)));
+          expectClose(() => tf.sqrt(tf.abs(randn([n], n))));
+          expectClose(() => tf.rsqrt(tf.add(tf.abs(randn([n], n)), 1e-3)));
+        }
+        expectClose(() => tf.sqrt(tf.tensor1d([0, 1e-30, 4, 1e30])));
+        expectClose(() => tf.tanh(tf.tensor1d([-30, -0.7, -0.6, -1e-6, 0, 1e-6, 0.624, 0.626, 9, 30])));
+      });
+    });
+
+    describe('softmax', () => {
+      it('over the last axis, with masked (-1e9) entries', () => {
+        for (const cols of [1, 7, 33, 129]) expectClose(() => tf.softmax(tf.mul(randn([5, cols], cols), 3)));
+        expectClose(() => {
+          const mask = tf.linalg.bandPart(tf.ones([9, 9]), -1, 0);
+          return tf.softmax(tf.add(randn([2, 9, 9], 3), tf.mul(tf.sub(1, mask), -1e9)));
+        });
+      });
+
+      it('gives the stock gradient', () => {
+        const x = randn([4, 17], 5);
+        const w = randn([4, 17], 6);
+        expectClose(() => tf.grad((z: tf.Tensor) => tf.sum(tf.mul(tf.softmax(z), w)))(x));
+        tf.dispose([x, w]);
+      });
+    });
   });
 }
 
@@ -314,25 +350,6 @@ describe('binary ops with broadcasting', () => {
   });
 });
 
-describe('unary ops', () => {
-  it('exp and tanh over the float range, on odd lengths', () => {
-    for (const n of [1, 7, 33, 129, 70001]) {
-      expectClose(() => tf.exp(tf.mul(randn([n], n), 4)));
-      expectClose(() => tf.tanh(tf.mul(randn([n], n + 1), 3)));
-      expectClose(() => tf.tanh(tf.mul(randn([n], n + 2), 0.01)));
-    }
-    expectClose(() => tf.exp(tf.tensor1d([-100, -88, -20, 0, 1e-7, 20, 80])));
-    for (const n of [1, 7, 33, 70001, 300001]) {
-      expectClose(() => tf.square(randn([n], n)));
-      expectClose(() => tf.neg(randn([n], n)));
-      expectClose(() => tf.sqrt(tf.abs(randn([n], n))));
-      expectClose(() => tf.rsqrt(tf.add(tf.abs(randn([n], n)), 1e-3)));
-    }
-    expectClose(() => tf.sqrt(tf.tensor1d([0, 1e-30, 4, 1e30])));
-    expectClose(() => tf.tanh(tf.tensor1d([-30, -0.7, -0.6, -1e-6, 0, 1e-6, 0.624, 0.626, 9, 30])));
-  });
-});
-
 describe('reductions', () => {
   it('sum and mean over leading, trailing and middle axes', () => {
     const x = (): tf.Tensor => randn([6, 33, 7, 5], 4);
@@ -359,23 +376,6 @@ describe('reductions', () => {
     expectClose(() => tf.sum(randn([4, 5, 6], 1), [0, 2]));
     const { native, stock } = nativeVsStock(() => tf.sum(tf.tensor2d([1, 2, 3, 4], [2, 2], 'int32'), 1));
     expect([...(native[0] as Float32Array)]).toEqual([...(stock[0] as Float32Array)]);
-  });
-});
-
-describe('softmax', () => {
-  it('over the last axis, with masked (-1e9) entries', () => {
-    for (const cols of [1, 7, 33, 129]) expectClose(() => tf.softmax(tf.mul(randn([5, cols], cols), 3)));
-    expectClose(() => {
-      const mask = tf.linalg.bandPart(tf.ones([9, 9]), -1, 0);
-      return tf.softmax(tf.add(randn([2, 9, 9], 3), tf.mul(tf.sub(1, mask), -1e9)));
-    });
-  });
-
-  it('gives the stock gradient', () => {
-    const x = randn([4, 17], 5);
-    const w = randn([4, 17], 6);
-    expectClose(() => tf.grad((z: tf.Tensor) => tf.sum(tf.mul(tf.softmax(z), w)))(x));
-    tf.dispose([x, w]);
   });
 });
 
