@@ -266,7 +266,9 @@ scores the decoded answers with the reward ensemble's own tokenizer, and aggrega
 with --agg. The sequence reward goes on the last token; every token also pays --kl-coef × KL to the
 reference (the --policy as loaded). GAE (γ = 1, λ = 0.95), clipped policy and value losses, AdamW.
 Defaults follow the paper's Table 4 (rollout 64, step batch 32, lr 1e-5, 2 epochs, value coef 0.1,
-5 warmup steps); tiny CPU models want a higher --lr and smaller batches.
+5 warmup steps). A nano policy wants --lr 1e-4 but keeps the paper's rollout of 64: with 16 answers per
+step the reward's noise drives the KL to 20-30 nats while the reward stays flat (measured). Log-probs
+and the KL are those of the sampling distribution (logits / temperature), as in TRL.
 
 Progress: one line per step on stderr (step, reward, KL, ...); metrics.jsonl in --out. Ctrl-C stops after
 the current step and saves a checkpoint; --resume continues exactly where it stopped.
@@ -276,7 +278,7 @@ klTarget, klHorizon, whitenRewards, missingEosPenalty, temperature, topP, warmup
 Examples:
   $ quorum ppo --policy runs/sft --reward runs/rm --agg mean --steps 100 --out runs/ppo-mean
   $ quorum ppo --policy runs/sft --reward runs/rm --agg lcb --beta 0.5 --steps 100 --out runs/ppo-lcb \\
-      --lr 1e-4 --rollout-batch 16 --step-batch 8 --max-new-tokens 32
+      --lr 1e-4 --rollout-batch 64 --step-batch 32 --max-new-tokens 32
   $ quorum ppo --policy runs/sft --reward runs/rm --agg mean --steps 200 --out runs/ppo-mean --resume`,
     )
     .action(async (opts: PpoCommandOptions, cmd: Command) => {
