@@ -31,6 +31,9 @@ export interface Batch {
   readonly padSide: 'right' | 'left';
 }
 
+/** Largest `batch × time` a batch may hold: 2^28 cells are already 1 GiB of ids plus 1 GiB of mask. */
+const MAX_CELLS = 2 ** 28;
+
 export function collate(seqs: readonly ArrayLike<number>[], options: CollateOptions): Batch {
   const padSide = options.padSide ?? 'right';
   const batch = seqs.length;
@@ -39,8 +42,22 @@ export function collate(seqs: readonly ArrayLike<number>[], options: CollateOpti
       location: { field: 'seqs' },
       hint: 'pass at least one sequence',
     });
-  const longest = Math.max(...seqs.map((s) => s.length));
+  // A loop, not Math.max(...lengths): spreading a few hundred thousand arguments overflows the stack.
+  let longest = 0;
+  for (const s of seqs) longest = Math.max(longest, s.length);
   const time = options.length ?? longest;
+  if (!Number.isSafeInteger(time) || time < 0) {
+    throw new ConfigError(`batch length must be a whole number of tokens, got ${time}`, {
+      location: { field: 'length' },
+      hint: 'leave it out to use the longest sequence, or give a non-negative integer',
+    });
+  }
+  if (batch * time > MAX_CELLS) {
+    throw new ConfigError(`a batch of ${batch} × ${time} tokens is too large to allocate`, {
+      location: { field: 'length' },
+      hint: `keep batch × length at most ${MAX_CELLS}: use smaller batches or truncate the sequences`,
+    });
+  }
   if (longest > time) {
     throw new ConfigError(`a sequence of length ${longest} exceeds the batch length ${time}`, {
       location: { field: 'length' },

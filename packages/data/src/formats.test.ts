@@ -111,6 +111,46 @@ describe('built-in dataset formats', () => {
     expect(() => hhRlhfFormat.parse({ chosen: 'a', rejected: 'b' }, loc)).toThrow(DataError);
   });
 
+  it('trl: roles named like Object.prototype keys are written as given; holes are DataErrors', () => {
+    const conv = (roles: string[]) => ({
+      prompt: roles.map((role) => ({ role, content: 'hi' })),
+      chosen: 'a',
+      rejected: 'b',
+    });
+    // the label lookup used to find Object.prototype: "function Object() { [native code] }: hi"
+    expect(parsePair(trlFormat, conv(['constructor', 'user'])).prompt.instruction).toBe(
+      'constructor: hi\n\nHuman: hi',
+    );
+    expect(parsePair(trlFormat, conv(['__proto__'])).prompt.instruction).toBe('__proto__: hi');
+    expect(parsePair(trlFormat, conv(['toString', 'assistant'])).prompt.instruction).toBe(
+      'toString: hi\n\nAssistant: hi',
+    );
+    // a sparse list (a programmatic caller's) used to crash with a TypeError
+    const holes: unknown[] = [];
+    holes[1] = { role: 'user', content: 'hi' };
+    expect(() => trlFormat.parse({ prompt: holes, chosen: 'a', rejected: 'b' }, loc)).toThrow(
+      /rows\.jsonl:3 field "prompt\[0\]"/,
+    );
+  });
+
+  it('hh-rlhf: the shared prefix must open with a Human turn', () => {
+    // these used to load with an empty prompt, dropping the text before the first marker
+    for (const lead of ['', 'junk', 'Assistant: hello']) {
+      const row = { chosen: `${lead}\n\nAssistant: a`, rejected: `${lead}\n\nAssistant: b` };
+      const error = (() => {
+        try {
+          hhRlhfFormat.parse(row, loc);
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(error).toBeInstanceOf(DataError);
+      expect((error as DataError).location).toEqual({ ...loc, field: 'chosen' });
+    }
+    const bare = { chosen: 'Human: hi\n\nAssistant: a', rejected: 'Human: hi\n\nAssistant: b' };
+    expect(parsePair(hhRlhfFormat, bare).prompt.instruction).toBe('hi');
+  });
+
   it('sft: instruction, optional input, output', () => {
     const ex = sftFormat.parse({ instruction: 'Translate', input: 'chat', output: 'cat' }, loc);
     expect(ex).toMatchObject({ prompt: { instruction: 'Translate', input: 'chat' }, response: 'cat' });

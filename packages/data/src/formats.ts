@@ -33,21 +33,22 @@ export interface Turn {
   readonly content: string;
 }
 
-const ROLE_LABEL: Record<string, string> = {
-  user: 'Human',
-  human: 'Human',
-  assistant: 'Assistant',
-  system: 'System',
-};
+/** A Map, not an object literal: a role named `constructor` or `__proto__` must not find Object.prototype. */
+const ROLE_LABEL: ReadonlyMap<string, string> = new Map([
+  ['user', 'Human'],
+  ['human', 'Human'],
+  ['assistant', 'Assistant'],
+  ['system', 'System'],
+]);
 
 /**
  * A conversation prefix as a prompt: a single user turn is the instruction itself; longer
  * conversations are written out as `Human: …\n\nAssistant: …` so the model sees every turn.
  */
 export function conversationPrompt(turns: readonly Turn[]): Prompt {
-  if (turns.length === 1 && ROLE_LABEL[turns[0]!.role] === 'Human')
+  if (turns.length === 1 && ROLE_LABEL.get(turns[0]!.role) === 'Human')
     return { instruction: turns[0]!.content, input: '' };
-  const text = turns.map((t) => `${ROLE_LABEL[t.role] ?? t.role}: ${t.content}`).join('\n\n');
+  const text = turns.map((t) => `${ROLE_LABEL.get(t.role) ?? t.role}: ${t.content}`).join('\n\n');
   return { instruction: text, input: '' };
 }
 
@@ -95,7 +96,8 @@ function turns(value: unknown, field: string, loc: RowLocation): Turn[] {
       'see the TRL dataset formats',
     );
   }
-  return value.map((m, i) => {
+  // Array.from visits holes of a sparse array (as undefined), where map would skip them.
+  return Array.from(value as unknown[], (m, i) => {
     const at = `${field}[${i}]`;
     if (!isObject(m))
       throw fieldError(
@@ -207,8 +209,9 @@ export const hhRlhfFormat: DatasetFormat = {
     const rejected = stringField(r, 'rejected', loc);
     let common = 0;
     while (common < chosen.length && chosen[common] === rejected[common]) common++;
-    const cut = chosen.lastIndexOf(ASSISTANT, common - ASSISTANT.length);
-    if (cut < 0 || common < ASSISTANT.length) {
+    const cut = common < ASSISTANT.length ? -1 : chosen.lastIndexOf(ASSISTANT, common - ASSISTANT.length);
+    // The prompt must open with a Human turn: text before it (or no Human turn at all) would be dropped.
+    if (cut < 0 || !/^\s*Human:/.test(chosen.slice(0, cut))) {
       throw fieldError(
         loc,
         'chosen',

@@ -74,6 +74,34 @@ describe('readJsonl', () => {
     );
   });
 
+  it('drops byte order marks at the start of lines (they used to make line 1 "not valid JSON")', async () => {
+    const path = join(dir, 'bom.jsonl');
+    writeFileSync(path, `\uFEFF${good}\r\n\uFEFF\uFEFF${good}\r\n\uFEFF\r\n`);
+    const { pairs, stats } = await loadPreferencePairs(path);
+    expect(pairs.map((p) => p.id)).toEqual(['bom.jsonl:1', 'bom.jsonl:2']);
+    expect(stats.rows).toBe(2);
+  });
+
+  it('reads a UTF-8 sequence cut at the end of the file as U+FFFD, not as nothing', async () => {
+    // readline never flushed its decoder: `{...}\xE2` at EOF used to load as if the byte were absent
+    const path = join(dir, 'cut-utf8.jsonl');
+    const row = '{"instruction": "x", "output": "y"}';
+    writeFileSync(path, Buffer.concat([Buffer.from(`${row}\n${row}`), Buffer.from([0xe2, 0x82])]));
+    const error = await rejection(loadSftExamples(path));
+    expect(error.location).toEqual({ file: path, line: 2 });
+    const { examples, stats } = await loadSftExamples(path, { onError: 'skip' });
+    expect(examples).toHaveLength(1);
+    expect(stats).toMatchObject({ rows: 2, skipped: 1 });
+  });
+
+  it('clips the field list of a row that matches no format', async () => {
+    const keys = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`${'k'.repeat(1000)}${i}`, i]));
+    const path = file([JSON.stringify(keys)]);
+    const error = await rejection(loadSftExamples(path));
+    expect(error.message).toContain('and 12 more');
+    expect(error.message.length).toBeLessThan(1000);
+  });
+
   it('keeps ties only when asked and counts the dropped ones', async () => {
     const path = file(
       [

@@ -12,6 +12,8 @@ import { DataError } from '@quorum/core';
 
 export type OnError = 'throw' | 'skip';
 
+const LEADING_BOMS = /^\uFEFF+/;
+
 /** Counts from one pass over a file. `skipped` rows were malformed and dropped (skip mode only). */
 export interface ReadStats {
   readonly file: string;
@@ -83,6 +85,9 @@ export class JsonlReader implements AsyncIterable<{ value: unknown; line: number
     }
     const raw = createReadStream(this.path);
     const stream = this.path.endsWith('.gz') ? raw.pipe(createGunzip()) : raw;
+    // Decode here, not in readline: readline's own decoder is never flushed, so an incomplete UTF-8
+    // sequence at the end of the file vanished instead of becoming U+FFFD like every other bad byte.
+    stream.setEncoding('utf8');
     const streamError = new Promise<never>((_, reject) => {
       const fail = (cause: Error): void =>
         reject(
@@ -104,7 +109,9 @@ export class JsonlReader implements AsyncIterable<{ value: unknown; line: number
         const next = await Promise.race([it.next(), streamError]);
         if (next.done === true) break;
         line++;
-        const text = next.value;
+        // A UTF-8 byte order mark (Windows editors write one; `cat` of two such files puts one mid-file,
+        // re-encoding can double it) is not JSON whitespace: drop those a line starts with.
+        const text = next.value.replace(LEADING_BOMS, '');
         if (text.trim() === '') continue;
         this.stats.rows++;
         let value: unknown;

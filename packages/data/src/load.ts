@@ -25,6 +25,12 @@ export interface LoadStats extends ReadStats {
   ties: number;
 }
 
+/** Keys named in a message: at most 8, each clipped to 40 characters, then how many more. */
+function listKeys(keys: readonly string[], max = 8): string {
+  const shown = keys.slice(0, max).map((k) => (k.length > 40 ? `${k.slice(0, 40)}…` : k));
+  return keys.length > max ? `${shown.join(', ')} and ${keys.length - max} more` : shown.join(', ');
+}
+
 function pickFormat(name: string | DatasetFormat, formats: readonly DatasetFormat[]): DatasetFormat {
   if (typeof name !== 'string') return name;
   const found = formats.find((f) => f.name === name);
@@ -61,7 +67,7 @@ async function load(file: string | URL, kind: DatasetFormat['kind'], options: Lo
         format = formats.find((f) => f.kind === kind && f.detect(value));
         if (format === undefined) {
           const keys =
-            value !== null && typeof value === 'object' ? Object.keys(value).join(', ') : typeof value;
+            value !== null && typeof value === 'object' ? listKeys(Object.keys(value)) : typeof value;
           throw new DataError(`row matches no ${kind} format (fields: ${keys})`, {
             location: loc,
             hint: `name one with { format } — ${formats

@@ -1,3 +1,4 @@
+import { ConfigError } from '@quorum/core';
 import { describe, expect, it } from 'vitest';
 import { collate } from './collate.js';
 import { encodePrompt, encodePromptResponse, formatPrompt } from './template.js';
@@ -53,6 +54,21 @@ describe('prompt template', () => {
       'maxLength 4 leaves no room',
     );
   });
+
+  it('refuses a minInstructionTokens that is not a count (it used to overrun maxLength)', () => {
+    const longPrompt = { instruction: long(200), input: '' };
+    for (const minInstructionTokens of [-5, Number.NaN, 2.5]) {
+      const call = () =>
+        encodePromptResponse(tok, longPrompt, long(300), { maxLength: 40, minInstructionTokens });
+      expect(call).toThrow(ConfigError);
+      expect(call).toThrow('field "minInstructionTokens"');
+    }
+    for (const minInstructionTokens of [0, 8, Number.POSITIVE_INFINITY]) {
+      const seq = encodePromptResponse(tok, longPrompt, long(300), { maxLength: 40, minInstructionTokens });
+      expect(seq.ids.length).toBe(40);
+      expect(Number.isInteger(seq.promptLength)).toBe(true);
+    }
+  });
 });
 
 describe('collate', () => {
@@ -93,5 +109,18 @@ describe('collate', () => {
   it('rejects sequences longer than the batch length and empty batches', () => {
     expect(() => collate(seqs, { padId: 0, length: 2 })).toThrow('length 3 exceeds the batch length 2');
     expect(() => collate([], { padId: 0 })).toThrow('empty batch');
+  });
+
+  it('refuses a batch length that is not a whole number, or too large to allocate, with a ConfigError', () => {
+    // NaN and 2.5 used to give a batch with time NaN / 2.5; 1e12 a RangeError from Int32Array
+    for (const length of [Number.NaN, 2.5, Number.POSITIVE_INFINITY, -1, 1e12]) {
+      expect(() => collate(seqs, { padId: 0, length })).toThrow(ConfigError);
+    }
+  });
+
+  it('collates a very wide batch (Math.max(...lengths) overflowed the stack)', () => {
+    const wide = Array.from({ length: 200_000 }, (_, i) => [i % 7]);
+    const b = collate(wide, { padId: 0 });
+    expect([b.batch, b.time]).toEqual([200_000, 1]);
   });
 });

@@ -70,6 +70,16 @@ function checkMaxLength(maxLength: number, fixed: number): void {
   }
 }
 
+/** `minInstructionTokens` must be a count: a negative, NaN or fractional one broke the length arithmetic. */
+function checkMinInstructionTokens(value: number): void {
+  if (!(value >= 0) || !(Number.isInteger(value) || value === Number.POSITIVE_INFINITY)) {
+    throw new ConfigError(`minInstructionTokens must be a non-negative integer, got ${value}`, {
+      location: { field: 'minInstructionTokens' },
+      hint: 'leave it out for the default of 32, or give a whole number of tokens such as 16',
+    });
+  }
+}
+
 /** Prompt ids for generation (the same ids `encodePromptResponse` puts before a response). */
 export function encodePrompt(
   tokenizer: Tokenizer,
@@ -98,8 +108,10 @@ export function encodePromptResponse(
   const eos = options.eos === false ? [] : [tokenizer.eosId];
   const fixed = head.length + tail.length + eos.length;
   checkMaxLength(options.maxLength, fixed);
+  const minInstructionTokens = options.minInstructionTokens ?? 32;
+  checkMinInstructionTokens(minInstructionTokens);
   const room = options.maxLength - fixed;
-  const minBody = Math.min(body.length, options.minInstructionTokens ?? 32, Math.floor(room / 2));
+  const minBody = Math.min(body.length, minInstructionTokens, Math.floor(room / 2));
   let bodyLen = body.length;
   let respLen = resp.length;
   if (bodyLen + respLen > room) bodyLen = Math.max(minBody, room - respLen); // 1. shorten the prompt
