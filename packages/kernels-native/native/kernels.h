@@ -1,5 +1,6 @@
-// Kernel entry points. All AVX2/FMA code lives in functions compiled with a target attribute, so the
-// addon loads on any x86-64; callers check cpuHasAvx2Fma() before calling any of them.
+// Kernel entry points. All AVX2/FMA and AVX-512 code lives in functions compiled with a target
+// attribute, so the addon loads on any x86-64; callers check cpuHasAvx2Fma() before calling any of
+// them, and the AVX-512 paths run only when cpuHasAvx512() (see setSimdWidth).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -8,7 +9,8 @@ namespace quorum {
 
 bool cpuHasAvx2Fma();
 bool cpuHasAvx512();
-// The vector width the GEMM uses: 512 (AVX-512, the default where the CPU has it) or 256 (AVX2).
+// The vector width of the GEMM, exp, tanh and softmax: 512 (AVX-512, the default where the CPU has
+// it) or 256 (AVX2).
 int simdWidth();
 // Chooses 512 or 256 (512 only where the CPU has AVX-512); returns the width now in use.
 int setSimdWidth(int bits);

@@ -158,8 +158,12 @@ template <int OP>
 void unaryT(const float* x, float* out, long n) {
   const bool heavy = OP == kExp || OP == kTanh;
   parallelFor(n, heavy ? kGrainHeavy : kGrainLight, [&](long i0, long i1) {
+    // Local copies: the vector stores may alias anything, including the lambda's captures, which
+    // would otherwise be reloaded after every store.
+    const float* __restrict src = x;
+    float* __restrict dst = out;
     long i = i0;
-    for (; i + 8 <= i1; i += 8) _mm256_storeu_ps(out + i, unary8<OP>(_mm256_loadu_ps(x + i)));
+    for (; i + 8 <= i1; i += 8) _mm256_storeu_ps(dst + i, unary8<OP>(_mm256_loadu_ps(src + i)));
     if (i < i1) {  // tail through a padded vector, so every element takes the same code path
       alignas(32) float tmp[8] = {0, 0, 0, 0, 0, 0, 0, 0};
       for (long k = i; k < i1; k++) tmp[k - i] = x[k];
@@ -329,10 +333,12 @@ inline __mmask16 tailMask(long n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmas
 template <bool TANH>
 void unaryRun(const float* x, float* out, long n) {
   parallelFor(n, kGrainHeavy, [&](long i0, long i1) {
+    const float* __restrict src = x;  // local copies (see unaryT)
+    float* __restrict dst = out;
     for (long i = i0; i < i1; i += 16) {
       const __mmask16 m = tailMask(i1 - i);
-      const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-      _mm512_mask_storeu_ps(out + i, m, TANH ? tanh16(v) : exp16(v));
+      const __m512 v = _mm512_maskz_loadu_ps(m, src + i);
+      _mm512_mask_storeu_ps(dst + i, m, TANH ? tanh16(v) : exp16(v));
     }
   });
 }

@@ -20,7 +20,7 @@ export interface NativeAddon {
   cpuFeatures(): CpuFeatures;
   setThreads(threads: number): void;
   getThreads(): number;
-  /** The vector width of the matmul micro-kernel: 512 (AVX-512, the default where the CPU has it) or 256 (AVX2). */
+  /** The vector width of matmul, exp, tanh, softmax: 512 (AVX-512, the default where the CPU has it) or 256 (AVX2). */
   simdWidth(): number;
   /** Chooses 512 or 256 (512 only where the CPU has AVX-512); returns the width now in use. */
   setSimdWidth(bits: 256 | 512): number;

@@ -59,7 +59,7 @@ export function nativeBackend(options: NativeBackendOptions = {}): ComputeBacken
         env: options.env,
       });
       const { gradients, simd } = nativeStatus(options.location);
-      const isa = simd === 512 ? 'AVX2/FMA, AVX-512 matmul' : 'AVX2/FMA';
+      const isa = simd === 512 ? 'AVX2/FMA + AVX-512' : 'AVX2/FMA';
       return {
         threads,
         details:
@@ -87,7 +87,7 @@ const nativeOptions = z
 export const nativeBackendDefinition = defineStrategy({
   name: 'native',
   description:
-    'tfjs-wasm with native AVX2/FMA kernels (AVX-512 matmul where the CPU has it): matmul, elementwise, reductions, softmax, data movement; multi-threaded',
+    'tfjs-wasm with native AVX2/FMA kernels (AVX-512 where the CPU has it): matmul, elementwise, reductions, softmax, data movement; multi-threaded',
   source: '@quorum/kernels-native',
   options: nativeOptions,
   create: (opts) => nativeBackend({ threads: opts.threads }),

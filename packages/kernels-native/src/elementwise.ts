@@ -1,6 +1,6 @@
 /**
- * Elementwise, reduction and softmax kernels on the addon: Add/Sub/Multiply/RealDiv/Maximum/Minimum
- * with numpy broadcasting, Exp/Tanh/Square/Sqrt/Rsqrt/Neg, Sum/Mean/Max over one contiguous run of
+ * Elementwise, reduction and softmax kernels on the addon: Add/Sub/Multiply/RealDiv/Maximum with
+ * numpy broadcasting (the addon also has min, which no kernel here uses), Exp/Tanh/Square/Sqrt/Rsqrt/Neg, Sum/Mean/Max over one contiguous run of
  * axes, Softmax over the last axis. float32 only; every other case goes to the stock kernel.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -15,7 +15,6 @@ export const BINARY_OPS: Readonly<Record<string, number>> = {
   Multiply: 2,
   RealDiv: 3,
   Maximum: 4,
-  Minimum: 5,
 };
 export const UNARY_OPS: Readonly<Record<string, number>> = {
   Exp: 0,

@@ -46,7 +46,6 @@ export const NATIVE_KERNELS = [
   'Multiply',
   'RealDiv',
   'Maximum',
-  'Minimum',
   'Exp',
   'Tanh',
   'Square',
@@ -68,12 +67,12 @@ export const NATIVE_KERNELS = [
 export type NativeKernelName = (typeof NATIVE_KERNELS)[number];
 
 /**
- * Installed by default: every kernel. Each one measurably beats its stock wasm kernel on the shapes
- * where it runs natively and hands the others to the stock kernel (bench/kernels.mjs, and the
- * training-step A/B in bench/compare-step.mjs): matmuls 2.5-100x, Exp 13x, Tanh 20x, Sum 25-70x,
- * Mean 8x, Softmax 1.8x, broadcasting Add/Sub/Multiply/RealDiv 1.6-2x (flat runs only with 2+
- * threads and 128k+ elements), Maximum with a broadcast 30x, Identity/Cast no copy at all,
- * Transpose 1.3x, GatherV2 ~20x, UnsortedSegmentSum ~10x.
+ * Installed by default: every kernel. Each one beats its stock wasm kernel where it runs natively and
+ * hands the other cases to the stock kernel (bench/kernels.mjs, quiet 2-core Zen 5, and the training
+ * step A/B of bench/compare-step.mjs): matmuls 9-220x, Maximum with a broadcast ~650x, Tile ~500x,
+ * GatherV2 ~300x, Sum ~120x, Identity/Cast no copy at all, Exp/Tanh 20-30x, Slice 15x, Max/Mean
+ * 10-15x, UnsortedSegmentSum 14x, Sqrt ~10x, Softmax 3.4x, RealDiv 2.4x, Transpose 2.2x,
+ * Add/Sub/Multiply 1.3-2x (flat runs only with 2+ threads and 128k+ elements).
  */
 export const DEFAULT_NATIVE_KERNELS: readonly NativeKernelName[] = NATIVE_KERNELS;
 
@@ -90,8 +89,8 @@ export interface NativeKernelOptions {
    */
   readonly gradients?: readonly NativeGradientName[] | undefined;
   /**
-   * Vector width of the matmul micro-kernel: 512 (AVX-512) or 256 (AVX2). Default: 512 where the CPU
-   * has AVX-512F, else 256; 512 on a CPU without it gives 256.
+   * Vector width of the matmul, exp, tanh and softmax kernels: 512 (AVX-512) or 256 (AVX2). Default:
+   * 512 where the CPU has AVX-512F, else 256; 512 on a CPU without it gives 256.
    */
   readonly simd?: 256 | 512 | undefined;
   /** Where the addon is (tests inject a path). */
@@ -161,14 +160,13 @@ function makeKernel(
       return binaryKernel(addon, BINARY_OPS[name] as number, fallback, flatMin);
     case 'RealDiv': // the stock division is slower than the native one at every size
     case 'Maximum':
-    case 'Minimum':
       return binaryKernel(addon, BINARY_OPS[name] as number, fallback);
-    case 'Exp': // compute-bound: native everywhere
+    case 'Exp': // compute-bound, or (Sqrt, Rsqrt) the stock loop is scalar: native everywhere
     case 'Tanh':
-      return unaryKernel(addon, UNARY_OPS[name] as number, fallback);
-    case 'Square':
     case 'Sqrt':
     case 'Rsqrt':
+      return unaryKernel(addon, UNARY_OPS[name] as number, fallback);
+    case 'Square':
     case 'Neg':
       return unaryKernel(addon, UNARY_OPS[name] as number, fallback, flatMin);
     case 'Sum':
@@ -283,7 +281,7 @@ export interface NativeStatus {
   readonly build?: BuildStatus;
   /** Threads of the installed kernels (undefined when not installed). */
   readonly threads?: number;
-  /** Vector width of the installed matmul kernel, 512 (AVX-512) or 256 (AVX2); undefined when not installed. */
+  /** Vector width of the installed kernels, 512 (AVX-512) or 256 (AVX2); undefined when not installed. */
   readonly simd?: number;
   /** Kernels currently replaced on the wasm backend. */
   readonly kernels: readonly NativeKernelName[];

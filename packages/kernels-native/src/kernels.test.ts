@@ -295,7 +295,7 @@ describe('binary ops with broadcasting', () => {
     maximum: tf.maximum,
     minimum: tf.minimum,
   };
-  for (const op of ['add', 'sub', 'mul', 'div', 'maximum', 'minimum'] as const) {
+  for (const op of ['add', 'sub', 'mul', 'div', 'maximum'] as const) {
     it(`${op} on ${shapes.length} shape pairs`, () => {
       for (const [sa, sb] of shapes) {
         expectClose(() => {
