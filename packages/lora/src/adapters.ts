@@ -175,14 +175,15 @@ export function loraLinearHook(adapters: LoraAdapters, options: LoraHookOptions 
       if (member !== undefined) {
         const a = tf.reshape(tf.slice(s.a, [member, 0, 0], [1, -1, -1]), [s.inDim, -1]) as tf.Tensor2D; // [in, r]
         const b = tf.reshape(tf.slice(s.b, [member, 0, 0], [1, -1, -1]), [-1, s.outDim]) as tf.Tensor2D; // [r, out]
-        const delta = tf.matMul(tf.matMul(xin, a), b); // [N, out]
-        return tf.add(y, tf.mul(delta, scale)) as tf.Tensor2D; // [N, out]
+        const delta = tf.matMul(tf.matMul(xin, a), tf.mul(b, scale)); // [N, out]; α/r folded into B [r, out]
+        return tf.add(y, delta) as tf.Tensor2D; // [N, out]
       }
       const n = rows / k;
       const x3 = tf.reshape(xin, [k, n, inDim]) as tf.Tensor3D; // [k, N, in]
       const xa = tf.matMul(x3, s.a as tf.Tensor3D); // [k, N, r]
-      const xab = tf.matMul(xa, s.b as tf.Tensor3D); // [k, N, out]
-      const delta = tf.reshape(tf.mul(xab, scale), [rows, s.outDim]); // [k·N, out]
+      // α/r scales B [k, r, out] (small) instead of the [k, N, out] product.
+      const xab = tf.matMul(xa, tf.mul(s.b, scale) as tf.Tensor3D); // [k, N, out]
+      const delta = tf.reshape(xab, [rows, s.outDim]); // [k·N, out]
       return tf.add(y, delta) as tf.Tensor2D; // [k·N, out]
     });
   };
