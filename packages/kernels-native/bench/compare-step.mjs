@@ -55,31 +55,9 @@ registry.register(nativeBackendDefinition);
 const active = await initCompute({ registry, backend: 'native', env: {}, warn: () => {} });
 if (active.name !== 'native') throw new Error(`native backend unavailable: ${active.reason}`);
 
-const { AdamW, gptPreset, initGpt, namedParameters, tokenLogProbs, valueAndGrads } = await import(
-  '@quorum/backbone'
-);
 const { Rng } = await import('@quorum/core');
-const rng = new Rng(1234);
-const config = gptPreset('micro', { vocabSize: 512 });
-const T = config.contextLength;
-const ids = tf.tensor2d(
-  Int32Array.from({ length: B * T }, () => rng.int(config.vocabSize)),
-  [B, T],
-  'int32',
-);
-const mask = tf.ones([B, T]);
-const params = initGpt(config, rng.fork('lm'));
-const named = namedParameters(params);
-const opt = new AdamW(named, { lr: 1e-3, weightDecay: 0.01 });
-const loss = () => tf.neg(tf.mean(tokenLogProbs(params, config, ids, mask)));
-const fn =
-  mode === 'lm_fwd'
-    ? () => tf.tidy(() => void loss().dataSync())
-    : () => {
-        const { grads } = valueAndGrads(loss, named);
-        opt.applyGradients(grads);
-        tf.dispose(Object.values(grads));
-      };
+const { lmWorkload } = await import('./lm-workload.mjs');
+const { fn, tokens } = await lmWorkload(new Rng(1234), { mode, batch: B });
 
 const use = (set) => {
   if (set.kernels.length === 0) uninstallNativeKernels(tf);
@@ -119,7 +97,7 @@ for (const set of sets) {
   const min = Math.min(...set.wall);
   console.log(
     `${set.spec.padEnd(48)}${min.toFixed(0).padStart(9)}${median(set.wall).toFixed(0).padStart(9)}` +
-      `${median(set.cpu).toFixed(0).padStart(9)}${((B * T) / (min / 1000)).toFixed(0).padStart(9)}`,
+      `${median(set.cpu).toFixed(0).padStart(9)}${(tokens / (min / 1000)).toFixed(0).padStart(9)}`,
   );
 }
 uninstallNativeKernels(tf);

@@ -49,24 +49,18 @@ if (active.name !== backendName)
   throw new Error(`asked for ${backendName}, got ${active.name}: ${active.reason}`);
 
 // Imported after the backend is up (the backbone reads the active backend's capabilities).
-const { AdamW, gptPreset, initGpt, namedParameters, tokenLogProbs, valueAndGrads } = await import(
-  '@quorum/backbone'
-);
 const { Rng } = await import('@quorum/core');
+const { lmWorkload, randomBatch } = await import('./lm-workload.mjs');
 
 const rng = new Rng(1234);
 let fn;
 let tokens;
 if (mode === 'score') {
   const { builtinArchitectureRegistry } = await import('@quorum/ensemble');
+  const { gptPreset } = await import('@quorum/backbone');
   const config = gptPreset('micro');
-  const T = config.contextLength;
-  const ids = tf.tensor2d(
-    Int32Array.from({ length: B * T }, () => rng.int(config.vocabSize)),
-    [B, T],
-    'int32',
-  );
-  const mask = tf.ones([B, T]);
+  const batch = randomBatch(rng, config, B);
+  const { ids, mask } = batch;
   // as tools/bench/arch.mjs builds them
   const specs = {
     single: ['single', 1],
@@ -80,29 +74,9 @@ if (mode === 'score') {
     .create(spec)
     .build({ gptConfig: config, members: Number(arg('members', members)), rng: rng.fork('rm') });
   fn = () => tf.tidy(() => void ens.score({ ids, mask }).dataSync());
-  tokens = B * T;
+  tokens = batch.tokens;
 } else {
-  const config = gptPreset('micro', { vocabSize: 512 });
-  const T = config.contextLength;
-  const ids = tf.tensor2d(
-    Int32Array.from({ length: B * T }, () => rng.int(config.vocabSize)),
-    [B, T],
-    'int32',
-  );
-  const mask = tf.ones([B, T]);
-  const params = initGpt(config, rng.fork('lm'));
-  const named = namedParameters(params);
-  const opt = new AdamW(named, { lr: 1e-3, weightDecay: 0.01 });
-  const loss = () => tf.neg(tf.mean(tokenLogProbs(params, config, ids, mask)));
-  fn =
-    mode === 'lm_fwd'
-      ? () => tf.tidy(() => void loss().dataSync())
-      : () => {
-          const { grads } = valueAndGrads(loss, named);
-          if (mode !== 'lm_grads') opt.applyGradients(grads);
-          tf.dispose(Object.values(grads));
-        };
-  tokens = B * T;
+  ({ fn, tokens } = await lmWorkload(rng, { mode, batch: B }));
 }
 
 // ---- wrap every wasm kernel with a timer

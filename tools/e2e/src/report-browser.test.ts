@@ -4,10 +4,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type Report, writeReport } from '@quorum/eval';
-import { chromium } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, launchChromium } from './chromium.js';
 
-const CHROMIUM = process.env.QUORUM_CHROMIUM ?? '/usr/bin/chromium';
 const dir = mkdtempSync(path.join(tmpdir(), 'quorum-report-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -53,18 +52,7 @@ describe('report.html in headless Chromium', () => {
       true,
     );
     const written = await writeReport(dir, sampleReport());
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage();
       const requests: string[] = [];
