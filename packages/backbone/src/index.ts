@@ -20,6 +20,14 @@ export {
   resolveGptConfig,
 } from './config.js';
 export {
+  composedGelu,
+  composedLayerNorm,
+  fusedKernelsActive,
+  gelu,
+  layerNorm,
+  setFusedKernels,
+} from './fused.js';
+export {
   type GenerateOptions,
   type GenerateResult,
   generate,
@@ -44,6 +52,7 @@ export {
   lmLogits,
   loadGptParameters,
   type MemberExpansion,
+  type MemberWeights,
   namedParameters,
   positionsFromMask,
   tokenEntropy,

@@ -10,7 +10,8 @@
 import { CheckpointError, ConfigError, type Rng } from '@quorum/core';
 import * as tf from '@tensorflow/tfjs';
 import { type GptConfig, gptParameterShapes } from './config.js';
-import { linearMatMul, matMul, matMulT } from './matmul.js';
+import { layerNorm as fusedLayerNorm, gelu } from './fused.js';
+import { explicitTransposes, linearMatMul, matMul, matMulT } from './matmul.js';
 
 export type LinearModule = 'q' | 'k' | 'v' | 'o' | 'fc' | 'proj';
 
@@ -37,7 +38,17 @@ export interface GptForwardOptions {
   readonly expand?: MemberExpansion | undefined;
   /** Training mode: when config.dropout > 0, dropout masks are seeded from this stream. */
   readonly dropoutRng?: Rng | undefined;
+  /**
+   * Per-member weights of a linear layer on member-expanded rows: given the site and its shared weight
+   * w [in, out], return W [k, in, out] (member m's rows, x [k·N, in] member-major, use W[m]) or undefined
+   * to keep w. One batched matmul per site, e.g. LoRA's merged W + s·A_m·B_m for scoring. Applied
+   * before `linearHook`.
+   */
+  readonly memberWeights?: MemberWeights | undefined;
 }
+
+/** See `GptForwardOptions.memberWeights`. */
+export type MemberWeights = (site: LinearSite, w: tf.Tensor2D) => tf.Tensor3D | undefined;
 
 interface Linear {
   readonly w: tf.Variable; // [in, out]
@@ -195,14 +206,7 @@ export function disposeGpt(params: GptParams): void {
 // ---------------------------------------------------------------- building blocks
 
 function layerNorm(x: tf.Tensor2D, p: Norm, eps: number): tf.Tensor2D {
-  const { mean, variance } = tf.moments(x, -1, true); // [N, 1]
-  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), p.g), p.b); // [N, D]
-}
-
-/** GPT-2's tanh approximation of GELU. */
-function gelu(x: tf.Tensor2D): tf.Tensor2D {
-  const inner = tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), 0.044715)), Math.sqrt(2 / Math.PI)); // [N, F]
-  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1)); // [N, F]
+  return fusedLayerNorm(x, p.g, p.b, eps); // [N, D]
 }
 
 function dropout<T extends tf.Tensor>(x: T, rate: number, rng: Rng | undefined): T {
@@ -210,9 +214,47 @@ function dropout<T extends tf.Tensor>(x: T, rate: number, rng: Rng | undefined):
   return tf.dropout(x, rate, undefined, rng.nextUint32()) as T;
 }
 
-function linear(x: tf.Tensor2D, p: Linear, site: LinearSite, hook: LinearHook | undefined): tf.Tensor2D {
-  const y = linearMatMul(x, p.w as tf.Tensor2D, p.b as tf.Tensor1D); // [N, out]
+function linear(
+  x: tf.Tensor2D,
+  p: Linear,
+  site: LinearSite,
+  hook: LinearHook | undefined,
+  memberWeights: MemberWeights | undefined,
+  members: number,
+): tf.Tensor2D {
+  const wm = memberWeights?.(site, p.w as tf.Tensor2D); // [k, in, out] or undefined
+  const y =
+    wm === undefined
+      ? linearMatMul(x, p.w as tf.Tensor2D, p.b as tf.Tensor1D) // [N, out]
+      : memberLinearMatMul(x, wm, p.b as tf.Tensor1D, site, members); // [N, out]
   return hook === undefined ? y : hook(site, x, y);
+}
+
+/** x [k·N, in] member-major · W [k, in, out] + bias [out] → [k·N, out]: member m's rows use W[m]. */
+function memberLinearMatMul(
+  x: tf.Tensor2D,
+  w: tf.Tensor3D,
+  bias: tf.Tensor1D,
+  site: LinearSite,
+  members: number,
+): tf.Tensor2D {
+  const [rows, inDim] = x.shape;
+  const [k, wIn, outDim] = w.shape;
+  if (k !== members || wIn !== inDim) {
+    throw new ConfigError(
+      `layer ${site.layer} ${site.module}: member weights [${w.shape.join(', ')}] do not fit input [${rows}, ${inDim}] of ${members} member(s)`,
+      {
+        location: { field: 'memberWeights' },
+        hint:
+          members === 1
+            ? `this layer runs before the member expansion: set expand: { members: ${k}, atLayer: ≤ ${site.layer} } or return undefined here`
+            : `return [${members}, ${inDim}, out] weights (one per member)`,
+      },
+    );
+  }
+  const x3 = tf.reshape(x, [k, rows / k, inDim]) as tf.Tensor3D; // [k, N, in]
+  const y = explicitTransposes() ? tf.add(matMul(x3, w), bias) : tf.fused.matMul({ a: x3, b: w, bias }); // [k, N, out]
+  return tf.reshape(y, [rows, outDim]) as tf.Tensor2D; // [k·N, out]
 }
 
 /** cos and sin of RoPE angles for the given positions: [B, 1, T, Dh] each. */
@@ -279,6 +321,7 @@ export function gptForward(
   const { dModel: D, nHeads: H, nLayers: L, dropout: pDrop } = config;
   const Dh = D / H;
   const hook = options.linearHook;
+  const mw = options.memberWeights;
   const rng = options.dropoutRng;
   const [B0, tn] = ids.shape;
   const expand = options.expand;
@@ -305,6 +348,7 @@ export function gptForward(
   // tidy keeps a flat list of tensors: [hidden, k0, v0, k1, v1, ...]
   const kept = tf.tidy((): tf.Tensor[] => {
     let B = B0;
+    let members = 1; // how many member copies the rows hold (after expansion: k)
     const flatIds = tf.reshape(ids, [B * tn]); // [N]
     let x = tf.gather(params.wte, flatIds) as tf.Tensor2D; // [N, D]
     if (params.wpe !== undefined) x = tf.add(x, tf.gather(params.wpe, tf.reshape(positions, [B * tn]))); // [N, D]
@@ -319,6 +363,7 @@ export function gptForward(
       if (rope !== undefined)
         rope = { cos: tf.tile(rope.cos, [k, 1, 1, 1]), sin: tf.tile(rope.sin, [k, 1, 1, 1]) };
       B *= k;
+      members = k;
     };
     const toHeads = (t: tf.Tensor2D): tf.Tensor4D =>
       tf.transpose(tf.reshape(t, [B, tn, H, Dh]), [0, 2, 1, 3]); // [B, H, Tn, Dh]
@@ -326,9 +371,9 @@ export function gptForward(
       if (expand !== undefined && expand.atLayer === l) tile(expand.members);
       const blk = params.blocks[l] as GptBlockParams;
       const h = layerNorm(x, blk.ln1, config.layerNormEps); // [N, D]
-      let q = toHeads(linear(h, blk.q, { layer: l, module: 'q' }, hook)); // [B, H, Tn, Dh]
-      let k = toHeads(linear(h, blk.k, { layer: l, module: 'k' }, hook)); // [B, H, Tn, Dh]
-      let v = toHeads(linear(h, blk.v, { layer: l, module: 'v' }, hook)); // [B, H, Tn, Dh]
+      let q = toHeads(linear(h, blk.q, { layer: l, module: 'q' }, hook, mw, members)); // [B, H, Tn, Dh]
+      let k = toHeads(linear(h, blk.k, { layer: l, module: 'k' }, hook, mw, members)); // [B, H, Tn, Dh]
+      let v = toHeads(linear(h, blk.v, { layer: l, module: 'v' }, hook, mw, members)); // [B, H, Tn, Dh]
       if (rope !== undefined) {
         q = applyRope(q, rope);
         k = applyRope(k, rope);
@@ -343,10 +388,13 @@ export function gptForward(
       const probs = dropout(tf.softmax(tf.add(scores, bias)), pDrop, rng); // [B, H, Tn, Tk]
       const att = matMul(probs, v); // [B, H, Tn, Dh]
       const y = tf.reshape(tf.transpose(att, [0, 2, 1, 3]), [B * tn, D]) as tf.Tensor2D; // [N, D]
-      x = tf.add(x, dropout(linear(y, blk.o, { layer: l, module: 'o' }, hook), pDrop, rng)); // [N, D]
+      x = tf.add(x, dropout(linear(y, blk.o, { layer: l, module: 'o' }, hook, mw, members), pDrop, rng)); // [N, D]
       const h2 = layerNorm(x, blk.ln2, config.layerNormEps); // [N, D]
-      const m = gelu(linear(h2, blk.fc, { layer: l, module: 'fc' }, hook)); // [N, F]
-      x = tf.add(x, dropout(linear(m, blk.proj, { layer: l, module: 'proj' }, hook), pDrop, rng)); // [N, D]
+      const m = gelu(linear(h2, blk.fc, { layer: l, module: 'fc' }, hook, mw, members)); // [N, F]
+      x = tf.add(
+        x,
+        dropout(linear(m, blk.proj, { layer: l, module: 'proj' }, hook, mw, members), pDrop, rng),
+      ); // [N, D]
     }
     if (expand !== undefined && expand.atLayer === L) tile(expand.members);
     const hidden = tf.reshape(layerNorm(x, params.lnf, config.layerNormEps), [B, tn, D]) as tf.Tensor3D; // [B', Tn, D]

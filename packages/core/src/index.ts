@@ -81,6 +81,7 @@ export {
   type QuorumErrorOptions,
   RegistryError,
 } from './errors.js';
+export { FUSED_KERNELS, type FusedKernelName, hasFusedKernel } from './fused-kernels.js';
 export { coreModule } from './module.js';
 export {
   defineExtensionPoint,

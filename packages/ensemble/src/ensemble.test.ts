@@ -99,6 +99,36 @@ describe('built-in architectures', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it.each([['all'], ['top']])(
+    'lora scores (merged adapters) as its training pass does (layers %s)',
+    (layers) => {
+      const e = builtinArchitectureRegistry()
+        .create(['lora', { rank: 4, layers: layers === 'all' ? 'all' : { top: 1 } }])
+        .build({ gptConfig: config, members: 3, rng: new Rng(5) });
+      // non-zero B (fresh adapters are the identity) so the members differ and a wrong merge shows
+      const rng = new Rng(9);
+      for (const [name, v] of Object.entries(e.tensorFiles()['adapters.safetensors'] ?? {})) {
+        if (name.endsWith('lora_B'))
+          v.assign(tf.tidy(() => tf.tensor(rng.normalArray(v.size, 0.3), v.shape)));
+      }
+      const seqs = train.slice(0, 4).map((p) => tokenizer.encode(p.chosen).slice(0, 40));
+      const batch = tokenBatch(seqs, tokenizer.padId);
+      const before = tf.memory().numTensors;
+      const scored = e.score(batch); // [3, 4]
+      const trained = e.phases()[1]?.rewards(batch, undefined) as tf.Tensor2D; // [3, 4]
+      const a = scored.arraySync();
+      const b = trained.arraySync();
+      for (const [m, row] of a.entries()) {
+        for (const [i, x] of row.entries()) expect(x).toBeCloseTo(b[m]?.[i] as number, 4);
+      }
+      expect(Math.abs((a[0]?.[0] as number) - (a[1]?.[0] as number))).toBeGreaterThan(1e-3);
+      tf.dispose([scored, trained]);
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([batch.ids, batch.mask]);
+      e.dispose();
+    },
+  );
+
   it('single refuses more than one member', () => {
     expect(() => build('single', 3)).toThrow(/exactly 1 member/);
   });

@@ -234,6 +234,61 @@ describe('loraLinearHook', () => {
   });
 });
 
+describe('loraForwardOptions({ merged: true })', () => {
+  it.each([
+    ['all layers', {}],
+    ['top layer, two targets', { layers: { top: 1 }, targets: ['q', 'fc'] }],
+  ])('gives the factored pass to 1e-5 with one matmul per adapted layer (%s)', (_, options) => {
+    const adapters = make(resolveLoraConfig({ rank: 4, alpha: 8, ...options }));
+    randomizeB(adapters, 21);
+    const before = tf.memory().numTensors;
+    const factored = batched(adapters);
+    const merged = gptHidden(base, gpt, ids, mask, loraForwardOptions(adapters, { merged: true })); // [K·B, T, D]
+    expect(merged.shape).toEqual(factored.shape);
+    expect(maxAbsDiff(merged, factored)).toBeLessThan(1e-5);
+    expect(tf.tidy(() => memberDiff(merged, 0, memberSlice(merged, 1)))).toBeGreaterThan(1e-3); // members differ
+    tf.dispose([factored, merged]);
+    expect(tf.memory().numTensors).toBe(before);
+    disposeLoraAdapters(adapters);
+  });
+
+  it('still passes gradients to A and B (the same as the factored form)', () => {
+    const adapters = make(resolveLoraConfig({ rank: 2, layers: { top: 1 } }));
+    randomizeB(adapters, 22);
+    const vars = adapterVariables(adapters);
+    const lossOf = (merged: boolean) => (): tf.Scalar =>
+      tf.tidy(
+        () =>
+          tf.mean(
+            tf.square(gptHidden(base, gpt, ids, mask, loraForwardOptions(adapters, { merged }))),
+          ) as tf.Scalar,
+      );
+    const f = tf.variableGrads(lossOf(false), vars);
+    const m = tf.variableGrads(lossOf(true), vars);
+    for (const v of vars) {
+      const g = f.grads[v.name] as tf.Tensor;
+      const scale = tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0] as number);
+      expect(scale).toBeGreaterThan(0);
+      expect(maxAbsDiff(m.grads[v.name] as tf.Tensor, g) / scale).toBeLessThan(1e-3); // float32, another order
+    }
+    tf.dispose([f.value, m.value, ...Object.values(f.grads), ...Object.values(m.grads)]);
+    disposeLoraAdapters(adapters);
+  });
+
+  it('refuses LoRA dropout, and member weights before the expansion', () => {
+    const adapters = make(resolveLoraConfig({ dropout: 0.1 }));
+    expect(() => loraForwardOptions(adapters, { merged: true, dropoutRng: new Rng(1) })).toThrow(/dropout/);
+    const { memberWeights } = loraForwardOptions(adapters, { merged: true });
+    const before = tf.memory().numTensors;
+    // layer 0 is adapted but the batch is expanded only at layer 1: the error names the fix
+    expect(() =>
+      gptHidden(base, gpt, ids, mask, { memberWeights, expand: { members: K, atLayer: 1 } }),
+    ).toThrow(/before the member expansion/);
+    expect(tf.memory().numTensors).toBe(before);
+    disposeLoraAdapters(adapters);
+  });
+});
+
 describe('mergeMember / unmergeMember', () => {
   it('merged member m without a hook equals the hooked forward, and the round trip restores the base', () => {
     const adapters = make(resolveLoraConfig({ layers: { top: 1 }, targets: ['q', 'o', 'fc', 'proj'] }));

@@ -3,6 +3,7 @@ export {
   disposeLoraAdapters,
   initLoraAdapters,
   type LoraAdapters,
+  type LoraForwardOptions,
   type LoraHookOptions,
   type LoraSiteAdapter,
   loraForwardOptions,

@@ -74,6 +74,13 @@ export function buildLora(context: BuildContext, options: LoraArchitectureOption
       const hidden = gptHidden(backbone, config, batch.ids, batch.mask, { ...forward, dropoutRng }); // [k·B, T, D]
       return memberHeadRewards(heads.w, heads.b, lastTokenHidden(hidden, batch.mask)); // [k, B]
     });
+  /** Scoring: each member's adapters merged into per-member weights, one batched matmul per adapted layer. */
+  const mergedRewards = (batch: TokenBatch): tf.Tensor2D =>
+    tf.tidy(() => {
+      const forward = loraForwardOptions(adapters, { merged: true });
+      const hidden = gptHidden(backbone, config, batch.ids, batch.mask, forward); // [k·B, T, D]
+      return memberHeadRewards(heads.w, heads.b, lastTokenHidden(hidden, batch.mask)); // [k, B]
+    });
 
   const M = countParameters(backboneVars);
   const kL = countParameters(headVars);
@@ -83,7 +90,7 @@ export function buildLora(context: BuildContext, options: LoraArchitectureOption
     members: k,
     gptConfig: config,
     options: { ...options },
-    score: (batch) => adaptedRewards(batch, undefined),
+    score: (batch) => mergedRewards(batch),
     phases: () => [
       {
         name: 'trunk',

@@ -1,0 +1,240 @@
+/**
+ * The fused-kernel path of GELU and LayerNorm: with kernels registered under core's FUSED_KERNELS names
+ * (here plain JavaScript implementations of the contract, standing in for a backend such as `native`),
+ * a model's hidden states and gradients equal the composed stock-op path, and the kernels really run.
+ */
+import { builtinBackendRegistry, FUSED_KERNELS, initCompute, Rng } from '@quorum/core';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveGptConfig } from './config.js';
+import {
+  composedGelu,
+  composedLayerNorm,
+  fusedKernelsActive,
+  gelu,
+  layerNorm,
+  setFusedKernels,
+} from './fused.js';
+import { disposeGpt, gptHidden, initGpt, namedParameters } from './model.js';
+
+interface WasmLike {
+  readSync(dataId: object): Float32Array;
+  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
+  typedArrayFromHeap(info: tf.TensorInfo): Float32Array;
+}
+
+const calls: Record<string, number> = {};
+const C = Math.sqrt(2 / Math.PI);
+
+function register(
+  name: string,
+  fn: (
+    ins: Float32Array[],
+    shapes: number[][],
+    attrs: tf.NamedAttrMap,
+  ) => { shape: number[]; data: Float64Array }[],
+  inputNames: string[],
+): void {
+  tf.registerKernel({
+    kernelName: name,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      calls[name] = (calls[name] ?? 0) + 1;
+      const b = backend as unknown as WasmLike;
+      const infos = inputNames.map((n) => inputs[n] as tf.TensorInfo);
+      const outs = fn(
+        infos.map((t) => b.readSync(t.dataId)),
+        infos.map((t) => t.shape),
+        attrs ?? {},
+      ).map(({ shape, data }) => {
+        const out = b.makeOutput(shape, 'float32');
+        b.typedArrayFromHeap(out).set(data);
+        return out;
+      });
+      return outs.length === 1 ? (outs[0] as tf.TensorInfo) : outs;
+    },
+  });
+}
+
+function registerReferenceKernels(): void {
+  register(
+    FUSED_KERNELS.gelu,
+    ([x], [shape]) => [
+      {
+        shape: shape as number[],
+        data: Float64Array.from(
+          x as Float32Array,
+          (v) => 0.5 * v * (1 + Math.tanh(C * (v + 0.044715 * v ** 3))),
+        ),
+      },
+    ],
+    ['x'],
+  );
+  register(
+    FUSED_KERNELS.geluGrad,
+    ([dy, x], [shape]) => [
+      {
+        shape: shape as number[],
+        data: Float64Array.from(x as Float32Array, (v, i) => {
+          const t = Math.tanh(C * (v + 0.044715 * v ** 3));
+          return (
+            ((dy as Float32Array)[i] as number) *
+            (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * C * (1 + 3 * 0.044715 * v * v))
+          );
+        }),
+      },
+    ],
+    ['dy', 'x'],
+  );
+  register(
+    FUSED_KERNELS.layerNorm,
+    ([x, g, b], [shape], attrs) => {
+      const D = (shape as number[])[(shape as number[]).length - 1] as number;
+      const N = (x as Float32Array).length / D;
+      const y = new Float64Array(N * D);
+      const mean = new Float64Array(N);
+      const rstd = new Float64Array(N);
+      for (let r = 0; r < N; r++) {
+        const row = (x as Float32Array).subarray(r * D, (r + 1) * D);
+        const mu = row.reduce((a, v) => a + v, 0) / D;
+        const variance = row.reduce((a, v) => a + (v - mu) ** 2, 0) / D;
+        const rs = 1 / Math.sqrt(variance + (attrs.epsilon as number));
+        mean[r] = mu;
+        rstd[r] = rs;
+        for (let j = 0; j < D; j++)
+          y[r * D + j] =
+            ((row[j] as number) - mu) * rs * ((g as Float32Array)[j] as number) +
+            ((b as Float32Array)[j] as number);
+      }
+      const rows = (shape as number[]).slice(0, -1);
+      return [
+        { shape: shape as number[], data: y },
+        { shape: rows, data: mean },
+        { shape: rows, data: rstd },
+      ];
+    },
+    ['x', 'gamma', 'beta'],
+  );
+  register(
+    FUSED_KERNELS.layerNormGrad,
+    ([dy, x, g, mean, rstd], [shape]) => {
+      const D = (shape as number[])[(shape as number[]).length - 1] as number;
+      const N = (x as Float32Array).length / D;
+      const dx = new Float64Array(N * D);
+      const dg = new Float64Array(D);
+      const db = new Float64Array(D);
+      for (let r = 0; r < N; r++) {
+        let mg = 0;
+        let mgx = 0;
+        const xh = new Float64Array(D);
+        const gg = new Float64Array(D);
+        for (let j = 0; j < D; j++) {
+          const i = r * D + j;
+          xh[j] =
+            (((x as Float32Array)[i] as number) - ((mean as Float32Array)[r] as number)) *
+            ((rstd as Float32Array)[r] as number);
+          gg[j] = ((dy as Float32Array)[i] as number) * ((g as Float32Array)[j] as number);
+          mg += gg[j] as number;
+          mgx += (gg[j] as number) * (xh[j] as number);
+          dg[j] = (dg[j] as number) + ((dy as Float32Array)[i] as number) * (xh[j] as number);
+          db[j] = (db[j] as number) + ((dy as Float32Array)[i] as number);
+        }
+        mg /= D;
+        mgx /= D;
+        for (let j = 0; j < D; j++)
+          dx[r * D + j] =
+            ((rstd as Float32Array)[r] as number) * ((gg[j] as number) - mg - (xh[j] as number) * mgx);
+      }
+      return [
+        { shape: shape as number[], data: dx },
+        { shape: [D], data: dg },
+        { shape: [D], data: db },
+      ];
+    },
+    ['dy', 'x', 'gamma', 'mean', 'rstd'],
+  );
+}
+
+function maxRel(a: tf.Tensor, b: tf.Tensor): number {
+  return tf.tidy(() => {
+    const scale = Math.max(tf.max(tf.abs(b)).dataSync()[0] as number, 1e-6);
+    return (tf.max(tf.abs(tf.sub(a, b))).dataSync()[0] as number) / scale;
+  });
+}
+
+beforeAll(async () => {
+  await initCompute({ registry: builtinBackendRegistry(), backend: 'wasm' });
+});
+
+afterAll(() => {
+  setFusedKernels(undefined);
+  for (const name of Object.values(FUSED_KERNELS)) {
+    if (tf.getKernel(name, 'wasm') !== undefined) tf.unregisterKernel(name, 'wasm');
+  }
+});
+
+describe('fused GELU and LayerNorm', () => {
+  it('compose stock ops when the backend has no fused kernels', () => {
+    expect(fusedKernelsActive()).toEqual({ gelu: false, layerNorm: false });
+    const x = tf.tensor2d([-3, -0.5, 0, 0.5, 3, 8], [2, 3]);
+    const g = tf.ones([3]);
+    const b = tf.zeros([3]);
+    expect(maxRel(gelu(x), composedGelu(x))).toBe(0);
+    expect(maxRel(layerNorm(x, g, b, 1e-5), composedLayerNorm(x, g, b, 1e-5))).toBe(0);
+    tf.dispose([x, g, b]);
+  });
+
+  it('run the fused kernels when registered: same hidden states and gradients as composed, nothing leaked', () => {
+    registerReferenceKernels();
+    expect(fusedKernelsActive()).toEqual({ gelu: true, layerNorm: true });
+    const config = resolveGptConfig({ vocabSize: 40, contextLength: 8, dModel: 16, nLayers: 2, nHeads: 2 });
+    const params = initGpt(config, new Rng(3));
+    // non-trivial gains and biases so dgamma/dbeta matter
+    const rng = new Rng(4);
+    for (const [name, v] of Object.entries(namedParameters(params))) {
+      if (/ln_.\.(g|b)$/.test(name))
+        v.assign(
+          tf.tidy(() => tf.add(tf.tensor(rng.normalArray(v.size, 0.3), v.shape), name.endsWith('g') ? 1 : 0)),
+        );
+    }
+    const ids = tf.tensor2d(
+      Array.from({ length: 16 }, () => rng.int(40)),
+      [2, 8],
+      'int32',
+    );
+    const mask = tf.tensor2d([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0], [2, 8], 'int32');
+    const vars = Object.values(namedParameters(params));
+    const loss = (): tf.Scalar =>
+      tf.tidy(() => tf.mean(tf.square(gptHidden(params, config, ids, mask))) as tf.Scalar);
+
+    const before = tf.memory().numTensors;
+    for (const k of Object.keys(calls)) delete calls[k];
+    const fused = tf.variableGrads(loss, vars);
+    expect(calls).toMatchObject({
+      [FUSED_KERNELS.gelu]: 2,
+      [FUSED_KERNELS.geluGrad]: 2,
+      [FUSED_KERNELS.layerNorm]: 5, // two per block and the final one
+      [FUSED_KERNELS.layerNormGrad]: 5,
+    });
+    setFusedKernels(false);
+    const composed = tf.variableGrads(loss, vars);
+    setFusedKernels(undefined);
+    expect(
+      Math.abs((fused.value.dataSync()[0] as number) - (composed.value.dataSync()[0] as number)),
+    ).toBeLessThan(1e-6);
+    for (const v of vars) {
+      expect(maxRel(fused.grads[v.name] as tf.Tensor, composed.grads[v.name] as tf.Tensor)).toBeLessThan(
+        1e-4,
+      );
+    }
+    tf.dispose([
+      fused.value,
+      composed.value,
+      ...Object.values(fused.grads),
+      ...Object.values(composed.grads),
+    ]);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([ids, mask]);
+    disposeGpt(params);
+  });
+});

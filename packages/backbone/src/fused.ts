@@ -1,0 +1,105 @@
+/**
+ * GELU and LayerNorm, each either one fused kernel of the compute backend (forward and backward, see
+ * `FUSED_KERNELS` in @quorum/core) or the same math composed of stock tfjs ops. Composed, GELU is seven
+ * elementwise passes over [N, F] forward and more backward, and LayerNorm's gradient runs through
+ * tf.moments; a backend that offers the fused kernels (`native`) does each in one pass.
+ */
+import { FUSED_KERNELS, hasFusedKernel } from '@quorum/core';
+import * as tf from '@tensorflow/tfjs';
+
+let override: boolean | undefined;
+
+/** Forces the fused kernels off (false) or back to "when the backend has them" (undefined). */
+export function setFusedKernels(on: false | undefined): void {
+  override = on;
+}
+
+/** Whether GELU / LayerNorm run as the backend's fused kernels right now. */
+export function fusedKernelsActive(): { gelu: boolean; layerNorm: boolean } {
+  if (override === false) return { gelu: false, layerNorm: false };
+  return {
+    gelu: hasFusedKernel(FUSED_KERNELS.gelu) && hasFusedKernel(FUSED_KERNELS.geluGrad),
+    layerNorm: hasFusedKernel(FUSED_KERNELS.layerNorm) && hasFusedKernel(FUSED_KERNELS.layerNormGrad),
+  };
+}
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+
+/** GPT-2's tanh approximation of GELU from stock ops. */
+export function composedGelu<T extends tf.Tensor>(x: T): T {
+  return tf.tidy(() => {
+    const inner = tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), 0.044715)), SQRT_2_OVER_PI); // x's shape
+    return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1)) as T; // x's shape
+  });
+}
+
+/** LayerNorm over the last axis from stock ops: x [..., D], gamma [D], beta [D] → [..., D]. */
+export function composedLayerNorm<T extends tf.Tensor>(
+  x: T,
+  gamma: tf.Tensor,
+  beta: tf.Tensor,
+  eps: number,
+): T {
+  return tf.tidy(() => {
+    const { mean, variance } = tf.moments(x, -1, true); // [..., 1]
+    return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), gamma), beta) as T; // [..., D]
+  });
+}
+
+function run(name: string, inputs: tf.NamedTensorMap, attrs: Record<string, number> = {}): tf.Tensor[] {
+  const out = tf.engine().runKernel(name, inputs, attrs as unknown as tf.NamedAttrMap);
+  return Array.isArray(out) ? (out as tf.Tensor[]) : [out as tf.Tensor];
+}
+
+const fusedGelu = tf.customGrad((x, save) => {
+  (save as tf.GradSaveFunc)([x as tf.Tensor]);
+  return {
+    value: run(FUSED_KERNELS.gelu, { x: x as tf.Tensor })[0] as tf.Tensor, // x's shape
+    gradFunc: (dy, saved) => {
+      const [sx] = saved as [tf.Tensor];
+      return run(FUSED_KERNELS.geluGrad, { dy: dy as tf.Tensor, x: sx })[0] as tf.Tensor; // x's shape
+    },
+  };
+}) as (x: tf.Tensor) => tf.Tensor;
+
+function fusedLayerNormWith(eps: number) {
+  return tf.customGrad((x, gamma, beta, save) => {
+    const [y, mean, rstd] = run(
+      FUSED_KERNELS.layerNorm,
+      { x: x as tf.Tensor, gamma: gamma as tf.Tensor, beta: beta as tf.Tensor },
+      { epsilon: eps },
+    ) as [tf.Tensor, tf.Tensor, tf.Tensor]; // [..., D], [...], [...]
+    (save as tf.GradSaveFunc)([x as tf.Tensor, gamma as tf.Tensor, mean, rstd]);
+    return {
+      value: y,
+      gradFunc: (dy, saved) => {
+        const [sx, sg, sm, sr] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+        return run(FUSED_KERNELS.layerNormGrad, {
+          dy: dy as tf.Tensor,
+          x: sx,
+          gamma: sg,
+          mean: sm,
+          rstd: sr,
+        }); // [..., D], [D], [D]
+      },
+    };
+  }) as (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => tf.Tensor;
+}
+
+const layerNormByEps = new Map<number, (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => tf.Tensor>();
+
+/** GPT-2's tanh GELU: the backend's fused kernel when it has one, else stock ops. */
+export function gelu<T extends tf.Tensor>(x: T): T {
+  return (fusedKernelsActive().gelu && x.dtype === 'float32' ? fusedGelu(x) : composedGelu(x)) as T;
+}
+
+/** LayerNorm over the last axis (biased variance): x [..., D], gamma [D], beta [D] → [..., D]. */
+export function layerNorm<T extends tf.Tensor>(x: T, gamma: tf.Tensor, beta: tf.Tensor, eps: number): T {
+  if (!fusedKernelsActive().layerNorm || x.dtype !== 'float32') return composedLayerNorm(x, gamma, beta, eps);
+  let f = layerNormByEps.get(eps);
+  if (f === undefined) {
+    f = fusedLayerNormWith(eps);
+    layerNormByEps.set(eps, f);
+  }
+  return f(x, gamma, beta) as T;
+}

@@ -1,0 +1,29 @@
+/**
+ * Fused kernels: the contract between a compute backend that offers them (e.g. `native`) and the
+ * models that use them (@quorum/backbone). A backend registers tfjs kernels under these names for its
+ * tfjs backend; a model asks `hasFusedKernel(name)` and otherwise composes the same math from stock ops.
+ * Every kernel is float32. Shapes: N rows, D features.
+ *
+ * - `QuorumGelu`          inputs { x }                          → y = ½x(1 + tanh(√(2/π)(x + 0.044715x³))), x's shape
+ * - `QuorumGeluGrad`      inputs { dy, x }                      → dx = dy · gelu′(x), x's shape
+ * - `QuorumLayerNorm`     inputs { x [N, D], gamma [D], beta [D] }, attrs { epsilon }
+ *                         → [y [N, D], mean [N], rstd [N]]; y = (x − mean)·rstd·gamma + beta, rstd = 1/√(var + ε)
+ *                           (biased variance over the last axis)
+ * - `QuorumLayerNormGrad` inputs { dy [N, D], x [N, D], gamma [D], mean [N], rstd [N] }
+ *                         → [dx [N, D], dgamma [D], dbeta [D]]
+ */
+import * as tf from '@tensorflow/tfjs';
+
+export const FUSED_KERNELS = {
+  gelu: 'QuorumGelu',
+  geluGrad: 'QuorumGeluGrad',
+  layerNorm: 'QuorumLayerNorm',
+  layerNormGrad: 'QuorumLayerNormGrad',
+} as const;
+
+export type FusedKernelName = (typeof FUSED_KERNELS)[keyof typeof FUSED_KERNELS];
+
+/** Whether the active tfjs backend has a kernel registered under `name`. */
+export function hasFusedKernel(name: FusedKernelName): boolean {
+  return tf.getKernel(name, tf.getBackend()) !== undefined;
+}
