@@ -1,5 +1,5 @@
 // Child process: parameters, peak memory and scoring throughput of one ensemble architecture.
-//   node tools/bench/arch.mjs --arch single|independent|linear-heads|lora|lora-top1 [--members 3]
+//   node tools/bench/arch.mjs --arch single|independent|linear-heads|lora|lora-r4|lora-top1 [--members 3]
 //        [--backend native] [--batch 32] [--quick]
 // Model: the `micro` preset as shipped (d 128, 4 layers, 4 heads, context 128, vocab 4096); a batch of
 // `batch` sequences of full length (no padding). Prints one @@BENCH_RESULT JSON line on stdout.
@@ -15,6 +15,7 @@ const SPECS = {
   independent: (k) => ['independent', k],
   'linear-heads': (k) => ['linear-heads', k],
   lora: (k) => [['lora', { layers: 'all' }], k],
+  'lora-r4': (k) => [['lora', { layers: 'all', rank: 4, alpha: 8 }], k],
   'lora-top1': (k) => [['lora', { layers: { top: 1 } }], k],
 };
 

@@ -18,7 +18,13 @@ const ENGINES = [
  */
 export const RECORDED_TORCH_MS = { lm_fwd: 154.2, lm_step: 411.3, rm_fwd: 122.8, rm_step: 858.5 };
 
-const ARCHS = ['single', 'independent', 'linear-heads', 'lora', 'lora-top1'];
+const ARCHS = ['single', 'independent', 'linear-heads', 'lora', 'lora-r4', 'lora-top1'];
+
+const ARCH_LABELS = {
+  lora: 'lora (all layers, rank 8)',
+  'lora-r4': 'lora (all layers, rank 4)',
+  'lora-top1': 'lora top-1 (rank 8)',
+};
 
 const f0 = (x) => (Number.isFinite(x) ? x.toFixed(0) : '–');
 const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : '–');
@@ -86,7 +92,9 @@ function archGoal(arch, p, t, k) {
     case 'linear-heads':
       return ['time ≤ 1.05×', mark(t <= 1.05)];
     case 'lora':
-      return [`params ≤ 1.1×, time ≈ ${k}×`, mark(p <= 1.1 && within(t, k))];
+    case 'lora-r4':
+      // about k× by construction (every block runs per member); less is better, not a miss
+      return [`params ≤ 1.1×, time ≲ ${k}×`, mark(p <= 1.1 && t <= k * 1.2)];
     case 'lora-top1':
       return ['params ≤ 1.1×, time ≤ 1.6×', mark(p <= 1.1 && t <= 1.6)];
     default:
@@ -110,7 +118,7 @@ function archRows(r) {
     const mRatio = sOk ? a.memory.tfPeakBytes / single.memory.tfPeakBytes : Number.NaN;
     const [goal, met] = archGoal(arch, pRatio, tRatio, r.members);
     rows.push([
-      arch === 'lora-top1' ? 'lora top-1' : arch === 'lora' ? 'lora (all layers)' : arch,
+      ARCH_LABELS[arch] ?? arch,
       `${a.members}`,
       grouped(a.params.total),
       ratio(pRatio),

@@ -143,7 +143,7 @@ if (only === 'all' || only === 'engines') {
 }
 
 if (only === 'all' || only === 'archs') {
-  for (const arch of ['single', 'independent', 'linear-heads', 'lora', 'lora-top1']) {
+  for (const arch of ['single', 'independent', 'linear-heads', 'lora', 'lora-r4', 'lora-top1']) {
     console.error(`bench: architecture ${arch}`);
     results.architectures[arch] = await child(
       process.execPath,
