@@ -43,6 +43,7 @@ export {
   gatherLogProbs,
   gptForward,
   gptHidden,
+  gptLastHidden,
   initGpt,
   type KvLayer,
   type LinearHook,

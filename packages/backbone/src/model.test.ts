@@ -5,6 +5,7 @@ import { type GptConfig, gptPreset, paramCount, resolveGptConfig } from './confi
 import {
   disposeGpt,
   gptHidden,
+  gptLastHidden,
   initGpt,
   type LinearSite,
   lastTokenHidden,
@@ -199,6 +200,76 @@ describe.each(['learned', 'rope'] as const)('gpt with %s positions', (positional
         expect(lp.shape).toEqual([3 * B, T - 1]);
       }
     });
+    disposeGpt(params);
+  });
+});
+
+describe.each(['learned', 'rope'] as const)('gptLastHidden with %s positions', (positional) => {
+  const config = tiny({ positional });
+  // right padding, left padding, a hole, no padding, all padding (row 4: its "last token" is position 0)
+  const maskRows = [
+    [1, 1, 1, 1, 0, 0],
+    [0, 0, 1, 1, 1, 1],
+    [1, 0, 1, 1, 1, 0],
+    [1, 1, 1, 1, 1, 1],
+    [0, 0, 0, 0, 0, 0],
+  ];
+  const B = maskRows.length;
+  const T = 6;
+
+  it('equals the last real token of the full forward, with and without member expansion, and runs q on B rows', () => {
+    const params = initGpt(config, new Rng(21));
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      const ids = tf.tensor2d(randomIds(new Rng(22), B, T, config.vocabSize), [B, T], 'int32');
+      const mask = tf.tensor2d(maskRows);
+      for (const expand of [undefined, { members: 2, atLayer: 1 }, { members: 2, atLayer: 2 }]) {
+        const rows: Record<string, number> = {};
+        const hook = (site: LinearSite, x: tf.Tensor2D, y: tf.Tensor2D): tf.Tensor2D => {
+          rows[`${site.layer}.${site.module}`] = x.shape[0];
+          return y;
+        };
+        const full = lastTokenHidden(gptHidden(params, config, ids, mask, { expand }), mask); // [B', D]
+        const last = gptLastHidden(params, config, ids, mask, { expand, linearHook: hook }); // [B', D]
+        const k = expand?.members ?? 1;
+        expect(last.shape).toEqual([k * B, 16]);
+        expect(maxAbsDiff(last, full)).toBeLessThan(1e-5);
+        const kTop = expand !== undefined && expand.atLayer <= 1 ? k : 1;
+        expect(rows['1.q']).toBe(kTop * B); // the top block's queries: one per row
+        expect(rows['1.k']).toBe(kTop * B * T); // its keys: every token
+        expect(rows['1.fc']).toBe(kTop * B);
+        expect(rows['0.q']).toBe(B * T);
+      }
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    disposeGpt(params);
+  });
+
+  it('gives the gradients of the full forward', () => {
+    const params = initGpt(config, new Rng(23));
+    const ids = tf.tensor2d(randomIds(new Rng(24), B, T, config.vocabSize), [B, T], 'int32');
+    const mask = tf.tensor2d(maskRows.slice(0, 4));
+    const ids4 = tf.slice(ids, [0, 0], [4, T]) as tf.Tensor2D;
+    const w = tf.tensor1d(Array.from({ length: 16 }, (_, i) => Math.sin(i + 1)));
+    const vars = Object.values(namedParameters(params));
+    const lossOf = (fast: boolean) => (): tf.Scalar =>
+      tf.tidy(() => {
+        const h = fast
+          ? gptLastHidden(params, config, ids4, mask)
+          : lastTokenHidden(gptHidden(params, config, ids4, mask), mask); // [4, D]
+        return tf.sum(tf.square(tf.matMul(h, tf.reshape(w, [16, 1])))) as tf.Scalar;
+      });
+    const a = tf.variableGrads(lossOf(true), vars);
+    const b = tf.variableGrads(lossOf(false), vars);
+    for (const v of vars) {
+      const g = b.grads[v.name] as tf.Tensor;
+      const scale = Math.max(
+        tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0] as number),
+        1e-3,
+      );
+      expect(maxAbsDiff(a.grads[v.name] as tf.Tensor, g) / scale).toBeLessThan(1e-4);
+    }
+    tf.dispose([a.value, b.value, ...Object.values(a.grads), ...Object.values(b.grads), ids, ids4, mask, w]);
     disposeGpt(params);
   });
 });

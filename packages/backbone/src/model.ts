@@ -296,6 +296,46 @@ function attentionBias(keyMask: tf.Tensor2D, tq: number): tf.Tensor4D {
   return tf.reshape(tf.mul(tf.sub(allowed, 1), 1e9), [B, 1, tq, tk]); // [B, 1, Tq, Tk]
 }
 
+/**
+ * For the top block under `lastTokenOnly`: each row's last real token (argmax of mask·(1…T); 0 for an all-padding
+ * row). `rows` [B] indexes the flattened [B·T] rows (B may be k·B0, member-major), `bias` [B, 1, 1, T] is that
+ * query's row of `attentionBias`, `rope` its position's RoPE tables [B, 1, 1, Dh].
+ */
+function lastTokenQueries(
+  keyMask: tf.Tensor2D,
+  positions: tf.Tensor2D,
+  B: number,
+  T: number,
+  headSize: number,
+  withRope: boolean,
+): { rows: tf.Tensor1D; bias: tf.Tensor4D; rope: { cos: tf.Tensor4D; sin: tf.Tensor4D } | undefined } {
+  const B0 = keyMask.shape[0];
+  const reps = B / B0;
+  const mask = tf.cast(keyMask, 'float32'); // [B0, T]
+  const last = tf.cast(tf.argMax(tf.mul(mask, tf.range(1, T + 1, 1, 'float32')), 1), 'int32'); // [B0]
+  const keys = tf.reshape(tf.range(0, T, 1, 'int32'), [1, T]); // [1, T]
+  const lastCol = tf.reshape(last, [B0, 1]); // [B0, 1]
+  // allowed: real keys up to the query, and the query itself (as attentionBias)
+  const allowed = tf.maximum(
+    tf.mul(mask, tf.cast(tf.lessEqual(keys, lastCol), 'float32')),
+    tf.cast(tf.equal(keys, lastCol), 'float32'),
+  ); // [B0, T]
+  let bias = tf.reshape(tf.mul(tf.sub(allowed, 1), 1e9), [B0, 1, 1, T]) as tf.Tensor4D; // [B0, 1, 1, T]
+  let rope: { cos: tf.Tensor4D; sin: tf.Tensor4D } | undefined;
+  if (withRope) {
+    const pos = tf.reshape(
+      tf.gather(tf.reshape(positions, [B0 * T]), tf.add(tf.range(0, B0 * T, T, 'int32'), last)),
+      [B0, 1],
+    ); // [B0, 1]
+    const r = ropeTables(pos as tf.Tensor2D, headSize); // [B0, 1, 1, Dh]
+    rope = reps === 1 ? r : { cos: tf.tile(r.cos, [reps, 1, 1, 1]), sin: tf.tile(r.sin, [reps, 1, 1, 1]) };
+  }
+  const lastAll = reps === 1 ? last : tf.tile(last, [reps]); // [B]
+  if (reps !== 1) bias = tf.tile(bias, [reps, 1, 1, 1]); // [B, 1, 1, T]
+  const rows = tf.add(tf.range(0, B * T, T, 'int32'), lastAll) as tf.Tensor1D; // [B]
+  return { rows, bias, rope };
+}
+
 /** Positions of the tokens from the mask: cumsum(mask) − 1, clipped at 0 for leading padding. [B, T] int32 */
 export function positionsFromMask(mask: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(
@@ -316,7 +356,16 @@ export function gptForward(
   ids: tf.Tensor2D,
   keyMask: tf.Tensor2D,
   positions: tf.Tensor2D,
-  options: GptForwardOptions & { past?: readonly KvLayer[] | undefined; cache?: boolean } = {},
+  options: GptForwardOptions & {
+    past?: readonly KvLayer[] | undefined;
+    cache?: boolean;
+    /**
+     * Only each row's last real token leaves the top block (hidden [B', 1, D]): the top block computes keys
+     * and values for every token but queries, attention output, MLP and final LayerNorm for one token per
+     * row. What a reward model reads, for about a quarter of the top block's cost.
+     */
+    lastTokenOnly?: boolean;
+  } = {},
 ): { hidden: tf.Tensor3D; cache: KvLayer[] | undefined } {
   const { dModel: D, nHeads: H, nLayers: L, dropout: pDrop } = config;
   const Dh = D / H;
@@ -345,6 +394,13 @@ export function gptForward(
       });
     }
   }
+  const lastOnly = options.lastTokenOnly === true;
+  if (lastOnly && (options.cache === true || options.past !== undefined)) {
+    throw new ConfigError('lastTokenOnly cannot be combined with a KV cache', {
+      location: { field: 'lastTokenOnly' },
+      hint: 'generate with lastTokenOnly off',
+    });
+  }
   // tidy keeps a flat list of tensors: [hidden, k0, v0, k1, v1, ...]
   const kept = tf.tidy((): tf.Tensor[] => {
     let B = B0;
@@ -365,17 +421,24 @@ export function gptForward(
       B *= k;
       members = k;
     };
-    const toHeads = (t: tf.Tensor2D): tf.Tensor4D =>
-      tf.transpose(tf.reshape(t, [B, tn, H, Dh]), [0, 2, 1, 3]); // [B, H, Tn, Dh]
+    const toHeads = (t: tf.Tensor2D, len: number): tf.Tensor4D =>
+      tf.transpose(tf.reshape(t, [B, len, H, Dh]), [0, 2, 1, 3]); // [B, H, len, Dh]
     for (let l = 0; l < L; l++) {
       if (expand !== undefined && expand.atLayer === l) tile(expand.members);
       const blk = params.blocks[l] as GptBlockParams;
+      // The top block with lastTokenOnly: queries (and everything after attention) for one token per row.
+      const top =
+        lastOnly && l === L - 1
+          ? lastTokenQueries(keyMask, positions, B, tn, Dh, rope !== undefined)
+          : undefined;
+      const tq = top === undefined ? tn : 1;
       const h = layerNorm(x, blk.ln1, config.layerNormEps); // [N, D]
-      let q = toHeads(linear(h, blk.q, { layer: l, module: 'q' }, hook, mw, members)); // [B, H, Tn, Dh]
-      let k = toHeads(linear(h, blk.k, { layer: l, module: 'k' }, hook, mw, members)); // [B, H, Tn, Dh]
-      let v = toHeads(linear(h, blk.v, { layer: l, module: 'v' }, hook, mw, members)); // [B, H, Tn, Dh]
+      const hq = top === undefined ? h : (tf.gather(h, top.rows) as tf.Tensor2D); // [B·tq, D]
+      let q = toHeads(linear(hq, blk.q, { layer: l, module: 'q' }, hook, mw, members), tq); // [B, H, tq, Dh]
+      let k = toHeads(linear(h, blk.k, { layer: l, module: 'k' }, hook, mw, members), tn); // [B, H, Tn, Dh]
+      let v = toHeads(linear(h, blk.v, { layer: l, module: 'v' }, hook, mw, members), tn); // [B, H, Tn, Dh]
       if (rope !== undefined) {
-        q = applyRope(q, rope);
+        q = applyRope(q, top?.rope ?? rope);
         k = applyRope(k, rope);
       }
       const past = options.past?.[l];
@@ -384,20 +447,22 @@ export function gptForward(
         v = tf.concat([past.v, v], 2); // [B, H, Tk, Dh]
       }
       if (options.cache === true) present.push({ k, v });
-      const scores = matMulT(tf.mul(q, scale) as tf.Tensor4D, k); // [B, H, Tn, Tk]
-      const probs = dropout(tf.softmax(tf.add(scores, bias)), pDrop, rng); // [B, H, Tn, Tk]
-      const att = matMul(probs, v); // [B, H, Tn, Dh]
-      const y = tf.reshape(tf.transpose(att, [0, 2, 1, 3]), [B * tn, D]) as tf.Tensor2D; // [N, D]
-      x = tf.add(x, dropout(linear(y, blk.o, { layer: l, module: 'o' }, hook, mw, members), pDrop, rng)); // [N, D]
-      const h2 = layerNorm(x, blk.ln2, config.layerNormEps); // [N, D]
-      const m = gelu(linear(h2, blk.fc, { layer: l, module: 'fc' }, hook, mw, members)); // [N, F]
+      const scores = matMulT(tf.mul(q, scale) as tf.Tensor4D, k); // [B, H, tq, Tk]
+      const probs = dropout(tf.softmax(tf.add(scores, top?.bias ?? bias)), pDrop, rng); // [B, H, tq, Tk]
+      const att = matMul(probs, v); // [B, H, tq, Dh]
+      const y = tf.reshape(tf.transpose(att, [0, 2, 1, 3]), [B * tq, D]) as tf.Tensor2D; // [B·tq, D]
+      if (top !== undefined) x = tf.gather(x, top.rows) as tf.Tensor2D; // [B, D]
+      x = tf.add(x, dropout(linear(y, blk.o, { layer: l, module: 'o' }, hook, mw, members), pDrop, rng)); // [B·tq, D]
+      const h2 = layerNorm(x, blk.ln2, config.layerNormEps); // [B·tq, D]
+      const m = gelu(linear(h2, blk.fc, { layer: l, module: 'fc' }, hook, mw, members)); // [B·tq, F]
       x = tf.add(
         x,
         dropout(linear(m, blk.proj, { layer: l, module: 'proj' }, hook, mw, members), pDrop, rng),
-      ); // [N, D]
+      ); // [B·tq, D]
     }
     if (expand !== undefined && expand.atLayer === L) tile(expand.members);
-    const hidden = tf.reshape(layerNorm(x, params.lnf, config.layerNormEps), [B, tn, D]) as tf.Tensor3D; // [B', Tn, D]
+    const tOut = lastOnly ? 1 : tn;
+    const hidden = tf.reshape(layerNorm(x, params.lnf, config.layerNormEps), [B, tOut, D]) as tf.Tensor3D; // [B', tOut, D]
     return [hidden, ...present.flatMap((p) => [p.k, p.v])];
   });
   const cache: KvLayer[] = [];
@@ -438,6 +503,28 @@ export function gptHidden(
 ): tf.Tensor3D {
   checkInputs(config, ids, mask);
   return tf.tidy(() => gptForward(params, config, ids, mask, positionsFromMask(mask), options).hidden);
+}
+
+/**
+ * The final hidden state of each row's last real token, [B', D] (B' = k·B with member expansion): equal to
+ * `lastTokenHidden(gptHidden(...), mask)`, but the top block runs its queries, attention output, MLP and the
+ * final LayerNorm for that one token per row only. What a reward model needs.
+ */
+export function gptLastHidden(
+  params: GptParams,
+  config: GptConfig,
+  ids: tf.Tensor2D,
+  mask: tf.Tensor2D,
+  options: GptForwardOptions = {},
+): tf.Tensor2D {
+  checkInputs(config, ids, mask);
+  return tf.tidy(() => {
+    const { hidden } = gptForward(params, config, ids, mask, positionsFromMask(mask), {
+      ...options,
+      lastTokenOnly: true,
+    }); // [B', 1, D]
+    return tf.squeeze(hidden, [1]) as tf.Tensor2D; // [B', D]
+  });
 }
 
 /** The hidden state of each row's last real token: hidden [B', T, D], mask [B, T] with B' = k·B → [B', D]. */

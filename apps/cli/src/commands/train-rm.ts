@@ -119,7 +119,8 @@ Architectures (the paper's three, plus the baseline):
   linear-heads  one transformer, k heads trained together                M + kL
   lora          phase 1: transformer + k heads on --arch-opt split of the data (default half);
                 phase 2: k LoRA adapters + heads on the rest             M + kL + kA
-                options: rank, alpha, targets, layers (all, or {"top": N} via --arch-opt layers=top:N)
+                options: rank (8), alpha (16), targets (q,k,v,o,fc,proj; e.g. targets=q,v),
+                layers (all, or the top N via layers=top:N: cheaper scoring, see the bench)
 
 The folder gets quorum.json, *.safetensors, vocab.json, metrics.jsonl (one line per logged step),
 eval.json (accuracy, ECE, member correlation, reward–length correlation on the eval split) and
@@ -202,6 +203,6 @@ export function parseArchOptions(pairs: readonly string[] | undefined): Record<s
   const out = parseKeyValues(pairs, '--arch-opt');
   if (typeof out.layers === 'string' && out.layers.startsWith('top:'))
     out.layers = { top: Number(out.layers.slice(4)) };
-  if (typeof out.targets === 'string') out.targets = out.targets.split('+');
+  if (typeof out.targets === 'string') out.targets = out.targets.split(/[+,]/);
   return out;
 }

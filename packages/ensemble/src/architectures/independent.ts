@@ -4,7 +4,7 @@
  * k models in turn, so it costs k times `single`.
  */
 
-import { type GptParams, gptHidden, lastTokenHidden } from '@quorum/backbone';
+import { type GptParams, gptLastHidden } from '@quorum/backbone';
 import type { Rng } from '@quorum/core';
 import { type MultiHead, multiHeadRewards } from '@quorum/heads';
 import * as tf from '@tensorflow/tfjs';
@@ -33,9 +33,9 @@ export function buildIndependent(context: BuildContext): TrainableEnsemble {
   });
   const memberReward = (m: number, batch: TokenBatch, dropoutRng: Rng | undefined): tf.Tensor2D =>
     tf.tidy(() => {
-      const hidden = gptHidden(backbones[m] as GptParams, config, batch.ids, batch.mask, { dropoutRng }); // [B, T, D]
+      const last = gptLastHidden(backbones[m] as GptParams, config, batch.ids, batch.mask, { dropoutRng }); // [B, D]
       const h = heads[m] as MultiHead;
-      return multiHeadRewards(h.w, h.b, lastTokenHidden(hidden, batch.mask)); // [1, B]
+      return multiHeadRewards(h.w, h.b, last); // [1, B]
     });
   const M = countParameters(backboneVariables(backbones[0] as GptParams));
   const perMember = M + config.dModel + 1;

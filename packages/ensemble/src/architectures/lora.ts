@@ -6,7 +6,7 @@
  * ensemble, then the batch is expanded to k·B rows and each member's adapter acts on its own rows.
  */
 
-import { gptHidden, lastTokenHidden } from '@quorum/backbone';
+import { gptLastHidden } from '@quorum/backbone';
 import type { Rng } from '@quorum/core';
 import { memberHeadRewards, multiHeadRewards } from '@quorum/heads';
 import {
@@ -64,22 +64,22 @@ export function buildLora(context: BuildContext, options: LoraArchitectureOption
   /** Phase 1 and the shared-trunk view: the transformer without adapters, k heads on one hidden state. */
   const trunkRewards = (batch: TokenBatch, dropoutRng: Rng | undefined): tf.Tensor2D =>
     tf.tidy(() => {
-      const hidden = gptHidden(backbone, config, batch.ids, batch.mask, { dropoutRng }); // [B, T, D]
-      return multiHeadRewards(heads.w, heads.b, lastTokenHidden(hidden, batch.mask)); // [k, B]
+      const last = gptLastHidden(backbone, config, batch.ids, batch.mask, { dropoutRng }); // [B, D]
+      return multiHeadRewards(heads.w, heads.b, last); // [k, B]
     });
   /** Phase 2 and scoring: every member's adapter in one pass over the expanded batch. */
   const adaptedRewards = (batch: TokenBatch, dropoutRng: Rng | undefined): tf.Tensor2D =>
     tf.tidy(() => {
       const forward = loraForwardOptions(adapters, { dropoutRng });
-      const hidden = gptHidden(backbone, config, batch.ids, batch.mask, { ...forward, dropoutRng }); // [k·B, T, D]
-      return memberHeadRewards(heads.w, heads.b, lastTokenHidden(hidden, batch.mask)); // [k, B]
+      const last = gptLastHidden(backbone, config, batch.ids, batch.mask, { ...forward, dropoutRng }); // [k·B, D]
+      return memberHeadRewards(heads.w, heads.b, last); // [k, B]
     });
   /** Scoring: each member's adapters merged into per-member weights, one batched matmul per adapted layer. */
   const mergedRewards = (batch: TokenBatch): tf.Tensor2D =>
     tf.tidy(() => {
       const forward = loraForwardOptions(adapters, { merged: true });
-      const hidden = gptHidden(backbone, config, batch.ids, batch.mask, forward); // [k·B, T, D]
-      return memberHeadRewards(heads.w, heads.b, lastTokenHidden(hidden, batch.mask)); // [k, B]
+      const last = gptLastHidden(backbone, config, batch.ids, batch.mask, forward); // [k·B, D]
+      return memberHeadRewards(heads.w, heads.b, last); // [k, B]
     });
 
   const M = countParameters(backboneVars);

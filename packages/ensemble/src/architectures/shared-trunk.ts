@@ -4,7 +4,7 @@
  * initialisation and by their own bootstrap weights over each batch (the trainer applies them).
  */
 
-import { gptHidden, lastTokenHidden } from '@quorum/backbone';
+import { gptLastHidden } from '@quorum/backbone';
 import { ConfigError, type Rng } from '@quorum/core';
 import { multiHeadRewards } from '@quorum/heads';
 import * as tf from '@tensorflow/tfjs';
@@ -32,8 +32,8 @@ export function buildSharedTrunk(name: 'single' | 'linear-heads', context: Build
   const headVars = headVariables(heads);
   const rewards = (batch: TokenBatch, dropoutRng: Rng | undefined): tf.Tensor2D =>
     tf.tidy(() => {
-      const hidden = gptHidden(backbone, config, batch.ids, batch.mask, { dropoutRng }); // [B, T, D]
-      return multiHeadRewards(heads.w, heads.b, lastTokenHidden(hidden, batch.mask)); // [k, B]
+      const last = gptLastHidden(backbone, config, batch.ids, batch.mask, { dropoutRng }); // [B, D]
+      return multiHeadRewards(heads.w, heads.b, last); // [k, B]
     });
   const M = countParameters(backboneVars);
   const trainable = M + countParameters(headVars);
