@@ -3,7 +3,8 @@
 Same architecture as @quorum/backbone's GPT with the `micro` preset and vocab 512: learned positions,
 pre-LayerNorm blocks with separate q/k/v/o linears, causal softmax attention, tanh-GELU MLP (4x),
 final LayerNorm, LM head tied to the token embedding; reward = linear head on the last token's hidden
-state. Same modes as tools/bench/engine.mjs:
+state, the top block computing queries, attention output and MLP for that token only (as Quorum's
+gptLastHidden). Same modes as tools/bench/engine.mjs:
   lm_fwd   LM loss (next-token cross-entropy over T-1 positions), no gradients
   lm_step  LM loss + backward + AdamW(lr 1e-3, weight_decay 0.01)
   rm_fwd   rewards of B sequences, no gradients
@@ -48,14 +49,20 @@ class Block(nn.Module):
         self.proj = nn.Linear(4 * D, D)
         self.register_buffer("mask", torch.triu(torch.full((T, T), float("-inf")), 1))
 
-    def forward(self, x):
+    def forward(self, x, last_only=False):
+        # last_only: queries and everything after attention for the last token only (what a reward reads;
+        # Quorum's gptLastHidden does the same), keys and values for every token.
         b, t, d = x.shape
         h = self.ln1(x)
-        heads = lambda z: z.view(b, t, H, d // H).transpose(1, 2)  # [B, H, T, Dh]
-        q, k, v = heads(self.q(h)), heads(self.k(h)), heads(self.v(h))
-        att = (q * (1.0 / math.sqrt(d // H))) @ k.transpose(-2, -1) + self.mask[:t, :t]
-        y = (att.softmax(-1) @ v).transpose(1, 2).reshape(b, t, d)
-        x = x + self.o(y)
+        heads = lambda z, n: z.view(b, n, H, d // H).transpose(1, 2)  # [B, H, n, Dh]
+        tq = 1 if last_only else t
+        q = heads(self.q(h[:, -1:, :] if last_only else h), tq)
+        k, v = heads(self.k(h), t), heads(self.v(h), t)
+        att = (q * (1.0 / math.sqrt(d // H))) @ k.transpose(-2, -1)
+        if not last_only:
+            att = att + self.mask[:t, :t]
+        y = (att.softmax(-1) @ v).transpose(1, 2).reshape(b, tq, d)
+        x = (x[:, -1:, :] if last_only else x) + self.o(y)
         x = x + self.proj(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
         return x
 
@@ -68,10 +75,10 @@ class GPT(nn.Module):
         self.blocks = nn.ModuleList([Block() for _ in range(L)])
         self.lnf = nn.LayerNorm(D, eps=1e-5)
 
-    def hidden(self, idx):
+    def hidden(self, idx, last_only=False):
         x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
-        for blk in self.blocks:
-            x = blk(x)
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, last_only and i == len(self.blocks) - 1)
         return self.lnf(x)
 
     def lm_loss(self, idx):
@@ -87,7 +94,7 @@ class RewardModel(nn.Module):
         self.head = nn.Linear(D, 1)
 
     def forward(self, idx):
-        return self.head(self.gpt.hidden(idx)[:, -1, :]).squeeze(-1)
+        return self.head(self.gpt.hidden(idx, last_only=True)[:, -1, :]).squeeze(-1)
 
 
 def timeit(fn, slow_scale):
