@@ -407,6 +407,81 @@ napi_value Softmax(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// gelu(x, out)
+napi_value Gelu(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!getArgs(env, info, 2, argv, "gelu") || !requireCpu(env)) return nullptr;
+  float *x, *out;
+  size_t lx, lo;
+  if (!getF32(env, argv[0], &x, &lx, "x") || !getF32(env, argv[1], &out, &lo, "out")) return nullptr;
+  if (lo < lx) {
+    fail(env, "gelu: out is smaller than x");
+    return nullptr;
+  }
+  quorum::gelu(x, out, static_cast<long>(lx));
+  return nullptr;
+}
+
+// geluGrad(dy, x, out)
+napi_value GeluGrad(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!getArgs(env, info, 3, argv, "geluGrad") || !requireCpu(env)) return nullptr;
+  float *dy, *x, *out;
+  size_t ld, lx, lo;
+  if (!getF32(env, argv[0], &dy, &ld, "dy") || !getF32(env, argv[1], &x, &lx, "x") ||
+      !getF32(env, argv[2], &out, &lo, "out"))
+    return nullptr;
+  if (ld != lx || lo < lx) {
+    fail(env, "geluGrad: dy and x differ in length, or out is smaller than x");
+    return nullptr;
+  }
+  quorum::geluGrad(dy, x, out, static_cast<long>(lx));
+  return nullptr;
+}
+
+// layerNorm(x, gamma, beta, y, mean, rstd, rows, cols, eps)
+napi_value LayerNorm(napi_env env, napi_callback_info info) {
+  napi_value argv[9];
+  if (!getArgs(env, info, 9, argv, "layerNorm") || !requireCpu(env)) return nullptr;
+  float *x, *gamma, *beta, *y, *mean, *rstd;
+  size_t lx, lg, lb, ly, lm, lr;
+  if (!getF32(env, argv[0], &x, &lx, "x") || !getF32(env, argv[1], &gamma, &lg, "gamma") ||
+      !getF32(env, argv[2], &beta, &lb, "beta") || !getF32(env, argv[3], &y, &ly, "y") ||
+      !getF32(env, argv[4], &mean, &lm, "mean") || !getF32(env, argv[5], &rstd, &lr, "rstd"))
+    return nullptr;
+  const long rows = getLong(env, argv[6]), cols = getLong(env, argv[7]);
+  const size_t n = static_cast<size_t>(rows) * static_cast<size_t>(cols);
+  if (rows < 0 || cols < 1 || lx < n || ly < n || lg < static_cast<size_t>(cols) || lb < static_cast<size_t>(cols) ||
+      lm < static_cast<size_t>(rows) || lr < static_cast<size_t>(rows)) {
+    fail(env, "layerNorm: an input or output is smaller than its shape");
+    return nullptr;
+  }
+  quorum::layerNorm(x, gamma, beta, y, mean, rstd, rows, cols, static_cast<float>(getNumber(env, argv[8])));
+  return nullptr;
+}
+
+// layerNormGrad(dy, x, gamma, mean, rstd, dx, dgamma, dbeta, rows, cols)
+napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
+  napi_value argv[10];
+  if (!getArgs(env, info, 10, argv, "layerNormGrad") || !requireCpu(env)) return nullptr;
+  float *dy, *x, *gamma, *mean, *rstd, *dx, *dgamma, *dbeta;
+  size_t ld, lx, lg, lm, lr, ldx, ldg, ldb;
+  if (!getF32(env, argv[0], &dy, &ld, "dy") || !getF32(env, argv[1], &x, &lx, "x") ||
+      !getF32(env, argv[2], &gamma, &lg, "gamma") || !getF32(env, argv[3], &mean, &lm, "mean") ||
+      !getF32(env, argv[4], &rstd, &lr, "rstd") || !getF32(env, argv[5], &dx, &ldx, "dx") ||
+      !getF32(env, argv[6], &dgamma, &ldg, "dgamma") || !getF32(env, argv[7], &dbeta, &ldb, "dbeta"))
+    return nullptr;
+  const long rows = getLong(env, argv[8]), cols = getLong(env, argv[9]);
+  const size_t n = static_cast<size_t>(rows) * static_cast<size_t>(cols), c = static_cast<size_t>(cols);
+  if (rows < 0 || cols < 1 || ld < n || lx < n || ldx < n || lg < c || ldg < c || ldb < c ||
+      lm < static_cast<size_t>(rows) || lr < static_cast<size_t>(rows)) {
+    fail(env, "layerNormGrad: an input or output is smaller than its shape");
+    return nullptr;
+  }
+  quorum::layerNormGrad(dy, x, gamma, mean, rstd, dx, dgamma, dbeta, rows, cols);
+  return nullptr;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"cpuFeatures", nullptr, CpuFeatures, nullptr, nullptr, nullptr, napi_default, nullptr},
@@ -423,6 +498,10 @@ napi_value Init(napi_env env, napi_value exports) {
       {"gather", nullptr, Gather, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"segmentSum", nullptr, SegmentSum, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"softmax", nullptr, Softmax, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"gelu", nullptr, Gelu, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"geluGrad", nullptr, GeluGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"layerNorm", nullptr, LayerNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"layerNormGrad", nullptr, LayerNormGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

@@ -9,8 +9,8 @@ namespace quorum {
 
 bool cpuHasAvx2Fma();
 bool cpuHasAvx512();
-// The vector width of the GEMM, exp, tanh and softmax: 512 (AVX-512, the default where the CPU has
-// it) or 256 (AVX2).
+// The vector width of the GEMM, exp, tanh, softmax and fused GELU/LayerNorm: 512 (AVX-512, the
+// default where the CPU has it) or 256 (AVX2).
 int simdWidth();
 // Chooses 512 or 256 (512 only where the CPU has AVX-512); returns the width now in use.
 int setSimdWidth(int bits);
@@ -53,6 +53,19 @@ void reduceSum(const float* x, float* out, long outer, long red, long inner, flo
 void reduceMax(const float* x, float* out, long outer, long red, long inner);
 // softmax over the last axis of x viewed as [rows, cols].
 void softmax(const float* x, float* out, long rows, long cols);
+
+// ---- fused GELU and LayerNorm (fused.cc; contract: packages/core/src/fused-kernels.ts) ----
+// y = ½x(1 + tanh(√(2/π)(x + 0.044715x³))) over n elements.
+void gelu(const float* x, float* y, long n);
+// dx = dy · gelu′(x) over n elements.
+void geluGrad(const float* dy, const float* x, float* dx, long n);
+// x viewed as [rows, cols]: mean[r], rstd[r] = 1/√(biased var + eps), y = (x − mean)·rstd·gamma + beta.
+void layerNorm(const float* x, const float* gamma, const float* beta, float* y, float* mean, float* rstd, long rows,
+               long cols, float eps);
+// The gradient of layerNorm given mean and rstd: dx [rows, cols], dgamma [cols], dbeta [cols]
+// (dgamma and dbeta summed in a fixed order: the same bits on every call).
+void layerNormGrad(const float* dy, const float* x, const float* gamma, const float* mean, const float* rstd,
+                   float* dx, float* dgamma, float* dbeta, long rows, long cols);
 
 // ---- data movement on 4-byte elements (copy.cc) ----
 // out (contiguous, `shape`) [i_0..i_r] = x[offset + sum_d i_d * stride[d]]: transposes, slices.

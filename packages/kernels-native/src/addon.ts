@@ -20,7 +20,10 @@ export interface NativeAddon {
   cpuFeatures(): CpuFeatures;
   setThreads(threads: number): void;
   getThreads(): number;
-  /** The vector width of matmul, exp, tanh, softmax: 512 (AVX-512, the default where the CPU has it) or 256 (AVX2). */
+  /**
+   * The vector width of matmul, exp, tanh, softmax and the fused GELU/LayerNorm: 512 (AVX-512, the
+   * default where the CPU has it) or 256 (AVX2).
+   */
   simdWidth(): number;
   /** Chooses 512 or 256 (512 only where the CPU has AVX-512); returns the width now in use. */
   setSimdWidth(bits: 256 | 512): number;
@@ -83,6 +86,38 @@ export interface NativeAddon {
   ): boolean;
   /** x [ids.length, inner] → out [numSegments, inner]: out[s] = Σ x[i] over ids[i] = s (others skipped). */
   segmentSum(x: Float32Array, ids: Int32Array, out: Float32Array, inner: number, numSegments: number): void;
+  /** y = ½x(1 + tanh(√(2/π)(x + 0.044715x³))), elementwise. */
+  gelu(x: Float32Array, out: Float32Array): void;
+  /** dx = dy · gelu′(x), elementwise (dy and x of one length). */
+  geluGrad(dy: Float32Array, x: Float32Array, out: Float32Array): void;
+  /**
+   * x as [rows, cols]: mean [rows], rstd [rows] = 1/√(biased variance + eps), y = (x − mean)·rstd·gamma + beta
+   * (gamma, beta [cols]).
+   */
+  layerNorm(
+    x: Float32Array,
+    gamma: Float32Array,
+    beta: Float32Array,
+    y: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    rows: number,
+    cols: number,
+    eps: number,
+  ): void;
+  /** The gradient of layerNorm: dx [rows, cols], dgamma [cols], dbeta [cols] (summed in a fixed order). */
+  layerNormGrad(
+    dy: Float32Array,
+    x: Float32Array,
+    gamma: Float32Array,
+    mean: Float32Array,
+    rstd: Float32Array,
+    dx: Float32Array,
+    dgamma: Float32Array,
+    dbeta: Float32Array,
+    rows: number,
+    cols: number,
+  ): void;
 }
 
 /** What scripts/install.mjs recorded in build-status.json. */

@@ -16,6 +16,7 @@ export {
   nativeBackendDefinition,
 } from './backend.js';
 export { broadcastMeta } from './elementwise.js';
+export { isFusedKernel, NATIVE_FUSED_KERNELS, type NativeFusedKernelName } from './fused.js';
 export { NATIVE_GRADIENTS, type NativeGradientName } from './gradients.js';
 export {
   DEFAULT_NATIVE_KERNELS,

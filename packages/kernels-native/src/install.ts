@@ -1,8 +1,10 @@
 /**
  * Installs the native kernels on the tfjs `wasm` backend (tf.unregisterKernel + tf.registerKernel),
  * keeping each stock kernel for fallback inside the override and for `uninstallNativeKernels()`.
+ * The fused kernels (NATIVE_FUSED_KERNELS: names of @quorum/core's FUSED_KERNELS, not stock tfjs
+ * kernels) are registered while installed and unregistered by `uninstallNativeKernels()`.
  */
-import { BackendError } from '@quorum/core';
+import { BackendError, FUSED_KERNELS } from '@quorum/core';
 import type * as tf from '@tensorflow/tfjs';
 import {
   type AddonLocation,
@@ -22,6 +24,7 @@ import {
   UNARY_OPS,
   unaryKernel,
 } from './elementwise.js';
+import { fusedKernel, isFusedKernel } from './fused.js';
 import { gradientNeeds, NATIVE_GRADIENTS, type NativeGradientName, nativeGradient } from './gradients.js';
 import { batchMatMulKernel, fusedMatMulKernel } from './matmul.js';
 import {
@@ -63,6 +66,11 @@ export const NATIVE_KERNELS = [
   'Tile',
   'GatherV2',
   'UnsortedSegmentSum',
+  // fused kernels (not in stock tfjs; see fused.ts and NATIVE_FUSED_KERNELS)
+  FUSED_KERNELS.gelu,
+  FUSED_KERNELS.geluGrad,
+  FUSED_KERNELS.layerNorm,
+  FUSED_KERNELS.layerNormGrad,
 ] as const;
 export type NativeKernelName = (typeof NATIVE_KERNELS)[number];
 
@@ -72,7 +80,9 @@ export type NativeKernelName = (typeof NATIVE_KERNELS)[number];
  * step A/B of bench/compare-step.mjs): matmuls 9-220x, Maximum with a broadcast ~650x, Tile ~500x,
  * GatherV2 ~300x, Sum ~120x, Identity/Cast no copy at all, Exp/Tanh 20-30x, Slice 15x, Max/Mean
  * 10-15x, UnsortedSegmentSum 14x, Sqrt ~10x, Softmax 3.4x, RealDiv 2.4x, Transpose 2.2x,
- * Add/Sub/Multiply 1.3-2x (flat runs only with 2+ threads and 128k+ elements).
+ * Add/Sub/Multiply 1.3-2x (flat runs only with 2+ threads and 128k+ elements). The fused GELU and
+ * LayerNorm kernels (forward and backward) replace a chain of stock ops in a model that asks for them
+ * (@quorum/core's hasFusedKernel); see the README for their figures.
  */
 export const DEFAULT_NATIVE_KERNELS: readonly NativeKernelName[] = NATIVE_KERNELS;
 
@@ -89,8 +99,8 @@ export interface NativeKernelOptions {
    */
   readonly gradients?: readonly NativeGradientName[] | undefined;
   /**
-   * Vector width of the matmul, exp, tanh and softmax kernels: 512 (AVX-512) or 256 (AVX2). Default:
-   * 512 where the CPU has AVX-512F, else 256; 512 on a CPU without it gives 256.
+   * Vector width of the matmul, exp, tanh, softmax and fused GELU/LayerNorm kernels: 512 (AVX-512) or
+   * 256 (AVX2). Default: 512 where the CPU has AVX-512F, else 256; 512 on a CPU without it gives 256.
    */
   readonly simd?: 256 | 512 | undefined;
   /** Where the addon is (tests inject a path). */
@@ -100,7 +110,8 @@ export interface NativeKernelOptions {
 }
 
 interface Installed {
-  readonly originals: Map<NativeKernelName, tf.KernelConfig>;
+  /** Each replaced kernel's previous registration (undefined: none, a fused kernel). */
+  readonly originals: Map<NativeKernelName, tf.KernelConfig | undefined>;
   readonly originalGradients: Map<NativeGradientName, tf.GradConfig>;
   readonly threads: number;
   readonly simd: number;
@@ -191,6 +202,11 @@ function makeKernel(
       return gatherKernel(addon, fallback);
     case 'UnsortedSegmentSum':
       return segmentSumKernel(addon, fallback);
+    case FUSED_KERNELS.gelu:
+    case FUSED_KERNELS.geluGrad:
+    case FUSED_KERNELS.layerNorm:
+    case FUSED_KERNELS.layerNormGrad:
+      return fusedKernel(name, addon);
   }
 }
 
@@ -230,18 +246,24 @@ export function installNativeKernels(tfjs: Tfjs, options: NativeKernelOptions = 
   if (installed !== undefined) uninstallNativeKernels(tfjs);
   load.addon.setThreads(threads);
   const simd = load.addon.setSimdWidth(options.simd ?? (load.cpu.avx512f ? 512 : 256));
-  const originals = new Map<NativeKernelName, tf.KernelConfig>();
+  const originals = new Map<NativeKernelName, tf.KernelConfig | undefined>();
   for (const name of wanted) {
     const original = tfjs.getKernel(name, BACKEND);
-    if (original === undefined) continue; // nothing to replace (and nothing to fall back to)
-    const fallback: Fallback = (args) => original.kernelFunc(args);
-    tfjs.unregisterKernel(name, BACKEND);
+    const fused = isFusedKernel(name);
+    // A stock kernel that is not registered: nothing to replace (and nothing to fall back to). A fused
+    // kernel is new, and has no fallback: it handles (or rejects) every call itself.
+    if (original === undefined && !fused) continue;
+    const fallback: Fallback = (args) => {
+      if (original === undefined) throw new BackendError(`no fallback for ${name}`, {});
+      return original.kernelFunc(args);
+    };
+    if (original !== undefined) tfjs.unregisterKernel(name, BACKEND);
     tfjs.registerKernel({
       kernelName: name,
       backendName: BACKEND,
       kernelFunc: makeKernel(name, load.addon, fallback, threads),
       // If the wasm backend initializes after this, it still sets up the stock kernel we fall back to.
-      ...(original.setupFunc === undefined ? {} : { setupFunc: original.setupFunc }),
+      ...(original?.setupFunc === undefined ? {} : { setupFunc: original.setupFunc }),
     });
     originals.set(name, original);
   }
@@ -257,12 +279,15 @@ export function installNativeKernels(tfjs: Tfjs, options: NativeKernelOptions = 
   return [...originals.keys()];
 }
 
-/** Puts the stock wasm kernels back. Does nothing when no native kernel is installed. */
+/**
+ * Puts the stock wasm kernels back and unregisters the fused ones. Does nothing when no native kernel
+ * is installed.
+ */
 export function uninstallNativeKernels(tfjs: Tfjs): void {
   if (installed === undefined) return;
   for (const [name, original] of installed.originals) {
     if (tfjs.getKernel(name, BACKEND) !== undefined) tfjs.unregisterKernel(name, BACKEND);
-    tfjs.registerKernel(original);
+    if (original !== undefined) tfjs.registerKernel(original);
   }
   for (const original of installed.originalGradients.values()) tfjs.registerGradient(original);
   installed = undefined;

@@ -39,3 +39,24 @@ export function withOutput(
   }
   return out;
 }
+
+/**
+ * Several outputs (a multi-output kernel): allocates them all, then runs `fill` (take the views
+ * inside it, after the last allocation) and returns them; if `fill` throws, frees every one.
+ */
+export function withOutputs(
+  backend: WasmHeapBackend,
+  shapes: readonly number[][],
+  fill: (outs: tf.TensorInfo[]) => void,
+  dtype: tf.DataType = 'float32',
+): tf.TensorInfo[] {
+  const outs: tf.TensorInfo[] = [];
+  try {
+    for (const shape of shapes) outs.push(backend.makeOutput(shape, dtype));
+    fill(outs);
+  } catch (error) {
+    for (const out of outs) backend.disposeData(out.dataId, true);
+    throw error;
+  }
+  return outs;
+}

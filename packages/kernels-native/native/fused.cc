@@ -1,0 +1,412 @@
+// Fused GELU (tanh approximation) and LayerNorm over the last axis, forward and backward: the
+// QuorumGelu, QuorumGeluGrad, QuorumLayerNorm and QuorumLayerNormGrad kernels (contract:
+// packages/core/src/fused-kernels.ts). AVX2/FMA, AVX-512 where simdWidth() is 512; split over the
+// thread pool (GELU by flat element ranges, LayerNorm by rows).
+//
+// GELU goes through ½(1 + tanh u) = σ(2u) = 1/(1 + e^{−2u}) (the same function, one exp and one
+// division per element, and no cancellation in 1 + tanh u for negative x, where tanh u rounds to −1):
+//   u = √(2/π)(x + 0.044715x³),  e = exp(−2u),  s = 1/(1 + e)
+//   gelu(x)  = ½x(1 + tanh u) = x / (1 + e)
+//   gelu′(x) = ½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²)
+//            = s + 2√(2/π)·x·(e·s)·s·(1 + 3·0.044715x²)        (1 − t² = 4s(1 − s), 1 − s = e·s)
+//
+// LayerNormGrad sums dgamma and dbeta over rows in a fixed partition: chunks of consecutive rows chosen
+// from the shape alone (not the thread count), one partial buffer per chunk, summed in chunk order at
+// the end, so the result is the same whichever thread runs which chunk and however many threads there are.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+
+#include "kernels.h"
+#include "pool.h"
+
+// No implicit FMA contraction in this file (GCC contracts a*b+c, intrinsics included, by default):
+// the LayerNorm gradient computes g = dy·gamma in two passes, and must round it the same way in both
+// (contracted into g − mean(g) in one pass only, a row of D = 1 would give dx = rstd·(rounding error)
+// instead of 0). The fused multiply-adds that are wanted are written out.
+#pragma GCC optimize("fp-contract=off")
+
+#include "vmath.h"
+
+namespace quorum {
+
+namespace {
+
+constexpr float kSqrt2OverPi = 0.7978845608028654f;
+constexpr float kGeluC = 0.044715f;
+// gelu′'s second term uses x clamped to ±30 (keeps x² finite for huge inputs); past |x| = 30 the term
+// is below 1e-34 (e·s·s ≤ 5e-39 there), so the clamp changes nothing measurable.
+constexpr float kGeluClamp = 30.f;
+constexpr long kGrainGelu = 1 << 12;  // elements per chunk (exp-bound, like tanh)
+constexpr long kGrainRows = 1 << 13;  // elements per chunk of LayerNorm rows
+// LayerNormGrad: row chunks of about this many elements, at most kGradMaxChunks of them.
+constexpr long kGradChunkElems = 1 << 14;
+constexpr long kGradMaxChunks = 64;
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+
+// Lanes [0, n) of 8 set (n >= 1): masked loads read zeros elsewhere and touch no memory there.
+inline __m256i tailMask8(long n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n < 8 ? n : 8)),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// e = exp(−2u), u = √(2/π)(x + 0.044715x³)
+inline __m256 geluExp8(__m256 x) {
+  const __m256 inner = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(kGeluC), _mm256_mul_ps(x, x)), x, x);
+  return exp8(_mm256_mul_ps(inner, _mm256_set1_ps(-2.f * kSqrt2OverPi)));
+}
+
+inline __m256 gelu8(__m256 x) { return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.f), geluExp8(x))); }
+
+inline __m256 geluDeriv8(__m256 x) {
+  const __m256 e = geluExp8(x);
+  const __m256 s = _mm256_div_ps(_mm256_set1_ps(1.f), _mm256_add_ps(_mm256_set1_ps(1.f), e));
+  // max/min return their second operand when one is NaN: x stays NaN (and so does the result)
+  const __m256 xc = _mm256_min_ps(_mm256_set1_ps(kGeluClamp), _mm256_max_ps(_mm256_set1_ps(-kGeluClamp), x));
+  const __m256 poly = _mm256_fmadd_ps(_mm256_set1_ps(3.f * kGeluC), _mm256_mul_ps(xc, xc), _mm256_set1_ps(1.f));
+  const __m256 k = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(2.f * kSqrt2OverPi), xc), poly);
+  return _mm256_fmadd_ps(k, _mm256_mul_ps(_mm256_mul_ps(e, s), s), s);
+}
+
+void geluRun(const float* x, float* y, long n) {
+  parallelFor(n, kGrainGelu, [&](long i0, long i1) {
+    const float* __restrict src = x;  // local copies: stores may alias the lambda's captures
+    float* __restrict dst = y;
+    long i = i0;
+    for (; i + 8 <= i1; i += 8) _mm256_storeu_ps(dst + i, gelu8(_mm256_loadu_ps(src + i)));
+    if (i < i1) {
+      const __m256i m = tailMask8(i1 - i);
+      _mm256_maskstore_ps(dst + i, m, gelu8(_mm256_maskload_ps(src + i, m)));
+    }
+  });
+}
+
+void geluGradRun(const float* dy, const float* x, float* dx, long n) {
+  parallelFor(n, kGrainGelu, [&](long i0, long i1) {
+    const float* __restrict g = dy;
+    const float* __restrict src = x;
+    float* __restrict dst = dx;
+    long i = i0;
+    for (; i + 8 <= i1; i += 8)
+      _mm256_storeu_ps(dst + i, _mm256_mul_ps(_mm256_loadu_ps(g + i), geluDeriv8(_mm256_loadu_ps(src + i))));
+    if (i < i1) {
+      const __m256i m = tailMask8(i1 - i);
+      _mm256_maskstore_ps(dst + i, m,
+                          _mm256_mul_ps(_mm256_maskload_ps(g + i, m), geluDeriv8(_mm256_maskload_ps(src + i, m))));
+    }
+  });
+}
+
+// One row of D: mean, rstd = 1/√(biased var + eps) (two passes: mean, then squared deviations),
+// y = (x − mean)·rstd·gamma + beta.
+void layerNormRow(const float* x, const float* gamma, const float* beta, float* y, long D, float eps, float* meanOut,
+                  float* rstdOut) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+  long j = 0;
+  for (; j + 16 <= D; j += 16) {
+    a0 = _mm256_add_ps(a0, _mm256_loadu_ps(x + j));
+    a1 = _mm256_add_ps(a1, _mm256_loadu_ps(x + j + 8));
+  }
+  for (; j < D; j += 8) a0 = _mm256_add_ps(a0, _mm256_maskload_ps(x + j, tailMask8(D - j)));
+  const float mean = hsum8(_mm256_add_ps(a0, a1)) / static_cast<float>(D);
+  const __m256 mv = _mm256_set1_ps(mean);
+  a0 = _mm256_setzero_ps();
+  a1 = _mm256_setzero_ps();
+  for (j = 0; j + 16 <= D; j += 16) {
+    const __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(x + j), mv);
+    const __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(x + j + 8), mv);
+    a0 = _mm256_fmadd_ps(d0, d0, a0);
+    a1 = _mm256_fmadd_ps(d1, d1, a1);
+  }
+  for (; j < D; j += 8) {
+    const __m256i m = tailMask8(D - j);
+    const __m256 d = _mm256_and_ps(_mm256_sub_ps(_mm256_maskload_ps(x + j, m), mv), _mm256_castsi256_ps(m));
+    a0 = _mm256_fmadd_ps(d, d, a0);
+  }
+  const float var = hsum8(_mm256_add_ps(a0, a1)) / static_cast<float>(D);
+  const float rstd = 1.f / std::sqrt(var + eps);
+  const __m256 rv = _mm256_set1_ps(rstd);
+  for (j = 0; j + 8 <= D; j += 8) {
+    const __m256 xh = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), mv), rv);
+    _mm256_storeu_ps(y + j, _mm256_fmadd_ps(xh, _mm256_loadu_ps(gamma + j), _mm256_loadu_ps(beta + j)));
+  }
+  if (j < D) {
+    const __m256i m = tailMask8(D - j);
+    const __m256 xh = _mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(x + j, m), mv), rv);
+    _mm256_maskstore_ps(y + j, m, _mm256_fmadd_ps(xh, _mm256_maskload_ps(gamma + j, m), _mm256_maskload_ps(beta + j, m)));
+  }
+  *meanOut = mean;
+  *rstdOut = rstd;
+}
+
+void layerNormRun(const float* x, const float* gamma, const float* beta, float* y, float* mean, float* rstd,
+                  long rows, long D, float eps) {
+  parallelFor(rows, std::max(1L, kGrainRows / D), [&](long r0, long r1) {
+    for (long r = r0; r < r1; r++) layerNormRow(x + r * D, gamma, beta, y + r * D, D, eps, mean + r, rstd + r);
+  });
+}
+
+// Full vectors through plain loads and stores, the tail (TAIL) through masked ones (slow on some CPUs).
+template <bool TAIL>
+inline __m256 load8(const float* p, __m256i m) {
+  return TAIL ? _mm256_maskload_ps(p, m) : _mm256_loadu_ps(p);
+}
+template <bool TAIL>
+inline void store8(float* p, __m256i m, __m256 v) {
+  if (TAIL) {
+    _mm256_maskstore_ps(p, m, v);
+  } else {
+    _mm256_storeu_ps(p, v);
+  }
+}
+
+// Pass 1 of a row at column j: Σ g, Σ g·xhat (g = dy·gamma) and the row's share of dgamma, dbeta.
+template <bool TAIL>
+inline void gradSums8(const float* dyr, const float* xr, const float* gamma, float* pdg, float* pdb, long j,
+                      __m256i m, __m256 mv, __m256 rv, __m256* sa, __m256* sb) {
+  const __m256 d = load8<TAIL>(dyr + j, m);  // 0 in a tail's unused lanes, so g is too
+  const __m256 xh = _mm256_mul_ps(_mm256_sub_ps(load8<TAIL>(xr + j, m), mv), rv);
+  const __m256 g = _mm256_mul_ps(d, load8<TAIL>(gamma + j, m));
+  *sa = _mm256_add_ps(*sa, g);
+  *sb = _mm256_fmadd_ps(g, xh, *sb);
+  store8<TAIL>(pdg + j, m, _mm256_fmadd_ps(d, xh, load8<TAIL>(pdg + j, m)));
+  store8<TAIL>(pdb + j, m, _mm256_add_ps(load8<TAIL>(pdb + j, m), d));
+}
+
+// Pass 2 at column j: dx = rstd·(g − mean(g) − xhat·mean(g·xhat)).
+template <bool TAIL>
+inline void gradDx8(const float* dyr, const float* xr, const float* gamma, float* dxr, long j, __m256i m, __m256 mv,
+                    __m256 rv, __m256 av, __m256 bv) {
+  const __m256 xh = _mm256_mul_ps(_mm256_sub_ps(load8<TAIL>(xr + j, m), mv), rv);
+  const __m256 g = _mm256_mul_ps(load8<TAIL>(dyr + j, m), load8<TAIL>(gamma + j, m));
+  store8<TAIL>(dxr + j, m, _mm256_mul_ps(rv, _mm256_fnmadd_ps(xh, bv, _mm256_sub_ps(g, av))));
+}
+
+// Rows [r0, r1) of the gradient: dx, and dgamma/dbeta accumulated (row order) into pdg/pdb (zeroed).
+void layerNormGradRows(const float* dy, const float* x, const float* gamma, const float* mean, const float* rstd,
+                       float* dx, float* pdg, float* pdb, long r0, long r1, long D) {
+  const float invD = 1.f / static_cast<float>(D);
+  const long full = D & ~7L;
+  const __m256i all = _mm256_set1_epi32(-1), tail = tailMask8(D - full);
+  for (long r = r0; r < r1; r++) {
+    const float* xr = x + r * D;
+    const float* dyr = dy + r * D;
+    float* dxr = dx + r * D;
+    const __m256 mv = _mm256_set1_ps(mean[r]), rv = _mm256_set1_ps(rstd[r]);
+    __m256 sa = _mm256_setzero_ps(), sb = _mm256_setzero_ps();
+    for (long j = 0; j < full; j += 8) gradSums8<false>(dyr, xr, gamma, pdg, pdb, j, all, mv, rv, &sa, &sb);
+    if (full < D) gradSums8<true>(dyr, xr, gamma, pdg, pdb, full, tail, mv, rv, &sa, &sb);
+    const __m256 av = _mm256_set1_ps(hsum8(sa) * invD), bv = _mm256_set1_ps(hsum8(sb) * invD);
+    for (long j = 0; j < full; j += 8) gradDx8<false>(dyr, xr, gamma, dxr, j, all, mv, rv, av, bv);
+    if (full < D) gradDx8<true>(dyr, xr, gamma, dxr, full, tail, mv, rv, av, bv);
+  }
+}
+
+#pragma GCC pop_options
+
+}  // namespace
+
+// ---- AVX-512: the same kernels on 16 lanes, tails through masks.
+namespace avx512 {
+namespace {
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx2,fma")
+
+// exp16, tailMask: vmath.h.
+inline __m512 geluExp16(__m512 x) {
+  const __m512 inner = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_set1_ps(kGeluC), _mm512_mul_ps(x, x)), x, x);
+  return exp16(_mm512_mul_ps(inner, _mm512_set1_ps(-2.f * kSqrt2OverPi)));
+}
+
+inline __m512 gelu16(__m512 x) { return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.f), geluExp16(x))); }
+
+inline __m512 geluDeriv16(__m512 x) {
+  const __m512 e = geluExp16(x);
+  const __m512 s = _mm512_div_ps(_mm512_set1_ps(1.f), _mm512_add_ps(_mm512_set1_ps(1.f), e));
+  const __m512 xc = _mm512_min_ps(_mm512_set1_ps(kGeluClamp), _mm512_max_ps(_mm512_set1_ps(-kGeluClamp), x));
+  const __m512 poly = _mm512_fmadd_ps(_mm512_set1_ps(3.f * kGeluC), _mm512_mul_ps(xc, xc), _mm512_set1_ps(1.f));
+  const __m512 k = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(2.f * kSqrt2OverPi), xc), poly);
+  return _mm512_fmadd_ps(k, _mm512_mul_ps(_mm512_mul_ps(e, s), s), s);
+}
+
+void geluRun(const float* x, float* y, long n) {
+  parallelFor(n, kGrainGelu, [&](long i0, long i1) {
+    const float* __restrict src = x;
+    float* __restrict dst = y;
+    long i = i0;
+    for (; i + 16 <= i1; i += 16) _mm512_storeu_ps(dst + i, gelu16(_mm512_loadu_ps(src + i)));
+    if (i < i1) {
+      const __mmask16 m = tailMask(i1 - i);
+      _mm512_mask_storeu_ps(dst + i, m, gelu16(_mm512_maskz_loadu_ps(m, src + i)));
+    }
+  });
+}
+
+void geluGradRun(const float* dy, const float* x, float* dx, long n) {
+  parallelFor(n, kGrainGelu, [&](long i0, long i1) {
+    const float* __restrict g = dy;
+    const float* __restrict src = x;
+    float* __restrict dst = dx;
+    long i = i0;
+    for (; i + 16 <= i1; i += 16)
+      _mm512_storeu_ps(dst + i, _mm512_mul_ps(_mm512_loadu_ps(g + i), geluDeriv16(_mm512_loadu_ps(src + i))));
+    if (i < i1) {
+      const __mmask16 m = tailMask(i1 - i);
+      _mm512_mask_storeu_ps(dst + i, m,
+                            _mm512_mul_ps(_mm512_maskz_loadu_ps(m, g + i), geluDeriv16(_mm512_maskz_loadu_ps(m, src + i))));
+    }
+  });
+}
+
+void layerNormRow(const float* x, const float* gamma, const float* beta, float* y, long D, float eps, float* meanOut,
+                  float* rstdOut) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+  long j = 0;
+  for (; j + 32 <= D; j += 32) {
+    a0 = _mm512_add_ps(a0, _mm512_loadu_ps(x + j));
+    a1 = _mm512_add_ps(a1, _mm512_loadu_ps(x + j + 16));
+  }
+  for (; j < D; j += 16) a0 = _mm512_add_ps(a0, _mm512_maskz_loadu_ps(tailMask(D - j), x + j));
+  const float mean = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) / static_cast<float>(D);
+  const __m512 mv = _mm512_set1_ps(mean);
+  a0 = _mm512_setzero_ps();
+  a1 = _mm512_setzero_ps();
+  for (j = 0; j + 32 <= D; j += 32) {
+    const __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(x + j), mv);
+    const __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(x + j + 16), mv);
+    a0 = _mm512_fmadd_ps(d0, d0, a0);
+    a1 = _mm512_fmadd_ps(d1, d1, a1);
+  }
+  for (; j < D; j += 16) {
+    const __mmask16 m = tailMask(D - j);
+    const __m512 d = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, x + j), mv);
+    a0 = _mm512_fmadd_ps(d, d, a0);
+  }
+  const float var = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) / static_cast<float>(D);
+  const float rstd = 1.f / std::sqrt(var + eps);
+  const __m512 rv = _mm512_set1_ps(rstd);
+  for (j = 0; j < D; j += 16) {
+    const __mmask16 m = tailMask(D - j);
+    const __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + j), mv), rv);
+    _mm512_mask_storeu_ps(y + j, m,
+                          _mm512_fmadd_ps(xh, _mm512_maskz_loadu_ps(m, gamma + j), _mm512_maskz_loadu_ps(m, beta + j)));
+  }
+  *meanOut = mean;
+  *rstdOut = rstd;
+}
+
+void layerNormRun(const float* x, const float* gamma, const float* beta, float* y, float* mean, float* rstd,
+                  long rows, long D, float eps) {
+  parallelFor(rows, std::max(1L, kGrainRows / D), [&](long r0, long r1) {
+    for (long r = r0; r < r1; r++) layerNormRow(x + r * D, gamma, beta, y + r * D, D, eps, mean + r, rstd + r);
+  });
+}
+
+void layerNormGradRows(const float* dy, const float* x, const float* gamma, const float* mean, const float* rstd,
+                       float* dx, float* pdg, float* pdb, long r0, long r1, long D) {
+  const float invD = 1.f / static_cast<float>(D);
+  for (long r = r0; r < r1; r++) {
+    const float* xr = x + r * D;
+    const float* dyr = dy + r * D;
+    float* dxr = dx + r * D;
+    const __m512 mv = _mm512_set1_ps(mean[r]), rv = _mm512_set1_ps(rstd[r]);
+    __m512 sa = _mm512_setzero_ps(), sb = _mm512_setzero_ps();
+    for (long j = 0; j < D; j += 16) {
+      const __mmask16 m = tailMask(D - j);
+      const __m512 d = _mm512_maskz_loadu_ps(m, dyr + j);
+      const __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, xr + j), mv), rv);
+      const __m512 g = _mm512_mul_ps(d, _mm512_maskz_loadu_ps(m, gamma + j));
+      sa = _mm512_add_ps(sa, g);
+      sb = _mm512_fmadd_ps(g, xh, sb);
+      _mm512_mask_storeu_ps(pdg + j, m, _mm512_fmadd_ps(d, xh, _mm512_maskz_loadu_ps(m, pdg + j)));
+      _mm512_mask_storeu_ps(pdb + j, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, pdb + j), d));
+    }
+    const __m512 av = _mm512_set1_ps(_mm512_reduce_add_ps(sa) * invD);
+    const __m512 bv = _mm512_set1_ps(_mm512_reduce_add_ps(sb) * invD);
+    for (long j = 0; j < D; j += 16) {
+      const __mmask16 m = tailMask(D - j);
+      const __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, xr + j), mv), rv);
+      const __m512 g = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dyr + j), _mm512_maskz_loadu_ps(m, gamma + j));
+      _mm512_mask_storeu_ps(dxr + j, m, _mm512_mul_ps(rv, _mm512_fnmadd_ps(xh, bv, _mm512_sub_ps(g, av))));
+    }
+  }
+}
+
+#pragma GCC pop_options
+}  // namespace
+}  // namespace avx512
+
+void gelu(const float* x, float* y, long n) {
+  if (n <= 0) return;
+  if (simdWidth() == 512) {
+    avx512::geluRun(x, y, n);
+  } else {
+    geluRun(x, y, n);
+  }
+}
+
+void geluGrad(const float* dy, const float* x, float* dx, long n) {
+  if (n <= 0) return;
+  if (simdWidth() == 512) {
+    avx512::geluGradRun(dy, x, dx, n);
+  } else {
+    geluGradRun(dy, x, dx, n);
+  }
+}
+
+void layerNorm(const float* x, const float* gamma, const float* beta, float* y, float* mean, float* rstd, long rows,
+               long cols, float eps) {
+  if (rows <= 0 || cols <= 0) return;
+  if (simdWidth() == 512) {
+    avx512::layerNormRun(x, gamma, beta, y, mean, rstd, rows, cols, eps);
+  } else {
+    layerNormRun(x, gamma, beta, y, mean, rstd, rows, cols, eps);
+  }
+}
+
+void layerNormGrad(const float* dy, const float* x, const float* gamma, const float* mean, const float* rstd,
+                   float* dx, float* dgamma, float* dbeta, long rows, long cols) {
+  if (cols <= 0) return;
+  const size_t rowBytes = static_cast<size_t>(cols) * sizeof(float);
+  if (rows <= 0) {
+    std::memset(dgamma, 0, rowBytes);
+    std::memset(dbeta, 0, rowBytes);
+    return;
+  }
+  // The partition depends on the shape only (see the top of the file).
+  long chunks = (rows * cols + kGradChunkElems - 1) / kGradChunkElems;
+  chunks = std::max(1L, std::min(std::min(chunks, kGradMaxChunks), rows));
+  const long rowsPer = (rows + chunks - 1) / chunks;
+  chunks = (rows + rowsPer - 1) / rowsPer;
+  std::unique_ptr<float[]> partial(new float[static_cast<size_t>(chunks) * 2 * static_cast<size_t>(cols)]);
+  const bool wide = simdWidth() == 512;
+  parallelFor(chunks, 1, [&](long c0, long c1) {
+    for (long c = c0; c < c1; c++) {
+      float* pdg = partial.get() + c * 2 * cols;
+      float* pdb = pdg + cols;
+      std::memset(pdg, 0, 2 * rowBytes);
+      const long r0 = c * rowsPer, r1 = std::min(rows, r0 + rowsPer);
+      if (wide) {
+        avx512::layerNormGradRows(dy, x, gamma, mean, rstd, dx, pdg, pdb, r0, r1, cols);
+      } else {
+        layerNormGradRows(dy, x, gamma, mean, rstd, dx, pdg, pdb, r0, r1, cols);
+      }
+    }
+  });
+  // Chunk 0 + chunk 1 + ... in that order, for every column.
+  std::memcpy(dgamma, partial.get(), rowBytes);
+  std::memcpy(dbeta, partial.get() + cols, rowBytes);
+  for (long c = 1; c < chunks; c++) {
+    const float* pdg = partial.get() + c * 2 * cols;
+    const float* pdb = pdg + cols;
+    for (long j = 0; j < cols; j++) dgamma[j] += pdg[j];
+    for (long j = 0; j < cols; j++) dbeta[j] += pdb[j];
+  }
+}
+
+}  // namespace quorum

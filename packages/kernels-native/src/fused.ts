@@ -1,0 +1,183 @@
+/**
+ * The fused kernels of @quorum/core's contract (`FUSED_KERNELS`, packages/core/src/fused-kernels.ts):
+ * GELU and LayerNorm, forward and backward, each one pass of the addon. These names are not stock
+ * tfjs kernels: install.ts registers them on the wasm backend while the native kernels are installed
+ * (there is no stock kernel to fall back to) and unregisters them on uninstall. float32 only: any
+ * other dtype, or inputs whose shapes do not fit together, is an error (the model sends float32 and
+ * composes the same math from stock ops for anything else).
+ */
+import { BackendError, FUSED_KERNELS } from '@quorum/core';
+import * as tf from '@tensorflow/tfjs';
+import type { NativeAddon } from './addon.js';
+import { asWasm, f32, withOutput, withOutputs } from './wasm-heap.js';
+
+/** The fused kernels this package registers (part of NATIVE_KERNELS). */
+export const NATIVE_FUSED_KERNELS = [
+  FUSED_KERNELS.gelu,
+  FUSED_KERNELS.geluGrad,
+  FUSED_KERNELS.layerNorm,
+  FUSED_KERNELS.layerNormGrad,
+] as const;
+export type NativeFusedKernelName = (typeof NATIVE_FUSED_KERNELS)[number];
+
+export function isFusedKernel(name: string): name is NativeFusedKernelName {
+  return (NATIVE_FUSED_KERNELS as readonly string[]).includes(name);
+}
+
+function invalid(kernel: string, message: string): BackendError {
+  return new BackendError(`${kernel}: ${message}`, {
+    hint: 'the fused kernels take float32 tensors shaped as FUSED_KERNELS in @quorum/core describes',
+  });
+}
+
+/** The named inputs, each present and float32. */
+function float32Inputs<K extends string>(
+  kernel: string,
+  inputs: tf.NamedTensorInfoMap,
+  names: readonly K[],
+): Record<K, tf.TensorInfo> {
+  const out = {} as Record<K, tf.TensorInfo>;
+  for (const name of names) {
+    const t = inputs[name];
+    if (t === undefined) throw invalid(kernel, `input "${name}" is missing`);
+    if (t.dtype !== 'float32') throw invalid(kernel, `${name} must be float32, got ${t.dtype}`);
+    out[name] = t;
+  }
+  return out;
+}
+
+const sizeOf = (shape: readonly number[]): number => tf.util.sizeFromShape(shape as number[]);
+
+/** x as [N, D] (D its last axis): rows N, and the shape of the per-row outputs (x's without the last axis). */
+function rowsOf(kernel: string, x: tf.TensorInfo): { rows: number; cols: number; rowShape: number[] } {
+  if (x.shape.length < 1) throw invalid(kernel, 'x must have rank 1 or more');
+  const cols = x.shape[x.shape.length - 1] as number;
+  const rowShape = x.shape.slice(0, -1);
+  return { rows: sizeOf(rowShape), cols, rowShape };
+}
+
+function expectSize(kernel: string, name: string, t: tf.TensorInfo, size: number, what: string): void {
+  if (sizeOf(t.shape) !== size)
+    throw invalid(kernel, `${name} must have ${size} elements (${what}), got shape [${t.shape.join(', ')}]`);
+}
+
+/** QuorumGelu: { x } → ½x(1 + tanh(√(2/π)(x + 0.044715x³))), x's shape. */
+export function geluKernel(addon: NativeAddon): tf.KernelFunc {
+  const name = FUSED_KERNELS.gelu;
+  return (args) => {
+    const { x } = float32Inputs(name, args.inputs, ['x']);
+    const backend = asWasm(args.backend);
+    return withOutput(backend, [...x.shape], (out) => {
+      if (sizeOf(x.shape) === 0) return;
+      addon.gelu(f32(backend, x), f32(backend, out)); // x's shape
+    });
+  };
+}
+
+/** QuorumGeluGrad: { dy, x } → dy · gelu′(x), x's shape. */
+export function geluGradKernel(addon: NativeAddon): tf.KernelFunc {
+  const name = FUSED_KERNELS.geluGrad;
+  return (args) => {
+    const { dy, x } = float32Inputs(name, args.inputs, ['dy', 'x']);
+    if (!tf.util.arraysEqual(dy.shape, x.shape))
+      throw invalid(name, `dy [${dy.shape.join(', ')}] and x [${x.shape.join(', ')}] differ in shape`);
+    const backend = asWasm(args.backend);
+    return withOutput(backend, [...x.shape], (out) => {
+      if (sizeOf(x.shape) === 0) return;
+      addon.geluGrad(f32(backend, dy), f32(backend, x), f32(backend, out)); // x's shape
+    });
+  };
+}
+
+/**
+ * QuorumLayerNorm: { x [..., D], gamma [D], beta [D] }, { epsilon } → [y [..., D], mean [...], rstd [...]]
+ * over the last axis (biased variance, rstd = 1/√(var + ε)).
+ */
+export function layerNormKernel(addon: NativeAddon): tf.KernelFunc {
+  const name = FUSED_KERNELS.layerNorm;
+  return (args) => {
+    const { x, gamma, beta } = float32Inputs(name, args.inputs, ['x', 'gamma', 'beta']);
+    const { epsilon } = args.attrs as { epsilon?: unknown };
+    if (typeof epsilon !== 'number' || !Number.isFinite(epsilon) || epsilon < 0)
+      throw invalid(name, `attribute epsilon must be a finite number >= 0, got ${String(epsilon)}`);
+    const { rows, cols, rowShape } = rowsOf(name, x);
+    expectSize(name, 'gamma', gamma, cols, "x's last axis");
+    expectSize(name, 'beta', beta, cols, "x's last axis");
+    const backend = asWasm(args.backend);
+    return withOutputs(backend, [[...x.shape], rowShape, rowShape], ([y, mean, rstd]) => {
+      if (rows === 0) return;
+      const meanView = f32(backend, mean as tf.TensorInfo); // [...]
+      const rstdView = f32(backend, rstd as tf.TensorInfo); // [...]
+      if (cols === 0) {
+        // the mean and variance of nothing, as tf.moments gives them
+        meanView.fill(Number.NaN);
+        rstdView.fill(Number.NaN);
+        return;
+      }
+      addon.layerNorm(
+        f32(backend, x), // [N, D]
+        f32(backend, gamma), // [D]
+        f32(backend, beta), // [D]
+        f32(backend, y as tf.TensorInfo), // [N, D]
+        meanView,
+        rstdView,
+        rows,
+        cols,
+        epsilon,
+      );
+    });
+  };
+}
+
+/**
+ * QuorumLayerNormGrad: { dy [..., D], x [..., D], gamma [D], mean [...], rstd [...] } →
+ * [dx [..., D], dgamma (gamma's shape, [D]), dbeta (the same)].
+ */
+export function layerNormGradKernel(addon: NativeAddon): tf.KernelFunc {
+  const name = FUSED_KERNELS.layerNormGrad;
+  return (args) => {
+    const { dy, x, gamma, mean, rstd } = float32Inputs(name, args.inputs, [
+      'dy',
+      'x',
+      'gamma',
+      'mean',
+      'rstd',
+    ]);
+    if (!tf.util.arraysEqual(dy.shape, x.shape))
+      throw invalid(name, `dy [${dy.shape.join(', ')}] and x [${x.shape.join(', ')}] differ in shape`);
+    const { rows, cols } = rowsOf(name, x);
+    expectSize(name, 'gamma', gamma, cols, "x's last axis");
+    expectSize(name, 'mean', mean, rows, "x's rows");
+    expectSize(name, 'rstd', rstd, rows, "x's rows");
+    const backend = asWasm(args.backend);
+    return withOutputs(backend, [[...x.shape], [...gamma.shape], [...gamma.shape]], ([dx, dgamma, dbeta]) => {
+      if (cols === 0) return;
+      addon.layerNormGrad(
+        f32(backend, dy), // [N, D]
+        f32(backend, x), // [N, D]
+        f32(backend, gamma), // [D]
+        f32(backend, mean), // [N]
+        f32(backend, rstd), // [N]
+        f32(backend, dx as tf.TensorInfo), // [N, D]
+        f32(backend, dgamma as tf.TensorInfo), // [D]
+        f32(backend, dbeta as tf.TensorInfo), // [D]
+        rows,
+        cols,
+      );
+    });
+  };
+}
+
+/** The kernel function for one of NATIVE_FUSED_KERNELS. */
+export function fusedKernel(name: NativeFusedKernelName, addon: NativeAddon): tf.KernelFunc {
+  switch (name) {
+    case FUSED_KERNELS.gelu:
+      return geluKernel(addon);
+    case FUSED_KERNELS.geluGrad:
+      return geluGradKernel(addon);
+    case FUSED_KERNELS.layerNorm:
+      return layerNormKernel(addon);
+    case FUSED_KERNELS.layerNormGrad:
+      return layerNormGradKernel(addon);
+  }
+}
