@@ -425,40 +425,48 @@ export function gptForward(
       tf.transpose(tf.reshape(t, [B, len, H, Dh]), [0, 2, 1, 3]); // [B, H, len, Dh]
     for (let l = 0; l < L; l++) {
       if (expand !== undefined && expand.atLayer === l) tile(expand.members);
-      const blk = params.blocks[l] as GptBlockParams;
-      // The top block with lastTokenOnly: queries (and everything after attention) for one token per row.
-      const top =
-        lastOnly && l === L - 1
-          ? lastTokenQueries(keyMask, positions, B, tn, Dh, rope !== undefined)
-          : undefined;
-      const tq = top === undefined ? tn : 1;
-      const h = layerNorm(x, blk.ln1, config.layerNormEps); // [N, D]
-      const hq = top === undefined ? h : (tf.gather(h, top.rows) as tf.Tensor2D); // [B·tq, D]
-      let q = toHeads(linear(hq, blk.q, { layer: l, module: 'q' }, hook, mw, members), tq); // [B, H, tq, Dh]
-      let k = toHeads(linear(h, blk.k, { layer: l, module: 'k' }, hook, mw, members), tn); // [B, H, Tn, Dh]
-      let v = toHeads(linear(h, blk.v, { layer: l, module: 'v' }, hook, mw, members), tn); // [B, H, Tn, Dh]
-      if (rope !== undefined) {
-        q = applyRope(q, top?.rope ?? rope);
-        k = applyRope(k, rope);
-      }
-      const past = options.past?.[l];
-      if (past !== undefined) {
-        k = tf.concat([past.k, k], 2); // [B, H, Tk, Dh]
-        v = tf.concat([past.v, v], 2); // [B, H, Tk, Dh]
-      }
-      if (options.cache === true) present.push({ k, v });
-      const scores = matMulT(tf.mul(q, scale) as tf.Tensor4D, k); // [B, H, tq, Tk]
-      const probs = dropout(tf.softmax(tf.add(scores, top?.bias ?? bias)), pDrop, rng); // [B, H, tq, Tk]
-      const att = matMul(probs, v); // [B, H, tq, Dh]
-      const y = tf.reshape(tf.transpose(att, [0, 2, 1, 3]), [B * tq, D]) as tf.Tensor2D; // [B·tq, D]
-      if (top !== undefined) x = tf.gather(x, top.rows) as tf.Tensor2D; // [B, D]
-      x = tf.add(x, dropout(linear(y, blk.o, { layer: l, module: 'o' }, hook, mw, members), pDrop, rng)); // [B·tq, D]
-      const h2 = layerNorm(x, blk.ln2, config.layerNormEps); // [B·tq, D]
-      const m = gelu(linear(h2, blk.fc, { layer: l, module: 'fc' }, hook, mw, members)); // [B·tq, F]
-      x = tf.add(
-        x,
-        dropout(linear(m, blk.proj, { layer: l, module: 'proj' }, hook, mw, members), pDrop, rng),
-      ); // [B·tq, D]
+      // One tidy per block: its intermediates are freed as soon as it is done (what a backward pass needs,
+      // tfjs keeps on its own), so peak memory is about one block's activations, not every block's.
+      const xIn = x;
+      const out = tf.tidy((): tf.Tensor[] => {
+        const blk = params.blocks[l] as GptBlockParams;
+        // The top block with lastTokenOnly: queries (and everything after attention) for one token per row.
+        const top =
+          lastOnly && l === L - 1
+            ? lastTokenQueries(keyMask, positions, B, tn, Dh, rope !== undefined)
+            : undefined;
+        const tq = top === undefined ? tn : 1;
+        const h = layerNorm(x, blk.ln1, config.layerNormEps); // [N, D]
+        const hq = top === undefined ? h : (tf.gather(h, top.rows) as tf.Tensor2D); // [B·tq, D]
+        let q = toHeads(linear(hq, blk.q, { layer: l, module: 'q' }, hook, mw, members), tq); // [B, H, tq, Dh]
+        let k = toHeads(linear(h, blk.k, { layer: l, module: 'k' }, hook, mw, members), tn); // [B, H, Tn, Dh]
+        let v = toHeads(linear(h, blk.v, { layer: l, module: 'v' }, hook, mw, members), tn); // [B, H, Tn, Dh]
+        if (rope !== undefined) {
+          q = applyRope(q, top?.rope ?? rope);
+          k = applyRope(k, rope);
+        }
+        const past = options.past?.[l];
+        if (past !== undefined) {
+          k = tf.concat([past.k, k], 2); // [B, H, Tk, Dh]
+          v = tf.concat([past.v, v], 2); // [B, H, Tk, Dh]
+        }
+        const scores = matMulT(tf.mul(q, scale) as tf.Tensor4D, k); // [B, H, tq, Tk]
+        const probs = dropout(tf.softmax(tf.add(scores, top?.bias ?? bias)), pDrop, rng); // [B, H, tq, Tk]
+        const att = matMul(probs, v); // [B, H, tq, Dh]
+        const y = tf.reshape(tf.transpose(att, [0, 2, 1, 3]), [B * tq, D]) as tf.Tensor2D; // [B·tq, D]
+        let xl = top === undefined ? x : (tf.gather(x, top.rows) as tf.Tensor2D); // [B·tq, D]
+        xl = tf.add(xl, dropout(linear(y, blk.o, { layer: l, module: 'o' }, hook, mw, members), pDrop, rng)); // [B·tq, D]
+        const h2 = layerNorm(xl, blk.ln2, config.layerNormEps); // [B·tq, D]
+        const m = gelu(linear(h2, blk.fc, { layer: l, module: 'fc' }, hook, mw, members)); // [B·tq, F]
+        xl = tf.add(
+          xl,
+          dropout(linear(m, blk.proj, { layer: l, module: 'proj' }, hook, mw, members), pDrop, rng),
+        ); // [B·tq, D]
+        return options.cache === true ? [xl, k, v] : [xl];
+      });
+      x = out[0] as tf.Tensor2D; // [B·tq, D]
+      if (options.cache === true) present.push({ k: out[1] as tf.Tensor4D, v: out[2] as tf.Tensor4D });
+      xIn.dispose(); // the previous block's output (created here; a backward pass keeps its own reference)
     }
     if (expand !== undefined && expand.atLayer === L) tile(expand.members);
     const tOut = lastOnly ? 1 : tn;
