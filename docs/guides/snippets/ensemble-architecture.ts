@@ -1,5 +1,5 @@
 // shared-heads: one shared transformer with k linear heads, as a plugin architecture (M + kL parameters).
-import { gptHidden, lastTokenHidden } from '@quorum/backbone';
+import { gptLastHidden } from '@quorum/backbone';
 import { defineStrategy, type Rng, strategyModule } from '@quorum/core';
 import {
   type BuildContext,
@@ -24,8 +24,8 @@ export function buildSharedHeads(context: BuildContext): TrainableEnsemble {
   const headVars = headVariables(heads);
   const rewards = (batch: TokenBatch, dropoutRng: Rng | undefined): tf.Tensor2D =>
     tf.tidy(() => {
-      const hidden = gptHidden(backbone, config, batch.ids, batch.mask, { dropoutRng }); // [B, T, D]
-      return multiHeadRewards(heads.w, heads.b, lastTokenHidden(hidden, batch.mask)); // [k, B]
+      const last = gptLastHidden(backbone, config, batch.ids, batch.mask, { dropoutRng }); // [B, D]
+      return multiHeadRewards(heads.w, heads.b, last); // [k, B]
     });
   const M = countParameters(backboneVars);
   const total = M + countParameters(headVars);

@@ -18,13 +18,7 @@
  * M + L after `finalize()`. Aggregation rules see one member, so `lcb` = `mean` and the std is 0: WARM
  * buys robustness by averaging weights, not by measuring disagreement.
  */
-import {
-  type GptParams,
-  gptHidden,
-  lastTokenHidden,
-  loadGptParameters,
-  namedParameters,
-} from '@quorum/backbone';
+import { type GptParams, gptLastHidden, loadGptParameters, namedParameters } from '@quorum/backbone';
 import { ConfigError, defineStrategy, type Rng } from '@quorum/core';
 import {
   type BuildContext,
@@ -173,8 +167,8 @@ export function buildWarm(context: BuildContext, options: WarmOptions = {}): Tra
   const memberReward = (m: number, batch: TokenBatch, dropoutRng: Rng | undefined): tf.Tensor2D =>
     tf.tidy(() => {
       const { backbone, head } = current(m);
-      const hidden = gptHidden(backbone, config, batch.ids, batch.mask, { dropoutRng }); // [B, T, D]
-      return multiHeadRewards(head.w, head.b, lastTokenHidden(hidden, batch.mask)); // [1, B]
+      const last = gptLastHidden(backbone, config, batch.ids, batch.mask, { dropoutRng }); // [B, D]
+      return multiHeadRewards(head.w, head.b, last); // [1, B]
     });
 
   const M = countParameters(backboneVariables(init.backbone));
