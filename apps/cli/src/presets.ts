@@ -66,7 +66,7 @@ export const PRESETS: Record<PresetName, RunPreset> = {
   default: {
     name: 'default',
     description:
-      'about 15 minutes: nano models on 2,560 pairs, 2 seeds, Best-of-n over the full eval split (32 answers each), a short PPO run',
+      'about 10 minutes: nano models on 2,560 pairs, 2 seeds, Best-of-n over the full eval split (32 answers each), a short PPO run',
     size: 'nano',
     contextLength: 128,
     sft: { maxSteps: 300, batchSize: 16 },
