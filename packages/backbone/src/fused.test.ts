@@ -16,6 +16,7 @@ import {
   setFusedKernels,
 } from './fused.js';
 import { disposeGpt, gptHidden, initGpt, namedParameters } from './model.js';
+import { AdamW } from './optim.js';
 
 interface WasmLike {
   readSync(dataId: object): Float32Array;
@@ -155,6 +156,31 @@ function registerReferenceKernels(): void {
   );
 }
 
+function registerReferenceAdamW(): void {
+  register(
+    FUSED_KERNELS.adamW,
+    ([p, g, m, v], [shape], a) => {
+      const n = (p as Float32Array).length;
+      const p2 = new Float64Array(n);
+      const m2 = new Float64Array(n);
+      const v2 = new Float64Array(n);
+      const at = (k: string): number => a[k] as number;
+      for (let i = 0; i < n; i++) {
+        const gi = ((g as Float32Array)[i] as number) * at('gradScale');
+        m2[i] = at('beta1') * ((m as Float32Array)[i] as number) + (1 - at('beta1')) * gi;
+        v2[i] = at('beta2') * ((v as Float32Array)[i] as number) + (1 - at('beta2')) * gi * gi;
+        const update =
+          (m2[i] as number) /
+          at('biasCorrection1') /
+          (Math.sqrt((v2[i] as number) / at('biasCorrection2')) + at('epsilon'));
+        p2[i] = ((p as Float32Array)[i] as number) * (1 - at('lr') * at('weightDecay')) - at('lr') * update;
+      }
+      return [p2, m2, v2].map((data) => ({ shape: shape as number[], data }));
+    },
+    ['param', 'grad', 'm', 'v'],
+  );
+}
+
 function maxRel(a: tf.Tensor, b: tf.Tensor): number {
   return tf.tidy(() => {
     const scale = Math.max(tf.max(tf.abs(b)).dataSync()[0] as number, 1e-6);
@@ -175,7 +201,7 @@ afterAll(() => {
 
 describe('fused GELU and LayerNorm', () => {
   it('compose stock ops when the backend has no fused kernels', () => {
-    expect(fusedKernelsActive()).toEqual({ gelu: false, layerNorm: false });
+    expect(fusedKernelsActive()).toEqual({ gelu: false, layerNorm: false, adamW: false });
     const x = tf.tensor2d([-3, -0.5, 0, 0.5, 3, 8], [2, 3]);
     const g = tf.ones([3]);
     const b = tf.zeros([3]);
@@ -186,7 +212,7 @@ describe('fused GELU and LayerNorm', () => {
 
   it('run the fused kernels when registered: same hidden states and gradients as composed, nothing leaked', () => {
     registerReferenceKernels();
-    expect(fusedKernelsActive()).toEqual({ gelu: true, layerNorm: true });
+    expect(fusedKernelsActive()).toMatchObject({ gelu: true, layerNorm: true });
     const config = resolveGptConfig({ vocabSize: 40, contextLength: 8, dModel: 16, nLayers: 2, nHeads: 2 });
     const params = initGpt(config, new Rng(3));
     // non-trivial gains and biases so dgamma/dbeta matter
@@ -236,5 +262,47 @@ describe('fused GELU and LayerNorm', () => {
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([ids, mask]);
     disposeGpt(params);
+  });
+});
+
+describe('fused AdamW', () => {
+  it('updates parameters and moments as the composed ops do (decay, no decay, clipping), one kernel per parameter', () => {
+    registerReferenceAdamW();
+    expect(fusedKernelsActive().adamW).toBe(true);
+    const rng = new Rng(31);
+    const make = (): Record<string, tf.Variable> => ({
+      w: tf.variable(tf.tensor(rng.normalArray(6 * 5, 0.5), [6, 5])), // decays (rank 2)
+      b: tf.variable(tf.tensor(rng.normalArray(5, 0.5), [5])), // does not
+    });
+    const a = make();
+    const b = { w: tf.variable(a.w.clone()), b: tf.variable(a.b.clone()) };
+    const config = { lr: 0.05, weightDecay: 0.1, clipNorm: 0.5, beta2: 0.95 };
+    const fusedOpt = new AdamW(a, config);
+    const composedOpt = new AdamW(b, config);
+    const before = tf.memory().numTensors;
+    for (let step = 0; step < 4; step++) {
+      const grads = {
+        w: tf.tensor(rng.normalArray(30, 1), [6, 5]),
+        b: tf.tensor(rng.normalArray(5, 1), [5]),
+      };
+      delete calls[FUSED_KERNELS.adamW];
+      fusedOpt.applyGradients(grads);
+      expect(calls[FUSED_KERNELS.adamW]).toBe(2);
+      setFusedKernels(false);
+      composedOpt.applyGradients(grads);
+      setFusedKernels(undefined);
+      tf.dispose(Object.values(grads));
+    }
+    expect(maxRel(a.w, b.w)).toBeLessThan(1e-5);
+    expect(maxRel(a.b, b.b)).toBeLessThan(1e-5);
+    const sa = fusedOpt.state();
+    const sb = composedOpt.state();
+    for (const k of Object.keys(sb.tensors))
+      expect(maxRel(sa.tensors[k] as tf.Tensor, sb.tensors[k] as tf.Tensor)).toBeLessThan(1e-5);
+    tf.dispose([...Object.values(sa.tensors), ...Object.values(sb.tensors)]);
+    expect(tf.memory().numTensors).toBe(before);
+    fusedOpt.dispose();
+    composedOpt.dispose();
+    tf.dispose([...Object.values(a), ...Object.values(b)]);
   });
 });

@@ -14,12 +14,13 @@ export function setFusedKernels(on: false | undefined): void {
   override = on;
 }
 
-/** Whether GELU / LayerNorm run as the backend's fused kernels right now. */
-export function fusedKernelsActive(): { gelu: boolean; layerNorm: boolean } {
-  if (override === false) return { gelu: false, layerNorm: false };
+/** Whether GELU / LayerNorm / the AdamW update run as the backend's fused kernels right now. */
+export function fusedKernelsActive(): { gelu: boolean; layerNorm: boolean; adamW: boolean } {
+  if (override === false) return { gelu: false, layerNorm: false, adamW: false };
   return {
     gelu: hasFusedKernel(FUSED_KERNELS.gelu) && hasFusedKernel(FUSED_KERNELS.geluGrad),
     layerNorm: hasFusedKernel(FUSED_KERNELS.layerNorm) && hasFusedKernel(FUSED_KERNELS.layerNormGrad),
+    adamW: hasFusedKernel(FUSED_KERNELS.adamW),
   };
 }
 
@@ -46,7 +47,12 @@ export function composedLayerNorm<T extends tf.Tensor>(
   });
 }
 
-function run(name: string, inputs: tf.NamedTensorMap, attrs: Record<string, number> = {}): tf.Tensor[] {
+/** Runs a fused kernel by name; multi-output kernels give an array. */
+export function runFusedKernel(
+  name: string,
+  inputs: tf.NamedTensorMap,
+  attrs: Record<string, number> = {},
+): tf.Tensor[] {
   const out = tf.engine().runKernel(name, inputs, attrs as unknown as tf.NamedAttrMap);
   return Array.isArray(out) ? (out as tf.Tensor[]) : [out as tf.Tensor];
 }
@@ -54,17 +60,17 @@ function run(name: string, inputs: tf.NamedTensorMap, attrs: Record<string, numb
 const fusedGelu = tf.customGrad((x, save) => {
   (save as tf.GradSaveFunc)([x as tf.Tensor]);
   return {
-    value: run(FUSED_KERNELS.gelu, { x: x as tf.Tensor })[0] as tf.Tensor, // x's shape
+    value: runFusedKernel(FUSED_KERNELS.gelu, { x: x as tf.Tensor })[0] as tf.Tensor, // x's shape
     gradFunc: (dy, saved) => {
       const [sx] = saved as [tf.Tensor];
-      return run(FUSED_KERNELS.geluGrad, { dy: dy as tf.Tensor, x: sx })[0] as tf.Tensor; // x's shape
+      return runFusedKernel(FUSED_KERNELS.geluGrad, { dy: dy as tf.Tensor, x: sx })[0] as tf.Tensor; // x's shape
     },
   };
 }) as (x: tf.Tensor) => tf.Tensor;
 
 function fusedLayerNormWith(eps: number) {
   return tf.customGrad((x, gamma, beta, save) => {
-    const [y, mean, rstd] = run(
+    const [y, mean, rstd] = runFusedKernel(
       FUSED_KERNELS.layerNorm,
       { x: x as tf.Tensor, gamma: gamma as tf.Tensor, beta: beta as tf.Tensor },
       { epsilon: eps },
@@ -74,7 +80,7 @@ function fusedLayerNormWith(eps: number) {
       value: y,
       gradFunc: (dy, saved) => {
         const [sx, sg, sm, sr] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-        return run(FUSED_KERNELS.layerNormGrad, {
+        return runFusedKernel(FUSED_KERNELS.layerNormGrad, {
           dy: dy as tf.Tensor,
           x: sx,
           gamma: sg,

@@ -11,6 +11,11 @@
  *                           (biased variance over the last axis)
  * - `QuorumLayerNormGrad` inputs { dy [N, D], x [N, D], gamma [D], mean [N], rstd [N] }
  *                         → [dx [N, D], dgamma [D], dbeta [D]]
+ * - `QuorumAdamW`         inputs { param, grad, m, v } (one shape), attrs { lr, beta1, beta2, epsilon, weightDecay,
+ *                         biasCorrection1, biasCorrection2, gradScale } → [param′, m′, v′] (torch.optim.AdamW):
+ *                           g = grad·gradScale;  m′ = β1·m + (1 − β1)·g;  v′ = β2·v + (1 − β2)·g²
+ *                           param′ = param·(1 − lr·weightDecay) − lr·(m′/bc1) / (√(v′/bc2) + ε)
+ *                         (weightDecay 0 for parameters that do not decay; bc = 1 − βᵗ)
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -19,6 +24,7 @@ export const FUSED_KERNELS = {
   geluGrad: 'QuorumGeluGrad',
   layerNorm: 'QuorumLayerNorm',
   layerNormGrad: 'QuorumLayerNormGrad',
+  adamW: 'QuorumAdamW',
 } as const;
 
 export type FusedKernelName = (typeof FUSED_KERNELS)[keyof typeof FUSED_KERNELS];
