@@ -2,8 +2,8 @@
 // run. Build first (`npx tsc -b tsconfig.json` and `node scripts/install.mjs`), then
 //   node bench/kernels.mjs [--threads 2] [--simd 256|512] [--batch 8] [--layers 2] [--only matmul|others|fused|step]
 // Prints GFLOP/s of BatchMatMul on the reference model's shapes (d=128, 4 heads, ctx 128, batch 32),
-// the time of the other replaced kernels, the fused GELU / LayerNorm kernels against the same math
-// composed of stock ops, and forward+backward of a small GPT-like block stack. Every figure is the
+// the time of the other replaced kernels, the fused GELU / LayerNorm / AdamW kernels against the same
+// math composed of stock ops, and forward+backward of a small GPT-like block stack. Every figure is the
 // best of n calls (see timeMs).
 import { FUSED_KERNELS, wasmBackend } from '@quorum/core';
 import * as tf from '@tensorflow/tfjs';
@@ -216,6 +216,76 @@ const fusedLn = tf.customGrad((x, g, b, save) => {
       runKernel(FUSED_KERNELS.layerNormGrad, { dy, x: sx, gamma: sg, mean: sm, rstd: sr }), // [N, D], [D], [D]
   };
 });
+// AdamW: @quorum/backbone's composed update (packages/backbone/src/optim.ts, op for op) and the fused one.
+const adamHyper = (t, weightDecay) => ({
+  lr: 3e-4,
+  beta1: 0.9,
+  beta2: 0.95,
+  epsilon: 1e-8,
+  weightDecay,
+  biasCorrection1: 1 - 0.9 ** t,
+  biasCorrection2: 1 - 0.95 ** t,
+  gradScale: 1,
+});
+const composedAdamW = (p, grad, m, v, h) => {
+  const g = h.gradScale === 1 ? grad : tf.mul(grad, h.gradScale); // p's shape
+  const m1 = tf.add(tf.mul(m, h.beta1), tf.mul(g, 1 - h.beta1)); // p's shape
+  const v1 = tf.add(tf.mul(v, h.beta2), tf.mul(tf.square(g), 1 - h.beta2)); // p's shape
+  const update = tf.div(
+    tf.div(m1, h.biasCorrection1),
+    tf.add(tf.sqrt(tf.div(v1, h.biasCorrection2)), h.epsilon),
+  ); // p's shape
+  const decayed = h.weightDecay > 0 ? tf.mul(p, 1 - h.lr * h.weightDecay) : p; // p's shape
+  return [tf.sub(decayed, tf.mul(update, h.lr)), m1, v1];
+};
+const fusedAdamW = (param, grad, m, v, h) => runKernel(FUSED_KERNELS.adamW, { param, grad, m, v }, h); // [p′, m′, v′]
+/** The reference model's parameter shapes (micro preset, vocab 512), from @quorum/backbone when it is built. */
+async function referenceShapes() {
+  try {
+    const { gptParameterShapes, gptPreset } = await import('@quorum/backbone');
+    return gptParameterShapes(gptPreset('micro', { vocabSize: 512 }));
+  } catch {
+    const shapes = { wte: [512, 128], wpe: [128, 128] };
+    for (let l = 0; l < 4; l++) {
+      for (const n of ['ln_1.g', 'ln_1.b', 'ln_2.g', 'ln_2.b']) shapes[`h.${l}.${n}`] = [128];
+      for (const n of ['q', 'k', 'v', 'o']) {
+        shapes[`h.${l}.attn.${n}.w`] = [128, 128];
+        shapes[`h.${l}.attn.${n}.b`] = [128];
+      }
+      Object.assign(shapes, {
+        [`h.${l}.mlp.fc.w`]: [128, 512],
+        [`h.${l}.mlp.fc.b`]: [512],
+        [`h.${l}.mlp.proj.w`]: [512, 128],
+        [`h.${l}.mlp.proj.b`]: [128],
+      });
+    }
+    return { ...shapes, 'ln_f.g': [128], 'ln_f.b': [128] };
+  }
+}
+/** A whole optimizer step over `shapes` as variables, as AdamW.applyGradients updates them (decay: rank ≥ 2). */
+function adamWStep(shapes, update) {
+  const state = tf.tidy(() =>
+    Object.values(shapes).map((shape, i) => ({
+      decays: shape.length >= 2,
+      p: tf.variable(tf.randomNormal(shape, 0, 0.02)), // shape
+      m: tf.variable(tf.randomNormal(shape, 0, 1e-3), false), // shape
+      v: tf.variable(tf.abs(tf.randomNormal(shape, 0, 1e-6)), false), // shape
+      g: tf.randomNormal(shape, 0, 1e-2, 'float32', i), // shape
+    })),
+  );
+  const step = () => {
+    for (const { p, m, v, g, decays } of state) {
+      const [p1, m1, v1] = update(p, g, m, v, adamHyper(10, decays ? 0.1 : 0));
+      m.assign(m1);
+      v.assign(v1);
+      p.assign(p1);
+    }
+    return [];
+  };
+  const dispose = () => tf.dispose(state.flatMap(({ p, m, v, g }) => [p, m, v, g]));
+  return { step, dispose, tensors: state.length, elements: state.reduce((n, { p }) => n + p.size, 0) };
+}
+
 if (section('fused')) {
   const gx = tf.randomNormal([4096, 512], 0, 2); // [N, 4D]: the MLP's hidden layer
   const gdy = tf.randomNormal([4096, 512]);
@@ -230,6 +300,16 @@ if (section('fused')) {
     { epsilon: 1e-5 },
   ); // [N], [N]
   const time = (fn, reps) => timeMs(() => tf.dispose(tf.tidy(fn)), reps);
+  const adamIn = (shape) => [
+    tf.randomNormal(shape), // param
+    tf.randomNormal(shape), // grad
+    tf.randomNormal(shape, 0, 0.1), // m
+    tf.abs(tf.randomNormal(shape, 0, 0.1)), // v
+  ];
+  const aw = adamIn([128, 512]); // 4 × [128, 512]: mlp.fc.w
+  const ab = adamIn([512]); // 4 × [512]: mlp.fc.b
+  const fusedStep = adamWStep(await referenceShapes(), fusedAdamW);
+  const composedStep = adamWStep(await referenceShapes(), composedAdamW);
   const rows = [
     {
       label: 'GELU      [4096,512] fwd',
@@ -262,6 +342,21 @@ if (section('fused')) {
       composed: () => tf.grads(ln)([lx, lg, lb], ldy),
       fused: () => tf.grads(fusedLn)([lx, lg, lb], ldy),
     },
+    {
+      label: 'AdamW     [128,512]',
+      composed: () => composedAdamW(...aw, adamHyper(10, 0.1)),
+      fused: () => fusedAdamW(...aw, adamHyper(10, 0.1)),
+    },
+    {
+      label: 'AdamW     [512]',
+      composed: () => composedAdamW(...ab, adamHyper(10, 0)),
+      fused: () => fusedAdamW(...ab, adamHyper(10, 0)),
+    },
+    {
+      label: `AdamW step ${fusedStep.tensors} tensors`,
+      composed: composedStep.step,
+      fused: fusedStep.step,
+    },
   ];
   // Interleaved rounds (best of all): load from other processes hits every variant alike.
   const best = rows.map(() => ({ stock: Infinity, native: Infinity, fused: Infinity }));
@@ -287,13 +382,19 @@ if (section('fused')) {
     '\nFused kernels vs the same math composed of stock ops (best ms per call; composed bwd = fwd+bwd − fwd)',
   );
   console.log(`${pad('op', 30)}composed: wasm ms  native ms   fused ms   vs wasm  vs native`);
+  const ms = (x) => (x < 0.1 ? 4 : 2); // decimals: µs resolution for the small AdamW updates
   rows.forEach((row, i) => {
     const { stock, native, fused } = best[i];
     console.log(
-      `${pad(row.label, 30)}${num(stock, 2).padStart(17)}${num(native, 2).padStart(11)}${num(fused, 2).padStart(11)}${num(stock / fused, 1).padStart(9)}x${num(native / fused, 1).padStart(9)}x`,
+      `${pad(row.label, 30)}${num(stock, ms(stock)).padStart(17)}${num(native, ms(native)).padStart(11)}${num(fused, ms(fused)).padStart(11)}${num(stock / fused, 1).padStart(9)}x${num(native / fused, 1).padStart(9)}x`,
     );
   });
-  tf.dispose([gx, gdy, lx, ldy, lg, lb, lmean, lrstd]);
+  console.log(
+    `(AdamW step: the reference model's parameters, micro preset with vocab 512: ${fusedStep.tensors} tensors, ${fusedStep.elements} floats, updated as variables)`,
+  );
+  tf.dispose([gx, gdy, lx, ldy, lg, lb, lmean, lrstd, ...aw, ...ab]);
+  fusedStep.dispose();
+  composedStep.dispose();
 }
 
 const fwd = () => tf.dispose(tf.tidy(lmLoss));

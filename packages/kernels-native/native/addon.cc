@@ -482,6 +482,45 @@ napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// adamW(param, grad, m, v, paramOut, mOut, vOut, lr, beta1, beta2, epsilon, weightDecay, biasCorrection1,
+//       biasCorrection2, gradScale): the four inputs of one length, the outputs at least as long and
+// apart from them (the update never writes into its inputs).
+napi_value AdamW(napi_env env, napi_callback_info info) {
+  napi_value argv[15];
+  if (!getArgs(env, info, 15, argv, "adamW") || !requireCpu(env)) return nullptr;
+  float *p, *g, *m, *v, *po, *mo, *vo;
+  size_t lp, lg, lm, lv, lpo, lmo, lvo;
+  if (!getF32(env, argv[0], &p, &lp, "param") || !getF32(env, argv[1], &g, &lg, "grad") ||
+      !getF32(env, argv[2], &m, &lm, "m") || !getF32(env, argv[3], &v, &lv, "v") ||
+      !getF32(env, argv[4], &po, &lpo, "paramOut") || !getF32(env, argv[5], &mo, &lmo, "mOut") ||
+      !getF32(env, argv[6], &vo, &lvo, "vOut"))
+    return nullptr;
+  if (lg != lp || lm != lp || lv != lp || lpo < lp || lmo < lp || lvo < lp) {
+    fail(env, "adamW: param, grad, m and v differ in length, or an output is smaller than param");
+    return nullptr;
+  }
+  const float* ins[4] = {p, g, m, v};
+  float* outs[3] = {po, mo, vo};
+  for (const float* in : ins)
+    for (const float* out : outs)
+      if (lp > 0 && in < out + lp && out < in + lp) {
+        fail(env, "adamW: an output overlaps an input");
+        return nullptr;
+      }
+  for (int a = 0; a < 3; a++)
+    for (int b = a + 1; b < 3; b++)
+      if (lp > 0 && outs[a] < outs[b] + lp && outs[b] < outs[a] + lp) {
+        fail(env, "adamW: the outputs overlap");
+        return nullptr;
+      }
+  quorum::AdamWHyper h{};
+  double* fields[8] = {&h.lr, &h.beta1, &h.beta2, &h.epsilon, &h.weightDecay, &h.biasCorrection1, &h.biasCorrection2,
+                       &h.gradScale};
+  for (int i = 0; i < 8; i++) *fields[i] = getNumber(env, argv[7 + i]);
+  quorum::adamW(p, g, m, v, po, mo, vo, static_cast<long>(lp), h);
+  return nullptr;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"cpuFeatures", nullptr, CpuFeatures, nullptr, nullptr, nullptr, napi_default, nullptr},
@@ -502,6 +541,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"geluGrad", nullptr, GeluGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"layerNorm", nullptr, LayerNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"layerNormGrad", nullptr, LayerNormGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"adamW", nullptr, AdamW, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

@@ -9,7 +9,7 @@ namespace quorum {
 
 bool cpuHasAvx2Fma();
 bool cpuHasAvx512();
-// The vector width of the GEMM, exp, tanh, softmax and fused GELU/LayerNorm: 512 (AVX-512, the
+// The vector width of the GEMM, exp, tanh, softmax and fused GELU/LayerNorm/AdamW: 512 (AVX-512, the
 // default where the CPU has it) or 256 (AVX2).
 int simdWidth();
 // Chooses 512 or 256 (512 only where the CPU has AVX-512); returns the width now in use.
@@ -66,6 +66,19 @@ void layerNorm(const float* x, const float* gamma, const float* beta, float* y, 
 // (dgamma and dbeta summed in a fixed order: the same bits on every call).
 void layerNormGrad(const float* dy, const float* x, const float* gamma, const float* mean, const float* rstd,
                    float* dx, float* dgamma, float* dbeta, long rows, long cols);
+
+// ---- fused AdamW update (fused.cc; torch.optim.AdamW, the QuorumAdamW kernel) ----
+// The hyperparameters as JavaScript numbers (doubles); adamW rounds them to float32 the way the
+// composed stock ops do (a scalar operand such as 1 − beta1 is computed in double, then rounded).
+struct AdamWHyper {
+  double lr, beta1, beta2, epsilon, weightDecay, biasCorrection1, biasCorrection2, gradScale;
+};
+// Over n elements, in float32 and in the order of the composed ops (no FMA contraction):
+//   g = grad·gradScale,  mOut = m·β1 + g·(1 − β1),  vOut = v·β2 + g²·(1 − β2)
+//   pOut = param·(1 − lr·wd) − ((mOut / bc1) / (√(vOut / bc2) + ε))·lr
+// The outputs must not overlap the inputs. Elementwise: the same bits with any thread count and width.
+void adamW(const float* param, const float* grad, const float* m, const float* v, float* paramOut, float* mOut,
+           float* vOut, long n, const AdamWHyper& h);
 
 // ---- data movement on 4-byte elements (copy.cc) ----
 // out (contiguous, `shape`) [i_0..i_r] = x[offset + sum_d i_d * stride[d]]: transposes, slices.

@@ -21,7 +21,7 @@ export interface NativeAddon {
   setThreads(threads: number): void;
   getThreads(): number;
   /**
-   * The vector width of matmul, exp, tanh, softmax and the fused GELU/LayerNorm: 512 (AVX-512, the
+   * The vector width of matmul, exp, tanh, softmax and the fused GELU/LayerNorm/AdamW: 512 (AVX-512, the
    * default where the CPU has it) or 256 (AVX2).
    */
   simdWidth(): number;
@@ -117,6 +117,28 @@ export interface NativeAddon {
     dbeta: Float32Array,
     rows: number,
     cols: number,
+  ): void;
+  /**
+   * One AdamW update over n elements (param, grad, m, v of one length; the outputs apart from them):
+   * g = grad·gradScale, mOut = m·β1 + g·(1 − β1), vOut = v·β2 + g²·(1 − β2),
+   * paramOut = param·(1 − lr·weightDecay) − ((mOut/bc1) / (√(vOut/bc2) + ε))·lr, in float32.
+   */
+  adamW(
+    param: Float32Array,
+    grad: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    paramOut: Float32Array,
+    mOut: Float32Array,
+    vOut: Float32Array,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    epsilon: number,
+    weightDecay: number,
+    biasCorrection1: number,
+    biasCorrection2: number,
+    gradScale: number,
   ): void;
 }
 

@@ -87,7 +87,7 @@ const nativeOptions = z
 export const nativeBackendDefinition = defineStrategy({
   name: 'native',
   description:
-    'tfjs-wasm with native AVX2/FMA kernels (AVX-512 where the CPU has it): matmul, elementwise, reductions, softmax, data movement, fused GELU and LayerNorm; multi-threaded',
+    'tfjs-wasm with native AVX2/FMA kernels (AVX-512 where the CPU has it): matmul, elementwise, reductions, softmax, data movement, fused GELU, LayerNorm and AdamW; multi-threaded',
   source: '@quorum/kernels-native',
   options: nativeOptions,
   create: (opts) => nativeBackend({ threads: opts.threads }),

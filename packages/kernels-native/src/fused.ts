@@ -1,6 +1,6 @@
 /**
  * The fused kernels of @quorum/core's contract (`FUSED_KERNELS`, packages/core/src/fused-kernels.ts):
- * GELU and LayerNorm, forward and backward, each one pass of the addon. These names are not stock
+ * GELU and LayerNorm, forward and backward, and the AdamW update, each one pass of the addon. These names are not stock
  * tfjs kernels: install.ts registers them on the wasm backend while the native kernels are installed
  * (there is no stock kernel to fall back to) and unregisters them on uninstall. float32 only: any
  * other dtype, or inputs whose shapes do not fit together, is an error (the model sends float32 and
@@ -17,6 +17,7 @@ export const NATIVE_FUSED_KERNELS = [
   FUSED_KERNELS.geluGrad,
   FUSED_KERNELS.layerNorm,
   FUSED_KERNELS.layerNormGrad,
+  FUSED_KERNELS.adamW,
 ] as const;
 export type NativeFusedKernelName = (typeof NATIVE_FUSED_KERNELS)[number];
 
@@ -168,6 +169,81 @@ export function layerNormGradKernel(addon: NativeAddon): tf.KernelFunc {
   };
 }
 
+/** QuorumAdamW's attributes (the addon takes them in this order). */
+const ADAMW_ATTRS = [
+  'lr',
+  'beta1',
+  'beta2',
+  'epsilon',
+  'weightDecay',
+  'biasCorrection1',
+  'biasCorrection2',
+  'gradScale',
+] as const;
+
+type AdamWAttrs = Record<(typeof ADAMW_ATTRS)[number], number>;
+
+/** QuorumAdamW's attributes: each a finite number, the bias corrections > 0. */
+function adamWAttrs(kernel: string, attrs: tf.NamedAttrMap | undefined): AdamWAttrs {
+  const out = {} as AdamWAttrs;
+  for (const key of ADAMW_ATTRS) {
+    const value = (attrs as Record<string, unknown> | undefined)?.[key];
+    if (typeof value !== 'number' || !Number.isFinite(value))
+      throw invalid(kernel, `attribute ${key} must be a finite number, got ${String(value)}`);
+    if ((key === 'biasCorrection1' || key === 'biasCorrection2') && !(value > 0))
+      throw invalid(kernel, `attribute ${key} must be > 0 (it is 1 − βᵗ), got ${value}`);
+    out[key] = value;
+  }
+  return out;
+}
+
+/**
+ * QuorumAdamW: { param, grad, m, v } (one shape), { lr, beta1, beta2, epsilon, weightDecay,
+ * biasCorrection1, biasCorrection2, gradScale } → [param′, m′, v′], each param's shape, new tensors
+ * (the inputs are left as they are). The float32 operations of @quorum/backbone's composed AdamW, in
+ * its order (see native/fused.cc): the same values as the ~12 stock ops it replaces.
+ */
+export function adamWKernel(addon: NativeAddon): tf.KernelFunc {
+  const name = FUSED_KERNELS.adamW;
+  return (args) => {
+    const { param, grad, m, v } = float32Inputs(name, args.inputs, ['param', 'grad', 'm', 'v']);
+    for (const [key, t] of [
+      ['grad', grad],
+      ['m', m],
+      ['v', v],
+    ] as const) {
+      if (!tf.util.arraysEqual(t.shape, param.shape))
+        throw invalid(
+          name,
+          `${key} [${t.shape.join(', ')}] and param [${param.shape.join(', ')}] differ in shape`,
+        );
+    }
+    const h = adamWAttrs(name, args.attrs);
+    const backend = asWasm(args.backend);
+    const shape = [...param.shape];
+    return withOutputs(backend, [shape, shape, shape], ([paramOut, mOut, vOut]) => {
+      if (sizeOf(shape) === 0) return;
+      addon.adamW(
+        f32(backend, param), // param's shape
+        f32(backend, grad), // param's shape
+        f32(backend, m), // param's shape
+        f32(backend, v), // param's shape
+        f32(backend, paramOut as tf.TensorInfo), // param's shape
+        f32(backend, mOut as tf.TensorInfo), // param's shape
+        f32(backend, vOut as tf.TensorInfo), // param's shape
+        h.lr,
+        h.beta1,
+        h.beta2,
+        h.epsilon,
+        h.weightDecay,
+        h.biasCorrection1,
+        h.biasCorrection2,
+        h.gradScale,
+      );
+    });
+  };
+}
+
 /** The kernel function for one of NATIVE_FUSED_KERNELS. */
 export function fusedKernel(name: NativeFusedKernelName, addon: NativeAddon): tf.KernelFunc {
   switch (name) {
@@ -179,5 +255,7 @@ export function fusedKernel(name: NativeFusedKernelName, addon: NativeAddon): tf
       return layerNormKernel(addon);
     case FUSED_KERNELS.layerNormGrad:
       return layerNormGradKernel(addon);
+    case FUSED_KERNELS.adamW:
+      return adamWKernel(addon);
   }
 }

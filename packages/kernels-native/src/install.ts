@@ -71,6 +71,7 @@ export const NATIVE_KERNELS = [
   FUSED_KERNELS.geluGrad,
   FUSED_KERNELS.layerNorm,
   FUSED_KERNELS.layerNormGrad,
+  FUSED_KERNELS.adamW,
 ] as const;
 export type NativeKernelName = (typeof NATIVE_KERNELS)[number];
 
@@ -81,8 +82,8 @@ export type NativeKernelName = (typeof NATIVE_KERNELS)[number];
  * GatherV2 ~300x, Sum ~120x, Identity/Cast no copy at all, Exp/Tanh 20-30x, Slice 15x, Max/Mean
  * 10-15x, UnsortedSegmentSum 14x, Sqrt ~10x, Softmax 3.4x, RealDiv 2.4x, Transpose 2.2x,
  * Add/Sub/Multiply 1.3-2x (flat runs only with 2+ threads and 128k+ elements). The fused GELU and
- * LayerNorm kernels (forward and backward) replace a chain of stock ops in a model that asks for them
- * (@quorum/core's hasFusedKernel); see the README for their figures.
+ * LayerNorm kernels (forward and backward) and the AdamW update replace a chain of stock ops in a model
+ * that asks for them (@quorum/core's hasFusedKernel); see the README for their figures.
  */
 export const DEFAULT_NATIVE_KERNELS: readonly NativeKernelName[] = NATIVE_KERNELS;
 
@@ -99,8 +100,9 @@ export interface NativeKernelOptions {
    */
   readonly gradients?: readonly NativeGradientName[] | undefined;
   /**
-   * Vector width of the matmul, exp, tanh, softmax and fused GELU/LayerNorm kernels: 512 (AVX-512) or
-   * 256 (AVX2). Default: 512 where the CPU has AVX-512F, else 256; 512 on a CPU without it gives 256.
+   * Vector width of the matmul, exp, tanh, softmax and fused GELU/LayerNorm/AdamW kernels: 512
+   * (AVX-512) or 256 (AVX2). Default: 512 where the CPU has AVX-512F, else 256; 512 on a CPU without
+   * it gives 256.
    */
   readonly simd?: 256 | 512 | undefined;
   /** Where the addon is (tests inject a path). */
@@ -206,6 +208,7 @@ function makeKernel(
     case FUSED_KERNELS.geluGrad:
     case FUSED_KERNELS.layerNorm:
     case FUSED_KERNELS.layerNormGrad:
+    case FUSED_KERNELS.adamW:
       return fusedKernel(name, addon);
   }
 }
