@@ -2,7 +2,8 @@
  * GELU and LayerNorm, each either one fused kernel of the compute backend (forward and backward, see
  * `FUSED_KERNELS` in @quorum/core) or the same math composed of stock tfjs ops. Composed, GELU is seven
  * elementwise passes over [N, F] forward and more backward, and LayerNorm's gradient runs through
- * tf.moments; a backend that offers the fused kernels (`native`) does each in one pass.
+ * tf.moments; a backend that offers the fused kernels (`native`) does each in one pass. `AdamW` (optim.ts)
+ * asks `fusedKernelsActive().adamW` the same way for its per-parameter update.
  */
 import { FUSED_KERNELS, hasFusedKernel } from '@quorum/core';
 import * as tf from '@tensorflow/tfjs';
