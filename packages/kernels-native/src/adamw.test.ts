@@ -7,7 +7,7 @@
 import { builtinBackendRegistry, FUSED_KERNELS, initCompute } from '@quorum/core';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nativeVsStock, randn, relError, useSimd } from '../test/helpers.js';
+import { expectElementwise, nativeVsStock, randn, relError, useSimd } from '../test/helpers.js';
 import { installNativeKernels, NATIVE_KERNELS, uninstallNativeKernels } from './install.js';
 
 /** QuorumAdamW's attributes. */
@@ -139,30 +139,6 @@ function inputs(shape: number[], c: Case, seed: number): [tf.Tensor, tf.Tensor, 
     for (let i = 0; i < n; i += 11) g[i] = ms[i] = vs[i] = 0;
     return [param, tf.tensor(g, shape), tf.tensor(ms, shape), tf.tensor(vs, shape)];
   }) as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-}
-
-const TOL64 = 1e-5;
-
-/**
- * Element by element: |actual − expected| ≤ TOL64·|expected| + atol, atol = TOL64/10 of the largest
- * |expected| (where a difference cancels, e.g. param′ = param·(1 − lr·wd) − lr·update near 0).
- */
-function expectElementwise(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): void {
-  expect(actual.length, what).toBe(expected.length);
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i] as number));
-  const atol = (TOL64 / 10) * scale + 1e-30;
-  let worst = 0;
-  let at = -1;
-  for (let i = 0; i < expected.length; i++) {
-    const e = expected[i] as number;
-    const ratio = Math.abs((actual[i] as number) - e) / (TOL64 * Math.abs(e) + atol);
-    if (!(ratio <= worst)) {
-      worst = ratio;
-      at = i;
-    }
-  }
-  expect(worst, `${what}: element ${at} is ${actual[at]}, expected ${expected[at]}`).toBeLessThanOrEqual(1);
 }
 
 /** The largest distance in float32 units in the last place (both arrays finite). */

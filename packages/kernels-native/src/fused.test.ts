@@ -8,7 +8,7 @@
 import { builtinBackendRegistry, FUSED_KERNELS, hasFusedKernel, initCompute } from '@quorum/core';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nativeVsStock, randn, relError, seededRandom, useSimd } from '../test/helpers.js';
+import { expectElementwise, nativeVsStock, randn, relError, seededRandom, useSimd } from '../test/helpers.js';
 import { nativeBackend } from './backend.js';
 import { NATIVE_FUSED_KERNELS } from './fused.js';
 import { installNativeKernels, NATIVE_KERNELS, nativeStatus, uninstallNativeKernels } from './install.js';
@@ -117,33 +117,6 @@ function layerNormGrad64(
     }
   }
   return { dx, dgamma, dbeta };
-}
-
-/**
- * Element by element: |actual − expected| ≤ TOL·|expected| + atol, atol = TOL/10 of the largest
- * |expected| (the absolute tolerance near zero).
- */
-function expectElementwise(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): void {
-  expect(actual.length, what).toBe(expected.length);
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i] as number));
-  const atol = (TOL / 10) * scale + 1e-30;
-  let worst = 0;
-  let at = -1;
-  for (let i = 0; i < expected.length; i++) {
-    const a = actual[i] as number;
-    const e = expected[i] as number;
-    const ratio = Number.isNaN(e)
-      ? Number.isNaN(a)
-        ? 0
-        : Infinity
-      : Math.abs(a - e) / (TOL * Math.abs(e) + atol);
-    if (!(ratio <= worst)) {
-      worst = ratio;
-      at = i;
-    }
-  }
-  expect(worst, `${what}: element ${at} is ${actual[at]}, expected ${expected[at]}`).toBeLessThanOrEqual(1);
 }
 
 /**

@@ -24,7 +24,7 @@ import {
   UNARY_OPS,
   unaryKernel,
 } from './elementwise.js';
-import { fusedKernel, isFusedKernel } from './fused.js';
+import { fusedKernel, isFusedKernel, NATIVE_FUSED_KERNELS } from './fused.js';
 import { gradientNeeds, NATIVE_GRADIENTS, type NativeGradientName, nativeGradient } from './gradients.js';
 import { batchMatMulKernel, fusedMatMulKernel } from './matmul.js';
 import {
@@ -66,12 +66,8 @@ export const NATIVE_KERNELS = [
   'Tile',
   'GatherV2',
   'UnsortedSegmentSum',
-  // fused kernels (not in stock tfjs; see fused.ts and NATIVE_FUSED_KERNELS)
-  FUSED_KERNELS.gelu,
-  FUSED_KERNELS.geluGrad,
-  FUSED_KERNELS.layerNorm,
-  FUSED_KERNELS.layerNormGrad,
-  FUSED_KERNELS.adamW,
+  // fused kernels (not in stock tfjs; see fused.ts)
+  ...NATIVE_FUSED_KERNELS,
 ] as const;
 export type NativeKernelName = (typeof NATIVE_KERNELS)[number];
 

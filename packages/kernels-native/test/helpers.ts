@@ -3,6 +3,7 @@
  * stock wasm kernels, and compare.
  */
 import * as tf from '@tensorflow/tfjs';
+import { expect } from 'vitest';
 import {
   installNativeKernels,
   NATIVE_KERNELS,
@@ -96,4 +97,37 @@ export function randomPerm(rand: () => number, n: number): number[] {
     [p[i], p[j]] = [p[j] as number, p[i] as number];
   }
   return p;
+}
+
+/**
+ * Element by element against a float64 reference: |actual − expected| ≤ tol·|expected| + atol, with
+ * atol = tol/10 of the largest |expected| (the absolute tolerance near zero, where a difference cancels).
+ * A NaN must be expected where it appears.
+ */
+export function expectElementwise(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  what: string,
+  tol = 1e-5,
+): void {
+  expect(actual.length, what).toBe(expected.length);
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i] as number));
+  const atol = (tol / 10) * scale + 1e-30;
+  let worst = 0;
+  let at = -1;
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i] as number;
+    const e = expected[i] as number;
+    const ratio = Number.isNaN(e)
+      ? Number.isNaN(a)
+        ? 0
+        : Infinity
+      : Math.abs(a - e) / (tol * Math.abs(e) + atol);
+    if (!(ratio <= worst)) {
+      worst = ratio;
+      at = i;
+    }
+  }
+  expect(worst, `${what}: element ${at} is ${actual[at]}, expected ${expected[at]}`).toBeLessThanOrEqual(1);
 }
