@@ -62,6 +62,8 @@ export {
 export {
   AdamW,
   type AdamWConfig,
+  type AdamWHyper,
+  composedAdamWUpdate,
   globalNorm,
   type LrSchedule,
   learningRateAt,

@@ -404,7 +404,6 @@ export function gptForward(
   // tidy keeps a flat list of tensors: [hidden, k0, v0, k1, v1, ...]
   const kept = tf.tidy((): tf.Tensor[] => {
     let B = B0;
-    let members = 1; // how many member copies the rows hold (after expansion: k)
     const flatIds = tf.reshape(ids, [B * tn]); // [N]
     let x = tf.gather(params.wte, flatIds) as tf.Tensor2D; // [N, D]
     if (params.wpe !== undefined) x = tf.add(x, tf.gather(params.wpe, tf.reshape(positions, [B * tn]))); // [N, D]
@@ -419,12 +418,12 @@ export function gptForward(
       if (rope !== undefined)
         rope = { cos: tf.tile(rope.cos, [k, 1, 1, 1]), sin: tf.tile(rope.sin, [k, 1, 1, 1]) };
       B *= k;
-      members = k;
     };
     const toHeads = (t: tf.Tensor2D, len: number): tf.Tensor4D =>
       tf.transpose(tf.reshape(t, [B, len, H, Dh]), [0, 2, 1, 3]); // [B, H, len, Dh]
     for (let l = 0; l < L; l++) {
       if (expand !== undefined && expand.atLayer === l) tile(expand.members);
+      const members = B / B0; // member copies the rows hold (k once expanded)
       // One tidy per block: its intermediates are freed as soon as it is done (what a backward pass needs,
       // tfjs keeps on its own), so peak memory is about one block's activations, not every block's.
       const xIn = x;

@@ -65,6 +65,43 @@ export interface OptimizerState {
   readonly tensors: Record<string, tf.Tensor>;
 }
 
+/** One AdamW update's settings: the attributes of core's fused `QuorumAdamW` kernel. */
+export interface AdamWHyper {
+  readonly lr: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly epsilon: number;
+  /** Decoupled decay coefficient (0 for a parameter that does not decay). */
+  readonly weightDecay: number;
+  /** 1 − β1ᵗ and 1 − β2ᵗ for update number t (1-based). */
+  readonly biasCorrection1: number;
+  readonly biasCorrection2: number;
+  /** The clipping factor applied to the gradient (1 when not clipping). */
+  readonly gradScale: number;
+}
+
+/**
+ * torch.optim.AdamW's update from stock ops, the reference the fused kernel matches bit for bit:
+ * param, grad, m, v (one shape) → [param′, m′, v′].
+ */
+export function composedAdamWUpdate(
+  param: tf.Tensor,
+  grad: tf.Tensor,
+  m: tf.Tensor,
+  v: tf.Tensor,
+  h: AdamWHyper,
+): [tf.Tensor, tf.Tensor, tf.Tensor] {
+  const g = h.gradScale === 1 ? grad : tf.mul(grad, h.gradScale); // param's shape
+  const m1 = tf.add(tf.mul(m, h.beta1), tf.mul(g, 1 - h.beta1)); // param's shape
+  const v1 = tf.add(tf.mul(v, h.beta2), tf.mul(tf.square(g), 1 - h.beta2)); // param's shape
+  const update = tf.div(
+    tf.div(m1, h.biasCorrection1),
+    tf.add(tf.sqrt(tf.div(v1, h.biasCorrection2)), h.epsilon),
+  ); // param's shape
+  const decayed = h.weightDecay > 0 ? tf.mul(param, 1 - h.lr * h.weightDecay) : param; // param's shape
+  return [tf.sub(decayed, tf.mul(update, h.lr)), m1, v1];
+}
+
 export class AdamW {
   private readonly params: Record<string, tf.Variable>;
   private readonly m: Record<string, tf.Variable> = {};
@@ -143,34 +180,29 @@ export class AdamW {
         const p = this.params[name] as tf.Variable;
         const m = this.m[name] as tf.Variable;
         const v = this.v[name] as tf.Variable;
-        const decay = wd > 0 && this.cfg.decays(name, p) ? wd : 0;
-        if (fused && p.dtype === 'float32') {
-          // One kernel per parameter instead of a dozen elementwise ops (same formula, see FUSED_KERNELS).
-          const [p2, m2, v2] = runFusedKernel(
-            FUSED_KERNELS.adamW,
-            { param: p, grad: grads[name] as tf.Tensor, m, v },
-            {
-              lr,
-              beta1: b1,
-              beta2: b2,
-              epsilon: eps,
-              weightDecay: decay,
-              biasCorrection1: bc1,
-              biasCorrection2: bc2,
-              gradScale: scale,
-            },
-          ) as [tf.Tensor, tf.Tensor, tf.Tensor]; // p's shape each
-          m.assign(m2);
-          v.assign(v2);
-          p.assign(p2);
-          continue;
-        }
-        const g = scale === 1 ? (grads[name] as tf.Tensor) : tf.mul(grads[name] as tf.Tensor, scale);
-        m.assign(tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1)));
-        v.assign(tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2)));
-        const update = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), eps));
-        const decayed = decay > 0 ? tf.mul(p, 1 - lr * decay) : p;
-        p.assign(tf.sub(decayed, tf.mul(update, lr)));
+        const hyper: AdamWHyper = {
+          lr,
+          beta1: b1,
+          beta2: b2,
+          epsilon: eps,
+          weightDecay: wd > 0 && this.cfg.decays(name, p) ? wd : 0,
+          biasCorrection1: bc1,
+          biasCorrection2: bc2,
+          gradScale: scale,
+        };
+        const grad = grads[name] as tf.Tensor;
+        // One fused kernel per parameter when the backend has it, else a dozen stock ops (same formula).
+        const [p2, m2, v2] =
+          fused && p.dtype === 'float32'
+            ? (runFusedKernel(FUSED_KERNELS.adamW, { param: p, grad, m, v }, { ...hyper }) as [
+                tf.Tensor,
+                tf.Tensor,
+                tf.Tensor,
+              ])
+            : composedAdamWUpdate(p, grad, m, v, hyper); // p's shape each
+        m.assign(m2);
+        v.assign(v2);
+        p.assign(p2);
       }
     });
     return { lr, gradNorm };

@@ -5,6 +5,15 @@
 // the time of the other replaced kernels, the fused GELU / LayerNorm / AdamW kernels against the same
 // math composed of stock ops, and forward+backward of a small GPT-like block stack. Every figure is the
 // best of n calls (see timeMs).
+import {
+  gelu as backboneGelu,
+  layerNorm as backboneLayerNorm,
+  composedAdamWUpdate,
+  composedGelu,
+  composedLayerNorm,
+  gptParameterShapes,
+  gptPreset,
+} from '@quorum/backbone';
 import { FUSED_KERNELS, wasmBackend } from '@quorum/core';
 import * as tf from '@tensorflow/tfjs';
 import {
@@ -160,15 +169,9 @@ for (let l = 0; l < layers; l++) {
     [`b2${l}`]: tf.variable(tf.zeros([D])),
   });
 }
-const ln = (x, g, b) => {
-  const { mean, variance } = tf.moments(x, -1, true);
-  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5))), g), b);
-};
-const gelu = (x) =>
-  tf.mul(
-    tf.mul(x, 0.5),
-    tf.add(tf.tanh(tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), 0.044715)), 0.7978845608)), 1),
-  );
+// the block stack runs the composed (stock-op) GELU and LayerNorm: it times the replaced stock kernels
+const ln = (x, g, b) => composedLayerNorm(x, g, b, 1e-5);
+const gelu = composedGelu;
 const mask = tf.mul(tf.sub(1, tf.linalg.bandPart(tf.ones([T, T]), -1, 0)), -1e9);
 const ids = tf.randomUniform([B, T], 0, V, 'int32');
 const tgt = tf.randomUniform([B * T], 0, V, 'int32');
@@ -200,23 +203,10 @@ const runKernel = (name, inputs, attrs = {}) => {
   const out = tf.engine().runKernel(name, inputs, attrs);
   return Array.isArray(out) ? out : [out];
 };
-const fusedGelu = tf.customGrad((x, save) => {
-  save([x]);
-  return {
-    value: runKernel(FUSED_KERNELS.gelu, { x })[0], // x's shape
-    gradFunc: (dy, [sx]) => runKernel(FUSED_KERNELS.geluGrad, { dy, x: sx })[0], // x's shape
-  };
-});
-const fusedLn = tf.customGrad((x, g, b, save) => {
-  const [y, mean, rstd] = runKernel(FUSED_KERNELS.layerNorm, { x, gamma: g, beta: b }, { epsilon: 1e-5 }); // [N, D], [N], [N]
-  save([x, g, mean, rstd]);
-  return {
-    value: y,
-    gradFunc: (dy, [sx, sg, sm, sr]) =>
-      runKernel(FUSED_KERNELS.layerNormGrad, { dy, x: sx, gamma: sg, mean: sm, rstd: sr }), // [N, D], [D], [D]
-  };
-});
-// AdamW: @quorum/backbone's composed update (packages/backbone/src/optim.ts, op for op) and the fused one.
+// @quorum/backbone's own gelu / layerNorm: the fused kernels (with customGrad) while they are installed.
+const fusedGelu = (x) => backboneGelu(x);
+const fusedLn = (x, g, b) => backboneLayerNorm(x, g, b, 1e-5);
+// AdamW: @quorum/backbone's composed update (composedAdamWUpdate) and the fused kernel.
 const adamHyper = (t, weightDecay) => ({
   lr: 3e-4,
   beta1: 0.9,
@@ -227,41 +217,9 @@ const adamHyper = (t, weightDecay) => ({
   biasCorrection2: 1 - 0.95 ** t,
   gradScale: 1,
 });
-const composedAdamW = (p, grad, m, v, h) => {
-  const g = h.gradScale === 1 ? grad : tf.mul(grad, h.gradScale); // p's shape
-  const m1 = tf.add(tf.mul(m, h.beta1), tf.mul(g, 1 - h.beta1)); // p's shape
-  const v1 = tf.add(tf.mul(v, h.beta2), tf.mul(tf.square(g), 1 - h.beta2)); // p's shape
-  const update = tf.div(
-    tf.div(m1, h.biasCorrection1),
-    tf.add(tf.sqrt(tf.div(v1, h.biasCorrection2)), h.epsilon),
-  ); // p's shape
-  const decayed = h.weightDecay > 0 ? tf.mul(p, 1 - h.lr * h.weightDecay) : p; // p's shape
-  return [tf.sub(decayed, tf.mul(update, h.lr)), m1, v1];
-};
 const fusedAdamW = (param, grad, m, v, h) => runKernel(FUSED_KERNELS.adamW, { param, grad, m, v }, h); // [p′, m′, v′]
-/** The reference model's parameter shapes (micro preset, vocab 512), from @quorum/backbone when it is built. */
-async function referenceShapes() {
-  try {
-    const { gptParameterShapes, gptPreset } = await import('@quorum/backbone');
-    return gptParameterShapes(gptPreset('micro', { vocabSize: 512 }));
-  } catch {
-    const shapes = { wte: [512, 128], wpe: [128, 128] };
-    for (let l = 0; l < 4; l++) {
-      for (const n of ['ln_1.g', 'ln_1.b', 'ln_2.g', 'ln_2.b']) shapes[`h.${l}.${n}`] = [128];
-      for (const n of ['q', 'k', 'v', 'o']) {
-        shapes[`h.${l}.attn.${n}.w`] = [128, 128];
-        shapes[`h.${l}.attn.${n}.b`] = [128];
-      }
-      Object.assign(shapes, {
-        [`h.${l}.mlp.fc.w`]: [128, 512],
-        [`h.${l}.mlp.fc.b`]: [512],
-        [`h.${l}.mlp.proj.w`]: [512, 128],
-        [`h.${l}.mlp.proj.b`]: [128],
-      });
-    }
-    return { ...shapes, 'ln_f.g': [128], 'ln_f.b': [128] };
-  }
-}
+/** The reference model's parameter shapes (micro preset, vocab 512). */
+const referenceShapes = () => gptParameterShapes(gptPreset('micro', { vocabSize: 512 }));
 /** A whole optimizer step over `shapes` as variables, as AdamW.applyGradients updates them (decay: rank ≥ 2). */
 function adamWStep(shapes, update) {
   const state = tf.tidy(() =>
@@ -308,8 +266,8 @@ if (section('fused')) {
   ];
   const aw = adamIn([128, 512]); // 4 × [128, 512]: mlp.fc.w
   const ab = adamIn([512]); // 4 × [512]: mlp.fc.b
-  const fusedStep = adamWStep(await referenceShapes(), fusedAdamW);
-  const composedStep = adamWStep(await referenceShapes(), composedAdamW);
+  const fusedStep = adamWStep(referenceShapes(), fusedAdamW);
+  const composedStep = adamWStep(referenceShapes(), composedAdamWUpdate);
   const rows = [
     {
       label: 'GELU      [4096,512] fwd',
@@ -344,12 +302,12 @@ if (section('fused')) {
     },
     {
       label: 'AdamW     [128,512]',
-      composed: () => composedAdamW(...aw, adamHyper(10, 0.1)),
+      composed: () => composedAdamWUpdate(...aw, adamHyper(10, 0.1)),
       fused: () => fusedAdamW(...aw, adamHyper(10, 0.1)),
     },
     {
       label: 'AdamW     [512]',
-      composed: () => composedAdamW(...ab, adamHyper(10, 0)),
+      composed: () => composedAdamWUpdate(...ab, adamHyper(10, 0)),
       fused: () => fusedAdamW(...ab, adamHyper(10, 0)),
     },
     {

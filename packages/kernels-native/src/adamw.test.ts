@@ -4,29 +4,18 @@
  * and five steps fed back, at both SIMD widths; determinism (calls, threads, widths); inputs left
  * unchanged; leaks; errors. They need the built addon: where it did not build they fail, never skip.
  */
+import { type AdamWHyper, composedAdamWUpdate } from '@quorum/backbone';
 import { builtinBackendRegistry, FUSED_KERNELS, initCompute } from '@quorum/core';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectElementwise, nativeVsStock, randn, relError, useSimd } from '../test/helpers.js';
 import { installNativeKernels, NATIVE_KERNELS, uninstallNativeKernels } from './install.js';
 
-/** QuorumAdamW's attributes. */
-interface Hyper {
-  readonly lr: number;
-  readonly beta1: number;
-  readonly beta2: number;
-  readonly epsilon: number;
-  readonly weightDecay: number;
-  readonly biasCorrection1: number;
-  readonly biasCorrection2: number;
-  readonly gradScale: number;
-}
-
 /** The attributes of update number `t` (1-based), as the optimizer computes them. */
 function hyperAt(
   t: number,
   h: { lr: number; beta1: number; beta2: number; epsilon: number; weightDecay: number; gradScale: number },
-): Hyper {
+): AdamWHyper {
   return { ...h, biasCorrection1: 1 - h.beta1 ** t, biasCorrection2: 1 - h.beta2 ** t };
 }
 
@@ -35,7 +24,7 @@ interface Case {
   readonly label: string;
   /** The update number (1: the first step, m = v = 0). */
   readonly t: number;
-  readonly hyper: Omit<Hyper, 'biasCorrection1' | 'biasCorrection2'>;
+  readonly hyper: Omit<AdamWHyper, 'biasCorrection1' | 'biasCorrection2'>;
 }
 
 const CASES: readonly Case[] = [
@@ -76,23 +65,16 @@ afterAll(() => {
 });
 
 /** Runs QuorumAdamW: [param′, m′, v′]. */
-function fusedAdamW(param: tf.Tensor, grad: tf.Tensor, m: tf.Tensor, v: tf.Tensor, h: Hyper): tf.Tensor[] {
+function fusedAdamW(
+  param: tf.Tensor,
+  grad: tf.Tensor,
+  m: tf.Tensor,
+  v: tf.Tensor,
+  h: AdamWHyper,
+): tf.Tensor[] {
   return tf
     .engine()
     .runKernel(FUSED_KERNELS.adamW, { param, grad, m, v }, h as unknown as tf.NamedAttrMap) as tf.Tensor[];
-}
-
-/** @quorum/backbone's composed update (optim.ts), op for op: [param′, m′, v′]. */
-function composedAdamW(param: tf.Tensor, grad: tf.Tensor, m: tf.Tensor, v: tf.Tensor, h: Hyper): tf.Tensor[] {
-  const g = h.gradScale === 1 ? grad : tf.mul(grad, h.gradScale); // param's shape
-  const m1 = tf.add(tf.mul(m, h.beta1), tf.mul(g, 1 - h.beta1)); // param's shape
-  const v1 = tf.add(tf.mul(v, h.beta2), tf.mul(tf.square(g), 1 - h.beta2)); // param's shape
-  const update = tf.div(
-    tf.div(m1, h.biasCorrection1),
-    tf.add(tf.sqrt(tf.div(v1, h.biasCorrection2)), h.epsilon),
-  ); // param's shape
-  const decayed = h.weightDecay > 0 ? tf.mul(param, 1 - h.lr * h.weightDecay) : param; // param's shape
-  return [tf.sub(decayed, tf.mul(update, h.lr)), m1, v1];
 }
 
 /** The formula in float64 from the float32 inputs: [param′, m′, v′]. */
@@ -101,7 +83,7 @@ function adamW64(
   grad: Float32Array,
   m: Float32Array,
   v: Float32Array,
-  h: Hyper,
+  h: AdamWHyper,
 ): Float64Array[] {
   const n = param.length;
   const p1 = new Float64Array(n);
@@ -213,7 +195,7 @@ for (const simd of [512, 256] as const) {
           const [param, grad, m, v] = inputs(shape, c, 2000 + 1000 * k + 10 * s);
           const { native, stock } = nativeVsStock(
             () => fusedAdamW(param, grad, m, v, h),
-            () => composedAdamW(param, grad, m, v, h),
+            () => composedAdamWUpdate(param, grad, m, v, h),
           );
           native.forEach((got, i) => {
             const want = stock[i] as Float32Array;
@@ -240,7 +222,7 @@ for (const simd of [512, 256] as const) {
           });
           return state;
         };
-        const { native, stock } = nativeVsStock(steps(fusedAdamW), steps(composedAdamW));
+        const { native, stock } = nativeVsStock(steps(fusedAdamW), steps(composedAdamWUpdate));
         native.forEach((got, i) => {
           expect(relError(got, stock[i] as Float32Array), `output ${i} [${shape}]`).toBeLessThanOrEqual(1e-5);
         });
@@ -344,7 +326,7 @@ describe('QuorumAdamW: widths, inputs, memory, errors', () => {
           .runKernel(FUSED_KERNELS.adamW, { param: x, grad: x, v: x }, h as unknown as tf.NamedAttrMap),
       ).toThrow(/input "m" is missing/);
       const { gradScale: _, ...noScale } = h;
-      expect(() => fusedAdamW(x, x, x, x, noScale as Hyper)).toThrow(
+      expect(() => fusedAdamW(x, x, x, x, noScale as AdamWHyper)).toThrow(
         /attribute gradScale must be a finite number, got undefined/,
       );
       expect(() => fusedAdamW(x, x, x, x, { ...h, lr: Number.NaN })).toThrow(

@@ -3,6 +3,7 @@
  * tiny attention block (embedding gather, layer norm, causal softmax attention, tanh-GELU MLP,
  * fused matmuls) gives the loss and gradients of the stock wasm kernels.
  */
+import { composedGelu, composedLayerNorm } from '@quorum/backbone';
 import { builtinBackendRegistry, initCompute } from '@quorum/core';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -48,16 +49,6 @@ afterAll(() => {
   tf.dispose(Object.values(params));
 });
 
-function layerNorm(x: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor {
-  const { mean, variance } = tf.moments(x, -1, true);
-  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5))), g), b);
-}
-
-function gelu(x: tf.Tensor): tf.Tensor {
-  const inner = tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), 0.044715)), Math.sqrt(2 / Math.PI));
-  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
-}
-
 /** Next-token cross-entropy of one pre-LN attention block. */
 function loss(p: Record<string, tf.Variable>, ids: tf.Tensor2D, targets: tf.Tensor2D): tf.Scalar {
   const n = B * T;
@@ -67,7 +58,7 @@ function loss(p: Record<string, tf.Variable>, ids: tf.Tensor2D, targets: tf.Tens
     p.pos as tf.Tensor,
   ); // [B, T, D]
   x = tf.reshape(x, [n, D]); // [N, D]
-  const h = layerNorm(x, p.ln1g as tf.Tensor, p.ln1b as tf.Tensor);
+  const h = composedLayerNorm(x, p.ln1g as tf.Tensor, p.ln1b as tf.Tensor, 1e-5);
   const qkv = tf.fused.matMul({ a: h as tf.Tensor2D, b: p.wqkv as tf.Tensor2D, bias: p.bqkv }); // [N, 3D]
   const heads = (z: tf.Tensor): tf.Tensor => tf.transpose(tf.reshape(z, [B, T, H, dh]), [0, 2, 1, 3]); // [B, H, T, dh]
   const [q, k, v] = tf.split(qkv, 3, 1).map(heads) as [tf.Tensor, tf.Tensor, tf.Tensor];
@@ -75,9 +66,9 @@ function loss(p: Record<string, tf.Variable>, ids: tf.Tensor2D, targets: tf.Tens
   const att = tf.softmax(tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(dh)), mask)); // [B, H, T, T]
   const y = tf.reshape(tf.transpose(tf.matMul(att, v), [0, 2, 1, 3]), [n, D]); // [N, D]
   x = tf.add(x, tf.matMul(y, p.wo as tf.Tensor));
-  const h2 = layerNorm(x, p.ln2g as tf.Tensor, p.ln2b as tf.Tensor);
+  const h2 = composedLayerNorm(x, p.ln2g as tf.Tensor, p.ln2b as tf.Tensor, 1e-5);
   const m = tf.matMul(
-    gelu(tf.fused.matMul({ a: h2 as tf.Tensor2D, b: p.w1 as tf.Tensor2D, bias: p.b1 })),
+    composedGelu(tf.fused.matMul({ a: h2 as tf.Tensor2D, b: p.w1 as tf.Tensor2D, bias: p.b1 })),
     p.w2 as tf.Tensor,
   );
   x = tf.add(x, m);

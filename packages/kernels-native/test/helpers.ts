@@ -11,8 +11,11 @@ import {
   uninstallNativeKernels,
 } from '../src/install.js';
 
-/** max |a - b| / max(|b|), 0 when both are all zeros. */
-export function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+/**
+ * max |a - b| / max(max |b|, floor), 0 when both are all zeros. A `floor` (e.g. 1e-3) judges a tensor that
+ * is zero in exact arithmetic (float noise only) by its absolute error.
+ */
+export function relError(a: ArrayLike<number>, b: ArrayLike<number>, floor = 0): number {
   if (a.length !== b.length) return Number.POSITIVE_INFINITY;
   let diff = 0;
   let scale = 0;
@@ -23,7 +26,8 @@ export function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
     diff = Math.max(diff, Math.abs(x - y));
     scale = Math.max(scale, Math.abs(y));
   }
-  return scale === 0 ? diff : diff / scale;
+  const denom = Math.max(scale, floor);
+  return denom === 0 ? diff : diff / denom;
 }
 
 let simd: 256 | 512 | undefined;
