@@ -5,8 +5,11 @@
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 
-/** A strategy as written in a config: `"lcb"` or `["lcb", { "beta": 0.5 }]`. */
-export type StrategySpec<TName extends string = string, TOptions = unknown> =
+/**
+ * A strategy as written in a config: `"lcb"` or `["lcb", { "beta": 0.5 }]`. `StrategySpecOf<D>` is the
+ * spec of one definition (its name and the input type of its option schema).
+ */
+export type StrategySpec<TName extends string = string, TOptions extends object = object> =
   | TName
   | readonly [TName, TOptions];
 

@@ -59,12 +59,14 @@ export {
   Container,
   ContainerModule,
   type ContainerModuleLoadOptions,
+  type ContextOf,
   collectRegistries,
   contribute,
   createQuorumContainer,
   declarePoint,
   ExtensionPointToken,
   extensionPoints,
+  type InstanceOf,
   registryFor,
   requireRegistry,
   strategyModule,
@@ -84,10 +86,13 @@ export {
 export { FUSED_KERNELS, type FusedKernelName, hasFusedKernel } from './fused-kernels.js';
 export { coreModule } from './module.js';
 export {
+  type AnyExtensionPoint,
+  type DefinitionOf,
   defineExtensionPoint,
   defineStrategy,
   type ExtensionPoint,
   type StrategyDefinition,
   StrategyRegistry,
+  type StrategySpecOf,
 } from './registry.js';
 export { Rng, type RngState } from './rng.js';

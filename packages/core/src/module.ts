@@ -4,7 +4,7 @@ import { type ContainerModule, strategyModule } from './container.js';
 /** Core's ContainerModule: owns the `compute-backend` point and contributes wasm, cpu and tensorflow. */
 export function coreModule(): ContainerModule {
   return strategyModule({
-    points: [ComputeBackend as never],
-    strategies: [{ point: ComputeBackend as never, definitions: builtinBackendDefinitions as never }],
+    points: [ComputeBackend],
+    strategies: [{ point: ComputeBackend, definitions: builtinBackendDefinitions }],
   });
 }

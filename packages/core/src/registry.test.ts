@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import type { StrategySpec } from './config.js';
 import { ConfigError, RegistryError } from './errors.js';
-import { defineStrategy, StrategyRegistry } from './registry.js';
+import { defineStrategy, StrategyRegistry, type StrategySpecOf } from './registry.js';
 
 interface Scaler {
   scale(x: number): number;
@@ -72,8 +73,22 @@ describe('StrategyRegistry', () => {
 
   it('rejects malformed specs', () => {
     const reg = registry();
-    expect(() => reg.create(42)).toThrow(/expected a strategy name or \[name, options\], got number 42/);
-    expect(() => reg.create(['times', 3])).toThrow(/options of "times" must be an object/);
+    // Specs from JSON are not checked by the compiler: resolve (and create) check them at run time.
+    expect(() => reg.resolve(42)).toThrow(/expected a strategy name or \[name, options\], got number 42/);
+    expect(() => reg.resolve(['times', 3])).toThrow(/options of "times" must be an object/);
+    const fromJson: unknown = JSON.parse('["times", 3]');
+    expect(() => reg.create(fromJson as StrategySpec)).toThrow(/options of "times" must be an object/);
+  });
+
+  it("types a definition's spec by its name and option schema", () => {
+    const ok: StrategySpecOf<typeof times> = ['times', { factor: 3 }];
+    const bare: StrategySpecOf<typeof times> = 'times';
+    // @ts-expect-error the name is the definition's own
+    const wrongName: StrategySpecOf<typeof times> = 'identity';
+    // @ts-expect-error mode is "fast" or "exact"
+    const wrongOption: StrategySpecOf<typeof times> = ['times', { mode: 'slow' }];
+    expect([ok, bare, wrongName, wrongOption]).toHaveLength(4);
+    expect(registry().create(ok).scale(1)).toBe(3);
   });
 
   it('unregisters', () => {

@@ -4,58 +4,99 @@
  * Duplicate names throw naming both packages; unknown names throw listing the registered ones.
  */
 import type { z } from 'zod';
-import { describeValue, parseStrategySpec, resolveOptions } from './config.js';
+import { describeValue, parseStrategySpec, resolveOptions, type StrategySpec } from './config.js';
 import { RegistryError } from './errors.js';
 
-/** A named strategy for one extension point. `TInstance` is what the point's consumers use. */
-export interface StrategyDefinition<TInstance = unknown, TSchema extends z.ZodType = z.ZodType> {
+/**
+ * A named strategy for one extension point. `TInstance` is what the point's consumers use, `TSchema` the
+ * zod schema of its options, `TContext` what the caller may hand to `create` besides the options (e.g. a
+ * logger for a judge; `unknown` for a strategy that ignores it, so it fits every point), `TName` the name
+ * as a literal type (inferred by `defineStrategy`).
+ */
+export interface StrategyDefinition<
+  TInstance = unknown,
+  TSchema extends z.ZodType = z.ZodType,
+  TContext = unknown,
+  TName extends string = string,
+> {
   /** Kebab-case name used in configs and on the command line, e.g. `lcb`. */
-  readonly name: string;
+  readonly name: TName;
   /** One line shown by `quorum info`. */
   readonly description: string;
   /** The package (or plugin path) that contributed it, shown in duplicate-name errors. */
   readonly source: string;
   /** Option schema with defaults; `z.object({}).strict()` for a strategy without options. */
   readonly options: TSchema;
-  /** Builds an instance from resolved options. Called when a config names this strategy. */
-  create(options: z.output<TSchema>): TInstance;
+  /**
+   * Builds an instance from resolved options. Called when a config names this strategy; `context` is what
+   * the caller passed to `StrategyRegistry.create` (undefined when it passed nothing).
+   */
+  create(options: z.output<TSchema>, context?: TContext): TInstance;
 }
 
-/** Declares a strategy with its option types inferred from the schema. */
-export function defineStrategy<TInstance, TSchema extends z.ZodType>(
-  definition: StrategyDefinition<TInstance, TSchema>,
-): StrategyDefinition<TInstance, TSchema> {
+/** The spec (`"name"` or `["name", options]`) that a definition accepts, typed by its name and schema. */
+export type StrategySpecOf<D> =
+  D extends StrategyDefinition<unknown, infer S, infer _C, infer N>
+    ? StrategySpec<N, z.input<S> & object>
+    : never;
+
+/** Declares a strategy with its option types inferred from the schema and its name kept as a literal. */
+export function defineStrategy<
+  TInstance,
+  TSchema extends z.ZodType,
+  TContext = unknown,
+  const TName extends string = string,
+>(
+  definition: StrategyDefinition<TInstance, TSchema, TContext, TName>,
+): StrategyDefinition<TInstance, TSchema, TContext, TName> {
   return definition;
 }
 
-/** An extension point: its kebab-case id, the DI token its contributions bind to, and what it is for. */
-export interface ExtensionPoint<TInstance = unknown> {
+/**
+ * An extension point: its kebab-case id, the DI token its contributions bind to, and what it is for.
+ * `TInstance` is the interface strategies implement (checked exactly: a point only takes definitions of
+ * its own interface); `TContext` what callers may pass to `create` besides the options.
+ */
+export interface ExtensionPoint<TInstance = unknown, TContext = undefined> {
   readonly id: string;
   readonly token: symbol;
   readonly description: string;
-  /** Phantom field carrying the instance type. */
-  readonly __instance?: TInstance;
+  /** Phantom field carrying the instance type (a function type, so the type is matched exactly). */
+  readonly __instance?: (instance: TInstance) => TInstance;
+  /** Phantom field carrying the context type. */
+  readonly __context?: TContext;
 }
+
+/** A point of any type, for code that only reads its id, token and description (e.g. `quorum info`). */
+export type AnyExtensionPoint = Pick<ExtensionPoint, 'id' | 'token' | 'description'>;
 
 /**
  * Declares an extension point. `name` is PascalCase (e.g. `AggregationRule`); the token is
  * `Symbol.for('quorum.<name>')`, so two copies of a package still agree on it.
  */
-export function defineExtensionPoint<TInstance>(
+export function defineExtensionPoint<TInstance, TContext = undefined>(
   name: string,
   id: string,
   description: string,
-): ExtensionPoint<TInstance> {
+): ExtensionPoint<TInstance, TContext> {
   return { id, token: Symbol.for(`quorum.${name}`), description };
 }
 
-export class StrategyRegistry<TInstance = unknown> {
-  private readonly entries = new Map<string, StrategyDefinition<TInstance>>();
+/** A definition a registry of `TInstance` accepts, whatever its option schema and name. */
+export type DefinitionOf<TInstance, TContext = undefined> = StrategyDefinition<
+  TInstance,
+  z.ZodType,
+  TContext,
+  string
+>;
 
-  constructor(readonly point: Pick<ExtensionPoint<TInstance>, 'id'>) {}
+export class StrategyRegistry<TInstance = unknown, TContext = undefined> {
+  private readonly entries = new Map<string, DefinitionOf<TInstance, TContext>>();
+
+  constructor(readonly point: Pick<ExtensionPoint<TInstance, TContext>, 'id'>) {}
 
   /** Adds a strategy. Throws when the name is taken, naming both sources. */
-  register(definition: StrategyDefinition<TInstance, z.ZodType>): this {
+  register(definition: DefinitionOf<TInstance, TContext>): this {
     if (!/^[a-z0-9][a-z0-9-]*$/.test(definition.name)) {
       throw new RegistryError(
         `${this.point.id} name "${definition.name}" from ${definition.source} is not kebab-case`,
@@ -71,7 +112,7 @@ export class StrategyRegistry<TInstance = unknown> {
         { hint: `rename one of them, or load only one of ${existing.source} and ${definition.source}` },
       );
     }
-    this.entries.set(definition.name, definition as StrategyDefinition<TInstance>);
+    this.entries.set(definition.name, definition);
     return this;
   }
 
@@ -85,7 +126,7 @@ export class StrategyRegistry<TInstance = unknown> {
   }
 
   /** The definition registered under `name`; throws listing the valid names when unknown. */
-  get(name: string): StrategyDefinition<TInstance> {
+  get(name: string): DefinitionOf<TInstance, TContext> {
     const entry = this.entries.get(name);
     if (entry === undefined) throw this.unknown(name);
     return entry;
@@ -96,22 +137,27 @@ export class StrategyRegistry<TInstance = unknown> {
     return [...this.entries.keys()];
   }
 
-  definitions(): StrategyDefinition<TInstance>[] {
+  definitions(): DefinitionOf<TInstance, TContext>[] {
     return [...this.entries.values()];
   }
 
   /**
    * Resolves a config entry (`name` or `[name, options]`) to an instance: looks the name up,
-   * validates the options against the strategy's schema (errors name `path`), and creates it.
+   * validates the options against the strategy's schema (errors name `path`), and creates it with
+   * `context` (the point's extra inputs, e.g. a judge's logger). The spec is checked again at run time,
+   * since plugin names and JSON options are only known then.
    */
-  create(spec: unknown, path: string = this.point.id): TInstance {
+  create(spec: StrategySpec, path: string = this.point.id, context?: TContext): TInstance {
     const { name, options } = parseStrategySpec(spec, path);
     const definition = this.get(name);
     const resolved = resolveOptions(definition.options, options, `${path}(${name})`);
-    return definition.create(resolved);
+    return context === undefined ? definition.create(resolved) : definition.create(resolved, context);
   }
 
-  /** Validates options for `name` without creating it; returns the resolved options. */
+  /**
+   * Validates a spec without creating it; returns the name and resolved options. Takes any value (a
+   * config file's JSON, say): a malformed spec is a ConfigError naming `path`.
+   */
   resolve(spec: unknown, path: string = this.point.id): { name: string; options: unknown } {
     const { name, options } = parseStrategySpec(spec, path);
     const definition = this.get(name);

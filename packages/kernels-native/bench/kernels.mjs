@@ -2,15 +2,19 @@
 // run. Build first (`npx tsc -b tsconfig.json` and `node scripts/install.mjs`), then
 //   node bench/kernels.mjs [--threads 2] [--simd 256|512] [--batch 8] [--layers 2] [--only matmul|others|fused|step]
 // Prints GFLOP/s of BatchMatMul on the reference model's shapes (d=128, 4 heads, ctx 128, batch 32),
-// the time of the other replaced kernels, the fused GELU / LayerNorm / AdamW kernels against the same
-// math composed of stock ops, and forward+backward of a small GPT-like block stack. Every figure is the
-// best of n calls (see timeMs).
+// the time of the other replaced kernels, the fused GELU / SiLU / LayerNorm / RMSNorm / AdamW kernels against
+// the same math composed of stock ops, and forward+backward of a small GPT-like block stack. Every figure is
+// the best of n calls (see timeMs).
 import {
   gelu as backboneGelu,
   layerNorm as backboneLayerNorm,
+  rmsNorm as backboneRmsNorm,
+  silu as backboneSilu,
   composedAdamWUpdate,
   composedGelu,
   composedLayerNorm,
+  composedRmsNorm,
+  composedSilu,
   gptParameterShapes,
   gptPreset,
 } from '@quorum/backbone';
@@ -196,16 +200,20 @@ function lmLoss() {
   }
   return tf.losses.softmaxCrossEntropy(tf.oneHot(tgt, V), tf.matMul(h, p.head));
 }
-// ---- fused GELU / LayerNorm (FUSED_KERNELS of @quorum/core) vs the same math composed of stock ops,
+// ---- fused GELU / SiLU / LayerNorm / RMSNorm (FUSED_KERNELS of @quorum/core) vs the same math composed of stock ops,
 // the composed version on the stock wasm kernels and on the native ones. As @quorum/backbone runs them:
 // the fused kernels through tf.customGrad, the composed ones through tfjs's autodiff.
 const runKernel = (name, inputs, attrs = {}) => {
   const out = tf.engine().runKernel(name, inputs, attrs);
   return Array.isArray(out) ? out : [out];
 };
-// @quorum/backbone's own gelu / layerNorm: the fused kernels (with customGrad) while they are installed.
+// @quorum/backbone's own gelu / silu / layerNorm / rmsNorm: the fused kernels (with customGrad) while they are
+// installed.
 const fusedGelu = (x) => backboneGelu(x);
+const fusedSilu = (x) => backboneSilu(x);
 const fusedLn = (x, g, b) => backboneLayerNorm(x, g, b, 1e-5);
+const fusedRms = (x, g) => backboneRmsNorm(x, g, 1e-5);
+const rms = (x, g) => composedRmsNorm(x, g, 1e-5);
 // AdamW: @quorum/backbone's composed update (composedAdamWUpdate) and the fused kernel.
 const adamHyper = (t, weightDecay) => ({
   lr: 3e-4,
@@ -257,6 +265,7 @@ if (section('fused')) {
     { x: lx, gamma: lg, beta: lb },
     { epsilon: 1e-5 },
   ); // [N], [N]
+  const [, rrstd] = runKernel(FUSED_KERNELS.rmsNorm, { x: lx, gamma: lg }, { epsilon: 1e-5 }); // [N]
   const time = (fn, reps) => timeMs(() => tf.dispose(tf.tidy(fn)), reps);
   const adamIn = (shape) => [
     tf.randomNormal(shape), // param
@@ -299,6 +308,37 @@ if (section('fused')) {
       label: 'LayerNorm [4096,128] fwd+bwd',
       composed: () => tf.grads(ln)([lx, lg, lb], ldy),
       fused: () => tf.grads(fusedLn)([lx, lg, lb], ldy),
+    },
+    // Llama's: SwiGLU's gate over [N, F] (the GELU shape), RMSNorm over [N, D] (the LayerNorm shape)
+    {
+      label: 'SiLU      [4096,512] fwd',
+      composed: () => composedSilu(gx),
+      fused: () => runKernel(FUSED_KERNELS.silu, { x: gx }),
+    },
+    {
+      label: 'SiLU      [4096,512] bwd',
+      fused: () => runKernel(FUSED_KERNELS.siluGrad, { dy: gdy, x: gx }),
+      composedBwd: [6, 8],
+    },
+    {
+      label: 'SiLU      [4096,512] fwd+bwd',
+      composed: () => tf.grad(composedSilu)(gx, gdy),
+      fused: () => tf.grad(fusedSilu)(gx, gdy),
+    },
+    {
+      label: 'RMSNorm   [4096,128] fwd',
+      composed: () => rms(lx, lg),
+      fused: () => runKernel(FUSED_KERNELS.rmsNorm, { x: lx, gamma: lg }, { epsilon: 1e-5 }),
+    },
+    {
+      label: 'RMSNorm   [4096,128] bwd',
+      fused: () => runKernel(FUSED_KERNELS.rmsNormGrad, { dy: ldy, x: lx, gamma: lg, rstd: rrstd }),
+      composedBwd: [9, 11],
+    },
+    {
+      label: 'RMSNorm   [4096,128] fwd+bwd',
+      composed: () => tf.grads(rms)([lx, lg], ldy),
+      fused: () => tf.grads(fusedRms)([lx, lg], ldy),
     },
     {
       label: 'AdamW     [128,512]',
@@ -350,7 +390,7 @@ if (section('fused')) {
   console.log(
     `(AdamW step: the reference model's parameters, micro preset with vocab 512: ${fusedStep.tensors} tensors, ${fusedStep.elements} floats, updated as variables)`,
   );
-  tf.dispose([gx, gdy, lx, ldy, lg, lb, lmean, lrstd, ...aw, ...ab]);
+  tf.dispose([gx, gdy, lx, ldy, lg, lb, lmean, lrstd, rrstd, ...aw, ...ab]);
   fusedStep.dispose();
   composedStep.dispose();
 }

@@ -482,6 +482,77 @@ napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// silu(x, out)
+napi_value Silu(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!getArgs(env, info, 2, argv, "silu") || !requireCpu(env)) return nullptr;
+  float *x, *out;
+  size_t lx, lo;
+  if (!getF32(env, argv[0], &x, &lx, "x") || !getF32(env, argv[1], &out, &lo, "out")) return nullptr;
+  if (lo < lx) {
+    fail(env, "silu: out is smaller than x");
+    return nullptr;
+  }
+  quorum::silu(x, out, static_cast<long>(lx));
+  return nullptr;
+}
+
+// siluGrad(dy, x, out)
+napi_value SiluGrad(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!getArgs(env, info, 3, argv, "siluGrad") || !requireCpu(env)) return nullptr;
+  float *dy, *x, *out;
+  size_t ld, lx, lo;
+  if (!getF32(env, argv[0], &dy, &ld, "dy") || !getF32(env, argv[1], &x, &lx, "x") ||
+      !getF32(env, argv[2], &out, &lo, "out"))
+    return nullptr;
+  if (ld != lx || lo < lx) {
+    fail(env, "siluGrad: dy and x differ in length, or out is smaller than x");
+    return nullptr;
+  }
+  quorum::siluGrad(dy, x, out, static_cast<long>(lx));
+  return nullptr;
+}
+
+// rmsNorm(x, gamma, y, rstd, rows, cols, eps)
+napi_value RmsNorm(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  if (!getArgs(env, info, 7, argv, "rmsNorm") || !requireCpu(env)) return nullptr;
+  float *x, *gamma, *y, *rstd;
+  size_t lx, lg, ly, lr;
+  if (!getF32(env, argv[0], &x, &lx, "x") || !getF32(env, argv[1], &gamma, &lg, "gamma") ||
+      !getF32(env, argv[2], &y, &ly, "y") || !getF32(env, argv[3], &rstd, &lr, "rstd"))
+    return nullptr;
+  const long rows = getLong(env, argv[4]), cols = getLong(env, argv[5]);
+  const size_t n = static_cast<size_t>(rows) * static_cast<size_t>(cols);
+  if (rows < 0 || cols < 1 || lx < n || ly < n || lg < static_cast<size_t>(cols) || lr < static_cast<size_t>(rows)) {
+    fail(env, "rmsNorm: an input or output is smaller than its shape");
+    return nullptr;
+  }
+  quorum::rmsNorm(x, gamma, y, rstd, rows, cols, static_cast<float>(getNumber(env, argv[6])));
+  return nullptr;
+}
+
+// rmsNormGrad(dy, x, gamma, rstd, dx, dgamma, rows, cols)
+napi_value RmsNormGrad(napi_env env, napi_callback_info info) {
+  napi_value argv[8];
+  if (!getArgs(env, info, 8, argv, "rmsNormGrad") || !requireCpu(env)) return nullptr;
+  float *dy, *x, *gamma, *rstd, *dx, *dgamma;
+  size_t ld, lx, lg, lr, ldx, ldg;
+  if (!getF32(env, argv[0], &dy, &ld, "dy") || !getF32(env, argv[1], &x, &lx, "x") ||
+      !getF32(env, argv[2], &gamma, &lg, "gamma") || !getF32(env, argv[3], &rstd, &lr, "rstd") ||
+      !getF32(env, argv[4], &dx, &ldx, "dx") || !getF32(env, argv[5], &dgamma, &ldg, "dgamma"))
+    return nullptr;
+  const long rows = getLong(env, argv[6]), cols = getLong(env, argv[7]);
+  const size_t n = static_cast<size_t>(rows) * static_cast<size_t>(cols), c = static_cast<size_t>(cols);
+  if (rows < 0 || cols < 1 || ld < n || lx < n || ldx < n || lg < c || ldg < c || lr < static_cast<size_t>(rows)) {
+    fail(env, "rmsNormGrad: an input or output is smaller than its shape");
+    return nullptr;
+  }
+  quorum::rmsNormGrad(dy, x, gamma, rstd, dx, dgamma, rows, cols);
+  return nullptr;
+}
+
 // adamW(param, grad, m, v, paramOut, mOut, vOut, lr, beta1, beta2, epsilon, weightDecay, biasCorrection1,
 //       biasCorrection2, gradScale): the four inputs of one length, the outputs at least as long and
 // apart from them (the update never writes into its inputs).
@@ -541,6 +612,10 @@ napi_value Init(napi_env env, napi_value exports) {
       {"geluGrad", nullptr, GeluGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"layerNorm", nullptr, LayerNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"layerNormGrad", nullptr, LayerNormGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"silu", nullptr, Silu, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"siluGrad", nullptr, SiluGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"rmsNorm", nullptr, RmsNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"rmsNormGrad", nullptr, RmsNormGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adamW", nullptr, AdamW, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

@@ -1,7 +1,8 @@
-// Fused GELU (tanh approximation) and LayerNorm over the last axis, forward and backward, and the
-// AdamW update: the QuorumGelu, QuorumGeluGrad, QuorumLayerNorm, QuorumLayerNormGrad and QuorumAdamW
-// kernels (contract: packages/core/src/fused-kernels.ts). AVX2/FMA, AVX-512 where simdWidth() is 512;
-// split over the thread pool (GELU and AdamW by flat element ranges, LayerNorm by rows).
+// Fused GELU (tanh approximation), SiLU, LayerNorm and RMSNorm over the last axis, forward and backward,
+// and the AdamW update: the QuorumGelu, QuorumGeluGrad, QuorumSilu, QuorumSiluGrad, QuorumLayerNorm,
+// QuorumLayerNormGrad, QuorumRmsNorm, QuorumRmsNormGrad and QuorumAdamW kernels (contract:
+// packages/core/src/fused-kernels.ts). AVX2/FMA, AVX-512 where simdWidth() is 512; split over the thread
+// pool (GELU, SiLU and AdamW by flat element ranges, LayerNorm and RMSNorm by rows).
 //
 // GELU goes through ½(1 + tanh u) = σ(2u) = 1/(1 + e^{−2u}) (the same function, one exp and one
 // division per element, and no cancellation in 1 + tanh u for negative x, where tanh u rounds to −1):
@@ -10,9 +11,20 @@
 //   gelu′(x) = ½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²)
 //            = s + 2√(2/π)·x·(e·s)·s·(1 + 3·0.044715x²)        (1 − t² = 4s(1 − s), 1 − s = e·s)
 //
-// LayerNormGrad sums dgamma and dbeta over rows in a fixed partition: chunks of consecutive rows chosen
-// from the shape alone (not the thread count), one partial buffer per chunk, summed in chunk order at
-// the end, so the result is the same whichever thread runs which chunk and however many threads there are.
+// SiLU goes through e = exp(−x) and s = σ(x) = 1/(1 + e), with 1 − s = e·s (no cancellation for large x):
+//   silu(x)  = x·s = x / (1 + e)
+//   silu′(x) = s·(1 + x·(1 − s)) = s + x·(e·s)·s
+// exp clamps its argument to ±88.38 (kExpLimit), so past that e is e^±88.38 instead of 0 or ∞; x is clamped
+// to the same range where it multiplies such an e (the forward's x below −88.38, both terms of the derivative),
+// which keeps the error below 4e-37 (silu is about x·e^x there) instead of growing with |x|.
+//
+// RMSNorm: one pass for Σx² (rstd = 1/√(mean(x²) + ε)), one for y = x·rstd·gamma. Its gradient, with
+// x̂ = x·rstd and g = dy·gamma: dx = rstd·(g − x̂·mean(g·x̂)), dgamma = Σ over rows of dy·x̂ (two passes per row).
+//
+// LayerNormGrad and RmsNormGrad sum dgamma (and dbeta) over rows in a fixed partition: chunks of consecutive
+// rows chosen from the shape alone (not the thread count), one partial buffer per chunk, summed in chunk
+// order at the end, so the result is the same whichever thread runs which chunk and however many threads
+// there are.
 //
 // AdamW does exactly the float32 operations of the composed stock ops of @quorum/backbone's optimizer
 // (packages/backbone/src/optim.ts), in their order, each rounded on its own (no FMA; division and
@@ -46,9 +58,12 @@ constexpr float kGeluC = 0.044715f;
 // gelu′'s second term uses x clamped to ±30 (keeps x² finite for huge inputs); past |x| = 30 the term
 // is below 1e-34 (e·s·s ≤ 5e-39 there), so the clamp changes nothing measurable.
 constexpr float kGeluClamp = 30.f;
+// SiLU: exp's clamp (vmath.h), and the x clamp where x multiplies exp's result (see the top of the file).
+constexpr float kExpLimit = 88.3762626647949f;
 constexpr long kGrainGelu = 1 << 12;  // elements per chunk (exp-bound, like tanh)
-constexpr long kGrainRows = 1 << 13;  // elements per chunk of LayerNorm rows
-// LayerNormGrad: row chunks of about this many elements, at most kGradMaxChunks of them.
+constexpr long kGrainSilu = 1 << 12;  // elements per chunk (exp-bound, like GELU)
+constexpr long kGrainRows = 1 << 13;  // elements per chunk of LayerNorm / RMSNorm rows
+// LayerNormGrad, RmsNormGrad: row chunks of about this many elements, at most kGradMaxChunks of them.
 constexpr long kGradChunkElems = 1 << 14;
 constexpr long kGradMaxChunks = 64;
 // AdamW: elements per chunk. Memory-bound (4 streams in, 3 out: 28 bytes per element), so a chunk is
@@ -115,6 +130,51 @@ void geluGradRun(const float* dy, const float* x, float* dx, long n) {
       const __m256i m = tailMask8(i1 - i);
       _mm256_maskstore_ps(dst + i, m,
                           _mm256_mul_ps(_mm256_maskload_ps(g + i, m), geluDeriv8(_mm256_maskload_ps(src + i, m))));
+    }
+  });
+}
+
+// e = exp(−x)
+inline __m256 siluExp8(__m256 x) { return exp8(_mm256_xor_ps(x, _mm256_set1_ps(-0.f))); }
+
+inline __m256 silu8(__m256 x) {
+  // max/min return their second operand when one is NaN: x stays NaN (and so does the result)
+  const __m256 xl = _mm256_max_ps(_mm256_set1_ps(-kExpLimit), x);
+  return _mm256_div_ps(xl, _mm256_add_ps(_mm256_set1_ps(1.f), siluExp8(x)));
+}
+
+inline __m256 siluDeriv8(__m256 x) {
+  const __m256 e = siluExp8(x);
+  const __m256 s = _mm256_div_ps(_mm256_set1_ps(1.f), _mm256_add_ps(_mm256_set1_ps(1.f), e));
+  const __m256 xc = _mm256_min_ps(_mm256_set1_ps(kExpLimit), _mm256_max_ps(_mm256_set1_ps(-kExpLimit), x));
+  return _mm256_fmadd_ps(xc, _mm256_mul_ps(_mm256_mul_ps(e, s), s), s);
+}
+
+void siluRun(const float* x, float* y, long n) {
+  parallelFor(n, kGrainSilu, [&](long i0, long i1) {
+    const float* __restrict src = x;  // local copies: stores may alias the lambda's captures
+    float* __restrict dst = y;
+    long i = i0;
+    for (; i + 8 <= i1; i += 8) _mm256_storeu_ps(dst + i, silu8(_mm256_loadu_ps(src + i)));
+    if (i < i1) {
+      const __m256i m = tailMask8(i1 - i);
+      _mm256_maskstore_ps(dst + i, m, silu8(_mm256_maskload_ps(src + i, m)));
+    }
+  });
+}
+
+void siluGradRun(const float* dy, const float* x, float* dx, long n) {
+  parallelFor(n, kGrainSilu, [&](long i0, long i1) {
+    const float* __restrict g = dy;
+    const float* __restrict src = x;
+    float* __restrict dst = dx;
+    long i = i0;
+    for (; i + 8 <= i1; i += 8)
+      _mm256_storeu_ps(dst + i, _mm256_mul_ps(_mm256_loadu_ps(g + i), siluDeriv8(_mm256_loadu_ps(src + i))));
+    if (i < i1) {
+      const __m256i m = tailMask8(i1 - i);
+      _mm256_maskstore_ps(dst + i, m,
+                          _mm256_mul_ps(_mm256_maskload_ps(g + i, m), siluDeriv8(_mm256_maskload_ps(src + i, m))));
     }
   });
 }
@@ -224,6 +284,79 @@ void layerNormGradRows(const float* dy, const float* x, const float* gamma, cons
   }
 }
 
+// One row of D: rstd = 1/√(mean(x²) + eps), y = x·rstd·gamma.
+void rmsNormRow(const float* x, const float* gamma, float* y, long D, float eps, float* rstdOut) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+  long j = 0;
+  for (; j + 16 <= D; j += 16) {
+    const __m256 v0 = _mm256_loadu_ps(x + j);
+    const __m256 v1 = _mm256_loadu_ps(x + j + 8);
+    a0 = _mm256_fmadd_ps(v0, v0, a0);
+    a1 = _mm256_fmadd_ps(v1, v1, a1);
+  }
+  for (; j < D; j += 8) {
+    const __m256 v = _mm256_maskload_ps(x + j, tailMask8(D - j));  // 0 in the unused lanes
+    a0 = _mm256_fmadd_ps(v, v, a0);
+  }
+  const float ms = hsum8(_mm256_add_ps(a0, a1)) / static_cast<float>(D);
+  const float rstd = 1.f / std::sqrt(ms + eps);
+  const __m256 rv = _mm256_set1_ps(rstd);
+  for (j = 0; j + 8 <= D; j += 8)
+    _mm256_storeu_ps(y + j, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + j), rv), _mm256_loadu_ps(gamma + j)));
+  if (j < D) {
+    const __m256i m = tailMask8(D - j);
+    _mm256_maskstore_ps(y + j, m,
+                        _mm256_mul_ps(_mm256_mul_ps(_mm256_maskload_ps(x + j, m), rv), _mm256_maskload_ps(gamma + j, m)));
+  }
+  *rstdOut = rstd;
+}
+
+void rmsNormRun(const float* x, const float* gamma, float* y, float* rstd, long rows, long D, float eps) {
+  parallelFor(rows, std::max(1L, kGrainRows / D), [&](long r0, long r1) {
+    for (long r = r0; r < r1; r++) rmsNormRow(x + r * D, gamma, y + r * D, D, eps, rstd + r);
+  });
+}
+
+// RMSNorm's pass 1 of a row at column j: Σ g·xhat (g = dy·gamma) and the row's share of dgamma.
+template <bool TAIL>
+inline void rmsGradSums8(const float* dyr, const float* xr, const float* gamma, float* pdg, long j, __m256i m,
+                         __m256 rv, __m256* sb) {
+  const __m256 d = load8<TAIL>(dyr + j, m);  // 0 in a tail's unused lanes, so g is too
+  const __m256 xh = _mm256_mul_ps(load8<TAIL>(xr + j, m), rv);
+  const __m256 g = _mm256_mul_ps(d, load8<TAIL>(gamma + j, m));
+  *sb = _mm256_fmadd_ps(g, xh, *sb);
+  store8<TAIL>(pdg + j, m, _mm256_fmadd_ps(d, xh, load8<TAIL>(pdg + j, m)));
+}
+
+// RMSNorm's pass 2 at column j: dx = rstd·(g − xhat·mean(g·xhat)).
+template <bool TAIL>
+inline void rmsGradDx8(const float* dyr, const float* xr, const float* gamma, float* dxr, long j, __m256i m,
+                       __m256 rv, __m256 bv) {
+  const __m256 xh = _mm256_mul_ps(load8<TAIL>(xr + j, m), rv);
+  const __m256 g = _mm256_mul_ps(load8<TAIL>(dyr + j, m), load8<TAIL>(gamma + j, m));
+  store8<TAIL>(dxr + j, m, _mm256_mul_ps(rv, _mm256_fnmadd_ps(xh, bv, g)));
+}
+
+// Rows [r0, r1) of RMSNorm's gradient: dx, and dgamma accumulated (row order) into pdg (zeroed).
+void rmsNormGradRows(const float* dy, const float* x, const float* gamma, const float* rstd, float* dx, float* pdg,
+                     long r0, long r1, long D) {
+  const float invD = 1.f / static_cast<float>(D);
+  const long full = D & ~7L;
+  const __m256i all = _mm256_set1_epi32(-1), tail = tailMask8(D - full);
+  for (long r = r0; r < r1; r++) {
+    const float* xr = x + r * D;
+    const float* dyr = dy + r * D;
+    float* dxr = dx + r * D;
+    const __m256 rv = _mm256_set1_ps(rstd[r]);
+    __m256 sb = _mm256_setzero_ps();
+    for (long j = 0; j < full; j += 8) rmsGradSums8<false>(dyr, xr, gamma, pdg, j, all, rv, &sb);
+    if (full < D) rmsGradSums8<true>(dyr, xr, gamma, pdg, full, tail, rv, &sb);
+    const __m256 bv = _mm256_set1_ps(hsum8(sb) * invD);
+    for (long j = 0; j < full; j += 8) rmsGradDx8<false>(dyr, xr, gamma, dxr, j, all, rv, bv);
+    if (full < D) rmsGradDx8<true>(dyr, xr, gamma, dxr, full, tail, rv, bv);
+  }
+}
+
 // AdamW's scalars broadcast to 8 lanes.
 struct AdamW8 {
   __m256 gradScale, beta1, oneMinusBeta1, beta2, oneMinusBeta2, bc1, bc2, eps, decay, lr;
@@ -322,6 +455,52 @@ void geluGradRun(const float* dy, const float* x, float* dx, long n) {
   });
 }
 
+inline __m512 siluExp16(__m512 x) {
+  return exp16(_mm512_castsi512_ps(
+      _mm512_xor_si512(_mm512_castps_si512(x), _mm512_set1_epi32(static_cast<int>(0x80000000u)))));
+}
+
+inline __m512 silu16(__m512 x) {
+  const __m512 xl = _mm512_max_ps(_mm512_set1_ps(-kExpLimit), x);
+  return _mm512_div_ps(xl, _mm512_add_ps(_mm512_set1_ps(1.f), siluExp16(x)));
+}
+
+inline __m512 siluDeriv16(__m512 x) {
+  const __m512 e = siluExp16(x);
+  const __m512 s = _mm512_div_ps(_mm512_set1_ps(1.f), _mm512_add_ps(_mm512_set1_ps(1.f), e));
+  const __m512 xc = _mm512_min_ps(_mm512_set1_ps(kExpLimit), _mm512_max_ps(_mm512_set1_ps(-kExpLimit), x));
+  return _mm512_fmadd_ps(xc, _mm512_mul_ps(_mm512_mul_ps(e, s), s), s);
+}
+
+void siluRun(const float* x, float* y, long n) {
+  parallelFor(n, kGrainSilu, [&](long i0, long i1) {
+    const float* __restrict src = x;
+    float* __restrict dst = y;
+    long i = i0;
+    for (; i + 16 <= i1; i += 16) _mm512_storeu_ps(dst + i, silu16(_mm512_loadu_ps(src + i)));
+    if (i < i1) {
+      const __mmask16 m = tailMask(i1 - i);
+      _mm512_mask_storeu_ps(dst + i, m, silu16(_mm512_maskz_loadu_ps(m, src + i)));
+    }
+  });
+}
+
+void siluGradRun(const float* dy, const float* x, float* dx, long n) {
+  parallelFor(n, kGrainSilu, [&](long i0, long i1) {
+    const float* __restrict g = dy;
+    const float* __restrict src = x;
+    float* __restrict dst = dx;
+    long i = i0;
+    for (; i + 16 <= i1; i += 16)
+      _mm512_storeu_ps(dst + i, _mm512_mul_ps(_mm512_loadu_ps(g + i), siluDeriv16(_mm512_loadu_ps(src + i))));
+    if (i < i1) {
+      const __mmask16 m = tailMask(i1 - i);
+      _mm512_mask_storeu_ps(dst + i, m,
+                            _mm512_mul_ps(_mm512_maskz_loadu_ps(m, g + i), siluDeriv16(_mm512_maskz_loadu_ps(m, src + i))));
+    }
+  });
+}
+
 void layerNormRow(const float* x, const float* gamma, const float* beta, float* y, long D, float eps, float* meanOut,
                   float* rstdOut) {
   __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
@@ -392,6 +571,63 @@ void layerNormGradRows(const float* dy, const float* x, const float* gamma, cons
       const __m512 xh = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, xr + j), mv), rv);
       const __m512 g = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dyr + j), _mm512_maskz_loadu_ps(m, gamma + j));
       _mm512_mask_storeu_ps(dxr + j, m, _mm512_mul_ps(rv, _mm512_fnmadd_ps(xh, bv, _mm512_sub_ps(g, av))));
+    }
+  }
+}
+
+void rmsNormRow(const float* x, const float* gamma, float* y, long D, float eps, float* rstdOut) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+  long j = 0;
+  for (; j + 32 <= D; j += 32) {
+    const __m512 v0 = _mm512_loadu_ps(x + j);
+    const __m512 v1 = _mm512_loadu_ps(x + j + 16);
+    a0 = _mm512_fmadd_ps(v0, v0, a0);
+    a1 = _mm512_fmadd_ps(v1, v1, a1);
+  }
+  for (; j < D; j += 16) {
+    const __m512 v = _mm512_maskz_loadu_ps(tailMask(D - j), x + j);
+    a0 = _mm512_fmadd_ps(v, v, a0);
+  }
+  const float ms = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) / static_cast<float>(D);
+  const float rstd = 1.f / std::sqrt(ms + eps);
+  const __m512 rv = _mm512_set1_ps(rstd);
+  for (j = 0; j < D; j += 16) {
+    const __mmask16 m = tailMask(D - j);
+    _mm512_mask_storeu_ps(
+        y + j, m, _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + j), rv), _mm512_maskz_loadu_ps(m, gamma + j)));
+  }
+  *rstdOut = rstd;
+}
+
+void rmsNormRun(const float* x, const float* gamma, float* y, float* rstd, long rows, long D, float eps) {
+  parallelFor(rows, std::max(1L, kGrainRows / D), [&](long r0, long r1) {
+    for (long r = r0; r < r1; r++) rmsNormRow(x + r * D, gamma, y + r * D, D, eps, rstd + r);
+  });
+}
+
+void rmsNormGradRows(const float* dy, const float* x, const float* gamma, const float* rstd, float* dx, float* pdg,
+                     long r0, long r1, long D) {
+  const float invD = 1.f / static_cast<float>(D);
+  for (long r = r0; r < r1; r++) {
+    const float* xr = x + r * D;
+    const float* dyr = dy + r * D;
+    float* dxr = dx + r * D;
+    const __m512 rv = _mm512_set1_ps(rstd[r]);
+    __m512 sb = _mm512_setzero_ps();
+    for (long j = 0; j < D; j += 16) {
+      const __mmask16 m = tailMask(D - j);
+      const __m512 d = _mm512_maskz_loadu_ps(m, dyr + j);
+      const __m512 xh = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, xr + j), rv);
+      const __m512 g = _mm512_mul_ps(d, _mm512_maskz_loadu_ps(m, gamma + j));
+      sb = _mm512_fmadd_ps(g, xh, sb);
+      _mm512_mask_storeu_ps(pdg + j, m, _mm512_fmadd_ps(d, xh, _mm512_maskz_loadu_ps(m, pdg + j)));
+    }
+    const __m512 bv = _mm512_set1_ps(_mm512_reduce_add_ps(sb) * invD);
+    for (long j = 0; j < D; j += 16) {
+      const __mmask16 m = tailMask(D - j);
+      const __m512 xh = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, xr + j), rv);
+      const __m512 g = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dyr + j), _mm512_maskz_loadu_ps(m, gamma + j));
+      _mm512_mask_storeu_ps(dxr + j, m, _mm512_mul_ps(rv, _mm512_fnmadd_ps(xh, bv, g)));
     }
   }
 }
@@ -468,44 +704,100 @@ void layerNorm(const float* x, const float* gamma, const float* beta, float* y, 
   }
 }
 
-void layerNormGrad(const float* dy, const float* x, const float* gamma, const float* mean, const float* rstd,
-                   float* dx, float* dgamma, float* dbeta, long rows, long cols) {
-  if (cols <= 0) return;
+namespace {
+
+// The row partition of a norm's gradient (see the top of the file): runs rowsFn(r0, r1, partial) over chunks
+// of consecutive rows, each with its own zeroed partial buffer of NSUMS × cols floats (sum k at k·cols) to
+// accumulate into, and writes the per-column sums of the chunks' partials, added in chunk order, to sums[k].
+// rows 0 gives zeros.
+template <int NSUMS, typename RowsFn>
+void rowChunkedSums(long rows, long cols, float* const (&sums)[NSUMS], const RowsFn& rowsFn) {
   const size_t rowBytes = static_cast<size_t>(cols) * sizeof(float);
   if (rows <= 0) {
-    std::memset(dgamma, 0, rowBytes);
-    std::memset(dbeta, 0, rowBytes);
+    for (float* out : sums) std::memset(out, 0, rowBytes);
     return;
   }
-  // The partition depends on the shape only (see the top of the file).
+  // The partition depends on the shape only.
   long chunks = (rows * cols + kGradChunkElems - 1) / kGradChunkElems;
   chunks = std::max(1L, std::min(std::min(chunks, kGradMaxChunks), rows));
   const long rowsPer = (rows + chunks - 1) / chunks;
   chunks = (rows + rowsPer - 1) / rowsPer;
-  std::unique_ptr<float[]> partial(new float[static_cast<size_t>(chunks) * 2 * static_cast<size_t>(cols)]);
-  const bool wide = simdWidth() == 512;
+  const long stride = NSUMS * cols;
+  std::unique_ptr<float[]> partial(new float[static_cast<size_t>(chunks) * static_cast<size_t>(stride)]);
   parallelFor(chunks, 1, [&](long c0, long c1) {
     for (long c = c0; c < c1; c++) {
-      float* pdg = partial.get() + c * 2 * cols;
-      float* pdb = pdg + cols;
-      std::memset(pdg, 0, 2 * rowBytes);
+      float* p = partial.get() + c * stride;
+      std::memset(p, 0, NSUMS * rowBytes);
       const long r0 = c * rowsPer, r1 = std::min(rows, r0 + rowsPer);
-      if (wide) {
-        avx512::layerNormGradRows(dy, x, gamma, mean, rstd, dx, pdg, pdb, r0, r1, cols);
-      } else {
-        layerNormGradRows(dy, x, gamma, mean, rstd, dx, pdg, pdb, r0, r1, cols);
-      }
+      rowsFn(r0, r1, p);
     }
   });
   // Chunk 0 + chunk 1 + ... in that order, for every column.
-  std::memcpy(dgamma, partial.get(), rowBytes);
-  std::memcpy(dbeta, partial.get() + cols, rowBytes);
+  for (int k = 0; k < NSUMS; k++) std::memcpy(sums[k], partial.get() + k * cols, rowBytes);
   for (long c = 1; c < chunks; c++) {
-    const float* pdg = partial.get() + c * 2 * cols;
-    const float* pdb = pdg + cols;
-    for (long j = 0; j < cols; j++) dgamma[j] += pdg[j];
-    for (long j = 0; j < cols; j++) dbeta[j] += pdb[j];
+    for (int k = 0; k < NSUMS; k++) {
+      const float* p = partial.get() + c * stride + k * cols;
+      float* out = sums[k];
+      for (long j = 0; j < cols; j++) out[j] += p[j];
+    }
   }
+}
+
+}  // namespace
+
+void layerNormGrad(const float* dy, const float* x, const float* gamma, const float* mean, const float* rstd,
+                   float* dx, float* dgamma, float* dbeta, long rows, long cols) {
+  if (cols <= 0) return;
+  const bool wide = simdWidth() == 512;
+  float* const sums[2] = {dgamma, dbeta};
+  rowChunkedSums(rows, cols, sums, [&](long r0, long r1, float* p) {
+    if (wide) {
+      avx512::layerNormGradRows(dy, x, gamma, mean, rstd, dx, p, p + cols, r0, r1, cols);
+    } else {
+      layerNormGradRows(dy, x, gamma, mean, rstd, dx, p, p + cols, r0, r1, cols);
+    }
+  });
+}
+
+void silu(const float* x, float* y, long n) {
+  if (n <= 0) return;
+  if (simdWidth() == 512) {
+    avx512::siluRun(x, y, n);
+  } else {
+    siluRun(x, y, n);
+  }
+}
+
+void siluGrad(const float* dy, const float* x, float* dx, long n) {
+  if (n <= 0) return;
+  if (simdWidth() == 512) {
+    avx512::siluGradRun(dy, x, dx, n);
+  } else {
+    siluGradRun(dy, x, dx, n);
+  }
+}
+
+void rmsNorm(const float* x, const float* gamma, float* y, float* rstd, long rows, long cols, float eps) {
+  if (rows <= 0 || cols <= 0) return;
+  if (simdWidth() == 512) {
+    avx512::rmsNormRun(x, gamma, y, rstd, rows, cols, eps);
+  } else {
+    rmsNormRun(x, gamma, y, rstd, rows, cols, eps);
+  }
+}
+
+void rmsNormGrad(const float* dy, const float* x, const float* gamma, const float* rstd, float* dx, float* dgamma,
+                 long rows, long cols) {
+  if (cols <= 0) return;
+  const bool wide = simdWidth() == 512;
+  float* const sums[1] = {dgamma};
+  rowChunkedSums(rows, cols, sums, [&](long r0, long r1, float* p) {
+    if (wide) {
+      avx512::rmsNormGradRows(dy, x, gamma, rstd, dx, p, r0, r1, cols);
+    } else {
+      rmsNormGradRows(dy, x, gamma, rstd, dx, p, r0, r1, cols);
+    }
+  });
 }
 
 void adamW(const float* param, const float* grad, const float* m, const float* v, float* paramOut, float* mOut,

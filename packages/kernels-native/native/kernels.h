@@ -9,8 +9,8 @@ namespace quorum {
 
 bool cpuHasAvx2Fma();
 bool cpuHasAvx512();
-// The vector width of the GEMM, exp, tanh, softmax and fused GELU/LayerNorm/AdamW: 512 (AVX-512, the
-// default where the CPU has it) or 256 (AVX2).
+// The vector width of the GEMM, exp, tanh, softmax and the fused kernels (GELU, SiLU, LayerNorm, RMSNorm,
+// AdamW): 512 (AVX-512, the default where the CPU has it) or 256 (AVX2).
 int simdWidth();
 // Chooses 512 or 256 (512 only where the CPU has AVX-512); returns the width now in use.
 int setSimdWidth(int bits);
@@ -54,7 +54,7 @@ void reduceMax(const float* x, float* out, long outer, long red, long inner);
 // softmax over the last axis of x viewed as [rows, cols].
 void softmax(const float* x, float* out, long rows, long cols);
 
-// ---- fused GELU and LayerNorm (fused.cc; contract: packages/core/src/fused-kernels.ts) ----
+// ---- fused GELU, SiLU, LayerNorm and RMSNorm (fused.cc; contract: packages/core/src/fused-kernels.ts) ----
 // y = ½x(1 + tanh(√(2/π)(x + 0.044715x³))) over n elements.
 void gelu(const float* x, float* y, long n);
 // dx = dy · gelu′(x) over n elements.
@@ -66,6 +66,16 @@ void layerNorm(const float* x, const float* gamma, const float* beta, float* y, 
 // (dgamma and dbeta summed in a fixed order: the same bits on every call).
 void layerNormGrad(const float* dy, const float* x, const float* gamma, const float* mean, const float* rstd,
                    float* dx, float* dgamma, float* dbeta, long rows, long cols);
+// y = x·σ(x) over n elements.
+void silu(const float* x, float* y, long n);
+// dx = dy · σ(x)·(1 + x·(1 − σ(x))) over n elements.
+void siluGrad(const float* dy, const float* x, float* dx, long n);
+// x viewed as [rows, cols]: rstd[r] = 1/√(mean(x²) + eps), y = x·rstd·gamma.
+void rmsNorm(const float* x, const float* gamma, float* y, float* rstd, long rows, long cols, float eps);
+// The gradient of rmsNorm given rstd: dx [rows, cols], dgamma [cols] (summed in a fixed order: the same bits
+// on every call).
+void rmsNormGrad(const float* dy, const float* x, const float* gamma, const float* rstd, float* dx, float* dgamma,
+                 long rows, long cols);
 
 // ---- fused AdamW update (fused.cc; torch.optim.AdamW, the QuorumAdamW kernel) ----
 // The hyperparameters as JavaScript numbers (doubles); adamW rounds them to float32 the way the

@@ -21,8 +21,8 @@ export interface NativeAddon {
   setThreads(threads: number): void;
   getThreads(): number;
   /**
-   * The vector width of matmul, exp, tanh, softmax and the fused GELU/LayerNorm/AdamW: 512 (AVX-512, the
-   * default where the CPU has it) or 256 (AVX2).
+   * The vector width of matmul, exp, tanh, softmax and the fused kernels (GELU, SiLU, LayerNorm, RMSNorm, AdamW):
+   * 512 (AVX-512, the default where the CPU has it) or 256 (AVX2).
    */
   simdWidth(): number;
   /** Chooses 512 or 256 (512 only where the CPU has AVX-512); returns the width now in use. */
@@ -115,6 +115,31 @@ export interface NativeAddon {
     dx: Float32Array,
     dgamma: Float32Array,
     dbeta: Float32Array,
+    rows: number,
+    cols: number,
+  ): void;
+  /** y = x·σ(x), elementwise. */
+  silu(x: Float32Array, out: Float32Array): void;
+  /** dx = dy · σ(x)·(1 + x·(1 − σ(x))), elementwise (dy and x of one length). */
+  siluGrad(dy: Float32Array, x: Float32Array, out: Float32Array): void;
+  /** x as [rows, cols]: rstd [rows] = 1/√(mean(x²) + eps), y = x·rstd·gamma (gamma [cols]). */
+  rmsNorm(
+    x: Float32Array,
+    gamma: Float32Array,
+    y: Float32Array,
+    rstd: Float32Array,
+    rows: number,
+    cols: number,
+    eps: number,
+  ): void;
+  /** The gradient of rmsNorm: dx [rows, cols], dgamma [cols] (summed in a fixed order). */
+  rmsNormGrad(
+    dy: Float32Array,
+    x: Float32Array,
+    gamma: Float32Array,
+    rstd: Float32Array,
+    dx: Float32Array,
+    dgamma: Float32Array,
     rows: number,
     cols: number,
   ): void;

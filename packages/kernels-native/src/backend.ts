@@ -87,7 +87,7 @@ const nativeOptions = z
 export const nativeBackendDefinition = defineStrategy({
   name: 'native',
   description:
-    'tfjs-wasm with native AVX2/FMA kernels (AVX-512 where the CPU has it): matmul, elementwise, reductions, softmax, data movement, fused GELU, LayerNorm and AdamW; multi-threaded',
+    'tfjs-wasm with native AVX2/FMA kernels (AVX-512 where the CPU has it): matmul, elementwise, reductions, softmax, data movement, fused GELU, SiLU, LayerNorm, RMSNorm and AdamW; multi-threaded',
   source: '@quorum/kernels-native',
   options: nativeOptions,
   create: (opts) => nativeBackend({ threads: opts.threads }),
@@ -96,6 +96,6 @@ export const nativeBackendDefinition = defineStrategy({
 /** Contributes the `native` backend to core's ComputeBackend point. */
 export function kernelsNativeModule(): ContainerModule {
   return strategyModule({
-    strategies: [{ point: ComputeBackendPoint as never, definitions: [nativeBackendDefinition] as never }],
+    strategies: [{ point: ComputeBackendPoint, definitions: [nativeBackendDefinition] }],
   });
 }

@@ -1,6 +1,6 @@
 /**
  * The fused kernels of @quorum/core's contract (`FUSED_KERNELS`, packages/core/src/fused-kernels.ts):
- * GELU and LayerNorm, forward and backward, and the AdamW update, each one pass of the addon. These names are not stock
+ * GELU, SiLU, LayerNorm and RMSNorm, forward and backward, and the AdamW update, each one pass of the addon. These names are not stock
  * tfjs kernels: install.ts registers them on the wasm backend while the native kernels are installed
  * (there is no stock kernel to fall back to) and unregisters them on uninstall. float32 only: any
  * other dtype, or inputs whose shapes do not fit together, is an error (the model sends float32 and
@@ -17,6 +17,10 @@ export const NATIVE_FUSED_KERNELS = [
   FUSED_KERNELS.geluGrad,
   FUSED_KERNELS.layerNorm,
   FUSED_KERNELS.layerNormGrad,
+  FUSED_KERNELS.silu,
+  FUSED_KERNELS.siluGrad,
+  FUSED_KERNELS.rmsNorm,
+  FUSED_KERNELS.rmsNormGrad,
   FUSED_KERNELS.adamW,
 ] as const;
 export type NativeFusedKernelName = (typeof NATIVE_FUSED_KERNELS)[number];
@@ -98,9 +102,7 @@ export function layerNormKernel(addon: NativeAddon): tf.KernelFunc {
   const name = FUSED_KERNELS.layerNorm;
   return (args) => {
     const { x, gamma, beta } = float32Inputs(name, args.inputs, ['x', 'gamma', 'beta']);
-    const { epsilon } = args.attrs as { epsilon?: unknown };
-    if (typeof epsilon !== 'number' || !Number.isFinite(epsilon) || epsilon < 0)
-      throw invalid(name, `attribute epsilon must be a finite number >= 0, got ${String(epsilon)}`);
+    const epsilon = epsilonAttr(name, args.attrs);
     const { rows, cols, rowShape } = rowsOf(name, x);
     expectSize(name, 'gamma', gamma, cols, "x's last axis");
     expectSize(name, 'beta', beta, cols, "x's last axis");
@@ -162,6 +164,101 @@ export function layerNormGradKernel(addon: NativeAddon): tf.KernelFunc {
         f32(backend, dx as tf.TensorInfo), // [N, D]
         f32(backend, dgamma as tf.TensorInfo), // [D]
         f32(backend, dbeta as tf.TensorInfo), // [D]
+        rows,
+        cols,
+      );
+    });
+  };
+}
+
+/** The epsilon attribute of the norms: a finite number >= 0. */
+function epsilonAttr(kernel: string, attrs: tf.NamedAttrMap | undefined): number {
+  const { epsilon } = (attrs ?? {}) as { epsilon?: unknown };
+  if (typeof epsilon !== 'number' || !Number.isFinite(epsilon) || epsilon < 0)
+    throw invalid(kernel, `attribute epsilon must be a finite number >= 0, got ${String(epsilon)}`);
+  return epsilon;
+}
+
+/** QuorumSilu: { x } → x·σ(x), x's shape. */
+export function siluKernel(addon: NativeAddon): tf.KernelFunc {
+  const name = FUSED_KERNELS.silu;
+  return (args) => {
+    const { x } = float32Inputs(name, args.inputs, ['x']);
+    const backend = asWasm(args.backend);
+    return withOutput(backend, [...x.shape], (out) => {
+      if (sizeOf(x.shape) === 0) return;
+      addon.silu(f32(backend, x), f32(backend, out)); // x's shape
+    });
+  };
+}
+
+/** QuorumSiluGrad: { dy, x } → dy · σ(x)·(1 + x·(1 − σ(x))), x's shape. */
+export function siluGradKernel(addon: NativeAddon): tf.KernelFunc {
+  const name = FUSED_KERNELS.siluGrad;
+  return (args) => {
+    const { dy, x } = float32Inputs(name, args.inputs, ['dy', 'x']);
+    if (!tf.util.arraysEqual(dy.shape, x.shape))
+      throw invalid(name, `dy [${dy.shape.join(', ')}] and x [${x.shape.join(', ')}] differ in shape`);
+    const backend = asWasm(args.backend);
+    return withOutput(backend, [...x.shape], (out) => {
+      if (sizeOf(x.shape) === 0) return;
+      addon.siluGrad(f32(backend, dy), f32(backend, x), f32(backend, out)); // x's shape
+    });
+  };
+}
+
+/**
+ * QuorumRmsNorm: { x [..., D], gamma [D] }, { epsilon } → [y [..., D], rstd [...]] over the last axis
+ * (rstd = 1/√(mean(x²) + ε), y = x·rstd·gamma).
+ */
+export function rmsNormKernel(addon: NativeAddon): tf.KernelFunc {
+  const name = FUSED_KERNELS.rmsNorm;
+  return (args) => {
+    const { x, gamma } = float32Inputs(name, args.inputs, ['x', 'gamma']);
+    const epsilon = epsilonAttr(name, args.attrs);
+    const { rows, cols, rowShape } = rowsOf(name, x);
+    expectSize(name, 'gamma', gamma, cols, "x's last axis");
+    const backend = asWasm(args.backend);
+    return withOutputs(backend, [[...x.shape], rowShape], ([y, rstd]) => {
+      if (rows === 0) return;
+      const rstdView = f32(backend, rstd as tf.TensorInfo); // [...]
+      if (cols === 0) {
+        rstdView.fill(Number.NaN); // the mean of nothing, as tf.mean gives it
+        return;
+      }
+      addon.rmsNorm(
+        f32(backend, x), // [N, D]
+        f32(backend, gamma), // [D]
+        f32(backend, y as tf.TensorInfo), // [N, D]
+        rstdView, // [N]
+        rows,
+        cols,
+        epsilon,
+      );
+    });
+  };
+}
+
+/** QuorumRmsNormGrad: { dy [..., D], x [..., D], gamma [D], rstd [...] } → [dx [..., D], dgamma (gamma's shape, [D])]. */
+export function rmsNormGradKernel(addon: NativeAddon): tf.KernelFunc {
+  const name = FUSED_KERNELS.rmsNormGrad;
+  return (args) => {
+    const { dy, x, gamma, rstd } = float32Inputs(name, args.inputs, ['dy', 'x', 'gamma', 'rstd']);
+    if (!tf.util.arraysEqual(dy.shape, x.shape))
+      throw invalid(name, `dy [${dy.shape.join(', ')}] and x [${x.shape.join(', ')}] differ in shape`);
+    const { rows, cols } = rowsOf(name, x);
+    expectSize(name, 'gamma', gamma, cols, "x's last axis");
+    expectSize(name, 'rstd', rstd, rows, "x's rows");
+    const backend = asWasm(args.backend);
+    return withOutputs(backend, [[...x.shape], [...gamma.shape]], ([dx, dgamma]) => {
+      if (cols === 0) return;
+      addon.rmsNormGrad(
+        f32(backend, dy), // [N, D]
+        f32(backend, x), // [N, D]
+        f32(backend, gamma), // [D]
+        f32(backend, rstd), // [N]
+        f32(backend, dx as tf.TensorInfo), // [N, D]
+        f32(backend, dgamma as tf.TensorInfo), // [D]
         rows,
         cols,
       );
@@ -255,6 +352,14 @@ export function fusedKernel(name: NativeFusedKernelName, addon: NativeAddon): tf
       return layerNormKernel(addon);
     case FUSED_KERNELS.layerNormGrad:
       return layerNormGradKernel(addon);
+    case FUSED_KERNELS.silu:
+      return siluKernel(addon);
+    case FUSED_KERNELS.siluGrad:
+      return siluGradKernel(addon);
+    case FUSED_KERNELS.rmsNorm:
+      return rmsNormKernel(addon);
+    case FUSED_KERNELS.rmsNormGrad:
+      return rmsNormGradKernel(addon);
     case FUSED_KERNELS.adamW:
       return adamWKernel(addon);
   }

@@ -77,9 +77,9 @@ export type NativeKernelName = (typeof NATIVE_KERNELS)[number];
  * step A/B of bench/compare-step.mjs): matmuls 9-220x, Maximum with a broadcast ~650x, Tile ~500x,
  * GatherV2 ~300x, Sum ~120x, Identity/Cast no copy at all, Exp/Tanh 20-30x, Slice 15x, Max/Mean
  * 10-15x, UnsortedSegmentSum 14x, Sqrt ~10x, Softmax 3.4x, RealDiv 2.4x, Transpose 2.2x,
- * Add/Sub/Multiply 1.3-2x (flat runs only with 2+ threads and 128k+ elements). The fused GELU and
- * LayerNorm kernels (forward and backward) and the AdamW update replace a chain of stock ops in a model
- * that asks for them (@quorum/core's hasFusedKernel); see the README for their figures.
+ * Add/Sub/Multiply 1.3-2x (flat runs only with 2+ threads and 128k+ elements). The fused GELU, SiLU,
+ * LayerNorm and RMSNorm kernels (forward and backward) and the AdamW update replace a chain of stock ops in
+ * a model that asks for them (@quorum/core's hasFusedKernel); see the README for their figures.
  */
 export const DEFAULT_NATIVE_KERNELS: readonly NativeKernelName[] = NATIVE_KERNELS;
 
@@ -96,7 +96,7 @@ export interface NativeKernelOptions {
    */
   readonly gradients?: readonly NativeGradientName[] | undefined;
   /**
-   * Vector width of the matmul, exp, tanh, softmax and fused GELU/LayerNorm/AdamW kernels: 512
+   * Vector width of the matmul, exp, tanh, softmax and fused (GELU, SiLU, LayerNorm, RMSNorm, AdamW) kernels: 512
    * (AVX-512) or 256 (AVX2). Default: 512 where the CPU has AVX-512F, else 256; 512 on a CPU without
    * it gives 256.
    */
@@ -204,6 +204,10 @@ function makeKernel(
     case FUSED_KERNELS.geluGrad:
     case FUSED_KERNELS.layerNorm:
     case FUSED_KERNELS.layerNormGrad:
+    case FUSED_KERNELS.silu:
+    case FUSED_KERNELS.siluGrad:
+    case FUSED_KERNELS.rmsNorm:
+    case FUSED_KERNELS.rmsNormGrad:
     case FUSED_KERNELS.adamW:
       return fusedKernel(name, addon);
   }
