@@ -18,6 +18,17 @@ const ENGINES = [
  */
 export const RECORDED_TORCH_MS = { lm_fwd: 154.2, lm_step: 411.3, rm_fwd: 122.8, rm_step: 858.5 };
 
+/** Blocks the pretrained pair step runs on by default (run.mjs --step-layers): the deepest that fit the 4 GiB
+ * tfjs-wasm heap with gradients and AdamW state at 2 × 512 tokens (llama 12 blocks reach 3.6 GiB of heap
+ * without AdamW state; gpt2 12 blocks 4.0 GiB). The PyTorch twin runs the same depth. */
+export const PRETRAINED_STEP_LAYERS = { llama: 8, gpt2: 6 };
+const PRETRAINED_MODES = [
+  ['lm_fwd', 'LM forward', 'fwd', 1.5],
+  ['rm_fwd', 'RM forward', 'fwd', 1.5],
+  ['rm_step', 'RM pair step', 'step', 1.0],
+];
+const PRETRAINED_LABELS = { llama: 'Llama (SmolLM-135M)', gpt2: 'GPT-2 small' };
+
 const ARCHS = ['single', 'independent', 'linear-heads', 'lora', 'lora-r4', 'lora-top1'];
 
 const ARCH_LABELS = {
@@ -152,6 +163,127 @@ function archRows(r) {
   };
 }
 
+const gib = (b) => (Number.isFinite(b) ? (b / 2 ** 30).toFixed(2) : '–');
+
+/** The mode's figures from one engine's child (fwd or step), or an error string. */
+function pretrainedMode(child, mode) {
+  if (child === undefined) return undefined;
+  if (child.error !== undefined && child.modes === undefined) return { error: child.error };
+  const m = child.modes?.[mode];
+  if (m === undefined) return { error: child.error ?? 'not measured' };
+  return m;
+}
+
+function pretrainedRows(r) {
+  const rows = [];
+  for (const [model, entry] of Object.entries(r.pretrained ?? {})) {
+    for (const [mode, label, part, goal] of PRETRAINED_MODES) {
+      const nChild = entry.native?.[part];
+      const tChild = entry.torch?.[part];
+      const n = pretrainedMode(nChild, mode);
+      const t = pretrainedMode(tChild, mode);
+      for (const [name, m, c] of [
+        ['native', n, nChild],
+        ['PyTorch', t, tChild],
+      ]) {
+        if (m === undefined) continue;
+        const layers = c?.config?.nLayers ?? '';
+        const full = entry.native?.fwd?.config?.nLayers ?? entry.torch?.fwd?.config?.nLayers;
+        if (m.error !== undefined) {
+          rows.push([
+            PRETRAINED_LABELS[model] ?? model,
+            label,
+            `${layers}`,
+            name,
+            'failed',
+            '',
+            '',
+            '',
+            '',
+            '',
+            '',
+            '',
+            m.error,
+          ]);
+          continue;
+        }
+        const x = name === 'native' && t?.tokensPerSec ? m.tokensPerSec / t.tokensPerSec : Number.NaN;
+        const mem =
+          name === 'native'
+            ? `tf ${gib(m.tfPeakBytes)} / heap ${gib(m.wasmHeapBytes)}`
+            : `RSS ${gib((m.maxRssMiB ?? Number.NaN) * 2 ** 20)}`;
+        rows.push([
+          PRETRAINED_LABELS[model] ?? model,
+          label,
+          `${layers}${full !== undefined && layers !== full ? ` of ${full}` : ''}`,
+          name,
+          f0(m.medianMs),
+          `${m.reps}`,
+          f0(m.tokensPerSec),
+          f0(m.cpuMs),
+          mem,
+          name === 'native' ? ratio(x) : '',
+          name === 'native' ? `≥ ${goal.toFixed(1)}×` : '',
+          name === 'native' && Number.isFinite(x) ? mark(x >= goal) : '',
+          name === 'native'
+            ? `${c?.backend?.threads ?? '?'} thr`
+            : `${c?.threads ?? '?'} thr, BLAS ${c?.blas?.kind ?? '?'} (${c?.openblasThreads ?? '?'} thr)`,
+        ]);
+      }
+    }
+  }
+  return {
+    head: [
+      'model',
+      'mode',
+      'layers',
+      'engine',
+      'ms/call',
+      'n',
+      'tokens/s',
+      'CPU ms',
+      'peak GiB',
+      '× PyTorch',
+      'goal',
+      'met',
+      'note',
+    ],
+    align: 'llllrrrrrrlll',
+    rows,
+  };
+}
+
+function pretrainedContext(r) {
+  const lines = [];
+  const any = Object.values(r.pretrained ?? {})[0];
+  const fwd = any?.native?.fwd?.config;
+  const step = any?.native?.step?.config;
+  lines.push(
+    'Pretrained-size rows, random weights, float32, context 512, every sequence full length: Llama = SmolLM-135M-shaped ' +
+      '(576 wide, 30 layers, 9 query / 3 kv heads of 64, SwiGLU 1536, RMSNorm, RoPE θ 10000, vocab 49,152, tied, no biases); ' +
+      'GPT-2 small-shaped (768, 12 layers, 12 heads, tanh-GELU 3072, LayerNorm, learned positions, vocab 50,257, tied). ' +
+      `LM forward = next-token loss over ${fwd?.batch ?? '?'} × 512 tokens; RM forward = gptLastHidden + a linear head on ` +
+      `${fwd?.batch ?? '?'} sequences; RM pair step = Bradley-Terry on ${step?.pairs ?? '?'} pair(s) (${2 * (step?.pairs ?? 0)} × 512 tokens), ` +
+      'gradients of every parameter, AdamW. ' +
+      `n = timed calls after one warm-up (${r.pretrainedReps?.fwd ?? '?'} per forward, ${r.pretrainedReps?.step ?? '?'} per step), median kept.`,
+  );
+  lines.push(
+    'The pair step runs on fewer blocks than the model has ("layers"), on both engines: at full depth its activations, ' +
+      "gradients and AdamW state do not fit tfjs-wasm's 4 GiB heap (wasm32); --step-layers 30 (12) tries. " +
+      'peak GiB: native = tf.memory() high-water mark during one call (tf.profile peakBytes, weights and optimizer state ' +
+      'included; it counts a buffer shared by native no-copy ops once per tensor, so it can exceed the heap) / the wasm heap ' +
+      'size after the calls (what the 4 GiB cap applies to); PyTorch = process max RSS. × PyTorch = native tokens/s ÷ ' +
+      'PyTorch tokens/s in this run; goals from issue 15: ≥ 1.0× training, ≥ 1.5× scoring.',
+  );
+  if (r.pretrainedMemory) {
+    lines.push(
+      `Memory at start (free -g): ${r.pretrainedMemory.free ?? '?'} (available ${r.pretrainedMemory.availableGiB} GiB).`,
+    );
+  }
+  if (r.pretrainedTorchNote) lines.push(r.pretrainedTorchNote);
+  return lines;
+}
+
 function textTable({ head, align, rows }) {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i] ?? '').length)));
   const cell = (s, i) => (align[i] === 'r' ? String(s).padStart(w[i]) : String(s).padEnd(w[i]));
@@ -249,7 +381,10 @@ export function renderText(r) {
     out.push('');
   }
   if (Object.keys(r.architectures).length > 0) {
-    out.push('== Architectures ==', ...archContext(r), textTable(archRows(r)));
+    out.push('== Architectures ==', ...archContext(r), textTable(archRows(r)), '');
+  }
+  if (Object.keys(r.pretrained ?? {}).length > 0) {
+    out.push('== Pretrained-size ==', ...pretrainedContext(r), textTable(pretrainedRows(r)));
   }
   return out.join('\n');
 }
@@ -263,6 +398,16 @@ export function renderMarkdown(r) {
   }
   if (Object.keys(r.architectures).length > 0) {
     out.push('## Architectures', '', ...archContext(r).map((l) => `${l}  `), '', mdTable(archRows(r)), '');
+  }
+  if (Object.keys(r.pretrained ?? {}).length > 0) {
+    out.push(
+      '## Pretrained-size',
+      '',
+      ...pretrainedContext(r).map((l) => `${l}  `),
+      '',
+      mdTable(pretrainedRows(r)),
+      '',
+    );
   }
   return out.join('\n');
 }

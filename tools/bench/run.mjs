@@ -1,13 +1,13 @@
 // `npm run bench`: engines (native / wasm / PyTorch) and ensemble architectures, measured side by side in
 // one run on this machine. Every measurement runs in its own child process (tfjs has one global backend
 // per process), one after another, never in parallel. See README.md.
-//   npm run bench [-- --quick] [-- --only engines|archs] [-- --no-torch] [-- --members 3]
+//   npm run bench [-- --quick] [-- --only engines|archs|pretrained] [-- --no-torch] [-- --members 3]
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { cpus, freemem, loadavg, totalmem } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { renderMarkdown, renderText } from './report.mjs';
+import { PRETRAINED_STEP_LAYERS, renderMarkdown, renderText } from './report.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -20,12 +20,17 @@ const val = (f, d) => {
 if (has('help')) {
   console.log(`usage: npm run bench [-- options]
   --quick            fewer, shorter repetitions (≈ 3× faster, noisier)
-  --only engines     only the engines table (or: --only archs)
+  --only engines     only the engines table (or: --only archs, --only pretrained)
   --no-torch         skip the PyTorch column
   --members N        ensemble size k for the architectures table (default 3)
   --python PATH      python with torch 1.13 (default /usr/bin/python3)
   --threads N        threads of the native kernels and of PyTorch (default 2)
-  --out DIR          where latest.json / latest.md go (default tools/bench/results)`);
+  --out DIR          where latest.json / latest.md go (default tools/bench/results)
+  --torch-lib DIR    put DIR first on PyTorch's LD_LIBRARY_PATH (e.g. an unpacked libopenblas0-pthread's
+                     usr/lib/x86_64-linux-gnu/openblas-pthread, so torch runs on OpenBLAS without installing it)
+  --models LIST      pretrained rows: llama,gpt2 (default both)
+  --step-layers N    pretrained pair step on N blocks (default llama 8, gpt2 6: the deepest that fit the
+                     4 GiB wasm heap with AdamW state; 30 / 12 tries the full depth)`);
   process.exit(0);
 }
 const quick = has('quick');
@@ -35,6 +40,19 @@ const python = val('python', '/usr/bin/python3');
 const threads = String(val('threads', 2));
 const outDir = path.resolve(val('out', path.join(here, 'results')));
 const q = quick ? ['--quick'] : [];
+const torchLib = val('torch-lib', undefined);
+const torchEnv = {
+  // One OpenBLAS thread: torch's own 2 intra-op threads plus OpenBLAS's would oversubscribe 2 cores.
+  OPENBLAS_NUM_THREADS: '1',
+  OMP_NUM_THREADS: threads,
+  ...(torchLib === undefined
+    ? {}
+    : {
+        LD_LIBRARY_PATH: [path.resolve(torchLib), process.env.LD_LIBRARY_PATH]
+          .filter((x) => x !== undefined && x !== '')
+          .join(':'),
+      }),
+};
 
 // ---- preconditions: the built workspace packages
 const needed = ['core', 'backbone', 'heads', 'lora', 'ensemble', 'kernels-native'];
@@ -107,6 +125,7 @@ const results = {
   engines: {},
   torchNote: undefined,
   architectures: {},
+  pretrained: {},
   members: k,
   threads: Number(threads),
 };
@@ -126,14 +145,10 @@ if (only === 'all' || only === 'engines') {
     : spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' });
   if (probe.status === 0) {
     console.error('bench: engine torch');
-    // One OpenBLAS thread: torch's own 2 intra-op threads plus OpenBLAS's would oversubscribe 2 cores.
     results.engines.torch = await child(
       python,
       [path.join(here, 'torch_bench.py'), '--json', '--threads', threads, ...q],
-      {
-        OPENBLAS_NUM_THREADS: '1',
-        OMP_NUM_THREADS: threads,
-      },
+      torchEnv,
     );
   } else {
     const why = (probe.stderr || probe.error?.message || 'failed').toString().trim().split('\n').pop();
@@ -150,6 +165,83 @@ if (only === 'all' || only === 'archs') {
       [path.join(here, 'arch.mjs'), '--arch', arch, '--members', String(k), ...q],
       { QUORUM_THREADS: threads },
     );
+  }
+}
+
+if (only === 'all' || only === 'pretrained') {
+  // Pretrained-size rows (pretrained.mjs and torch_bench.py --model): per model, one child for the two forwards
+  // (full depth) and one for the pair step (on fewer blocks: see --step-layers), per engine.
+  const models = String(val('models', 'llama,gpt2')).split(',');
+  const stepLayers = (m) => String(val('step-layers', PRETRAINED_STEP_LAYERS[m]));
+  const free = spawnSync('free', ['-g'], { encoding: 'utf8' }).stdout ?? '';
+  results.pretrainedMemory = {
+    free: free
+      .split('\n')
+      .find((l) => l.startsWith('Mem:'))
+      ?.replace(/\s+/g, ' '),
+    availableGiB: Number((freemem() / 2 ** 30).toFixed(1)),
+  };
+  // Reps: one warm-up (the native one under tf.profile for the peak memory), then n timed calls, the median kept.
+  const reps = { fwd: quick ? '1' : '5', step: quick ? '1' : '3' };
+  results.pretrainedReps = reps;
+  let torchOk = false;
+  if (has('no-torch')) results.pretrainedTorchNote = 'PyTorch column skipped (--no-torch).';
+  else {
+    const probe = spawnSync(python, [path.join(here, 'torch_bench.py'), '--blas-only'], {
+      encoding: 'utf8',
+      env: { ...process.env, ...torchEnv },
+    });
+    if (probe.status !== 0) {
+      const why = (probe.stderr || probe.error?.message || 'failed').toString().trim().split('\n').pop();
+      results.pretrainedTorchNote = `PyTorch column skipped: ${python} cannot run torch_bench.py (${why}).`;
+    } else {
+      const blas = JSON.parse(probe.stdout.trim().split('\n').pop());
+      if (/openblas|mkl|blis/.test(blas.kind)) torchOk = true;
+      else
+        results.pretrainedTorchNote =
+          `PyTorch column skipped: torch runs on the ${blas.kind} BLAS (${blas.libs.join(', ')}), on which one ` +
+          'pretrained-size row takes over 10 minutes and the ratio says nothing. Install libopenblas0-pthread, or ' +
+          'unpack its .deb (dpkg-deb -x libopenblas0-pthread_*.deb DIR) and pass --torch-lib ' +
+          'DIR/usr/lib/x86_64-linux-gnu/openblas-pthread.';
+    }
+  }
+  if (results.pretrainedTorchNote) console.error(`bench: ${results.pretrainedTorchNote}`);
+  for (const m of models) {
+    const entry = { native: {}, torch: {} };
+    results.pretrained[m] = entry;
+    const runs = [
+      ['fwd', 'lm_fwd,rm_fwd', []],
+      ['step', 'rm_step', ['--layers', stepLayers(m)]],
+    ];
+    for (const [part, modes, extra] of runs) {
+      console.error(`bench: pretrained ${m} ${part} native`);
+      entry.native[part] = await child(
+        process.execPath,
+        [path.join(here, 'pretrained.mjs'), '--model', m, '--modes', modes, '--reps', reps[part], ...extra],
+        { QUORUM_THREADS: threads },
+      );
+      if (!torchOk) continue;
+      console.error(`bench: pretrained ${m} ${part} torch`);
+      entry.torch[part] = await child(
+        python,
+        [
+          path.join(here, 'torch_bench.py'),
+          '--json',
+          '--threads',
+          threads,
+          '--model',
+          m,
+          '--modes',
+          modes,
+          '--reps',
+          reps[part],
+          ...extra,
+        ],
+        // OpenBLAS on `threads` threads here: these rows are matmul-bound and ATen hands each GEMM to the BLAS
+        // whole, so a 1-thread OpenBLAS would leave a core idle (measured 1.2–1.6× slower on GPT-2's forwards).
+        { ...torchEnv, OPENBLAS_NUM_THREADS: threads },
+      );
+    }
   }
 }
 

@@ -6,6 +6,14 @@ import { ConfigError, resolveOptions } from '@quorum/core';
 import { z } from 'zod';
 
 export type Positional = 'learned' | 'rope';
+/** LayerNorm (mean and variance, gain and bias) or RMSNorm (root mean square, gain only). */
+export type NormKind = 'layernorm' | 'rmsnorm';
+/** `gelu`: proj(act(fc(x))). `swiglu`: proj(silu(gate(x)) · fc(x)) (Llama). */
+export type MlpKind = 'gelu' | 'swiglu';
+/** PyTorch's `nn.GELU(approximate=…)`: `tanh` is GPT-2's `gelu_new`, `none` the exact erf form (NeoX `gelu`). */
+export type GeluApprox = 'tanh' | 'none';
+/** Which attention projections have a bias: all four (GPT-2, NeoX), q/k/v only (Qwen2), none (Llama). */
+export type AttnBias = 'all' | 'qkv' | 'none';
 
 export interface GptConfig {
   /** Token ids are in [0, vocabSize). */
@@ -25,6 +33,48 @@ export interface GptConfig {
   readonly layerNormEps: number;
   /** The LM head reuses the token embedding (wte) instead of its own [V, D] matrix. */
   readonly tieEmbeddings: boolean;
+
+  // Model families (the defaults are the Quorum GPT: GPT-2's block with learned positions or RoPE).
+  /** Normalisation of every block and the final norm; `layerNormEps` is its epsilon either way. */
+  readonly norm: NormKind;
+  readonly mlp: MlpKind;
+  /** The GELU of the `gelu` MLP. */
+  readonly geluApprox: GeluApprox;
+  /** MLP hidden width F when given (Llama's `intermediate_size`, e.g. 172); else mlpRatio × dModel. */
+  readonly mlpHidden?: number | undefined;
+  /** Key/value heads (grouped-query attention); nHeads must be a multiple. Default nHeads. */
+  readonly nKvHeads?: number | undefined;
+  /** Size of one head Dh; default dModel / nHeads. Queries are nHeads·Dh wide. */
+  readonly headDim?: number | undefined;
+  /** RoPE base: angle of pair i at position p is p · ropeTheta^(−2i / rotaryDims). */
+  readonly ropeTheta: number;
+  /** Leading dims of each head that RoPE rotates (NeoX `rotary_pct` · Dh); default all of Dh. */
+  readonly rotaryDims?: number | undefined;
+  /** x + attn(ln_1(x)) + mlp(ln_2(x)) in one step (GPT-NeoX) instead of two residual steps. */
+  readonly parallelResidual: boolean;
+  readonly attnBias: AttnBias;
+  /** Whether the MLP's linear layers have biases. */
+  readonly mlpBias: boolean;
+}
+
+/** The sizes a config implies: heads H and Hkv, head size Dh, rotated dims R, MLP width F. */
+export interface GptDims {
+  readonly H: number;
+  readonly Hkv: number;
+  readonly Dh: number;
+  readonly R: number;
+  readonly F: number;
+}
+
+export function gptDims(config: GptConfig): GptDims {
+  const Dh = config.headDim ?? config.dModel / config.nHeads;
+  return {
+    H: config.nHeads,
+    Hkv: config.nKvHeads ?? config.nHeads,
+    Dh,
+    R: config.positional === 'rope' ? (config.rotaryDims ?? Dh) : 0,
+    F: config.mlpHidden ?? config.mlpRatio * config.dModel,
+  };
 }
 
 export const gptConfigSchema = z
@@ -47,6 +97,20 @@ export const gptConfigSchema = z
     layerNormEps: z.number().positive().default(1e-5),
     // GPT-2 ties them: saves V×D parameters, most of a tiny model.
     tieEmbeddings: z.boolean().default(true),
+    // The family fields default to the Quorum GPT, so configs written before they existed load unchanged.
+    norm: z.enum(['layernorm', 'rmsnorm']).default('layernorm'),
+    mlp: z.enum(['gelu', 'swiglu']).default('gelu'),
+    // GPT-2's gelu_new, what Quorum always used.
+    geluApprox: z.enum(['tanh', 'none']).default('tanh'),
+    mlpHidden: z.number().int().min(1).optional(),
+    nKvHeads: z.number().int().min(1).optional(),
+    headDim: z.number().int().min(1).optional(),
+    // The RoPE paper's and Llama's base.
+    ropeTheta: z.number().positive().default(10000),
+    rotaryDims: z.number().int().min(2).optional(),
+    parallelResidual: z.boolean().default(false),
+    attnBias: z.enum(['all', 'qkv', 'none']).default('all'),
+    mlpBias: z.boolean().default(true),
   })
   .strict();
 
@@ -55,16 +119,30 @@ export type GptConfigInput = z.input<typeof gptConfigSchema>;
 /** Validates and completes a config. `path` prefixes the field in error messages (e.g. `model`). */
 export function resolveGptConfig(input: unknown, path = ''): GptConfig {
   const config = resolveOptions(gptConfigSchema, input, path);
-  if (config.dModel % config.nHeads !== 0) {
+  const field = (name: string): { field: string } => ({ field: path === '' ? name : `${path}.${name}` });
+  const { Hkv, Dh, R } = gptDims(config);
+  if (config.headDim === undefined && config.dModel % config.nHeads !== 0) {
     throw new ConfigError(`dModel ${config.dModel} is not divisible by nHeads ${config.nHeads}`, {
-      location: { field: path === '' ? 'nHeads' : `${path}.nHeads` },
+      location: field('nHeads'),
       hint: 'choose nHeads that divides dModel (e.g. dModel 128 with 4 heads)',
     });
   }
-  if (config.positional === 'rope' && (config.dModel / config.nHeads) % 2 !== 0) {
-    throw new ConfigError(`rope needs an even head size, got ${config.dModel / config.nHeads}`, {
-      location: { field: path === '' ? 'positional' : `${path}.positional` },
-      hint: 'use an even dModel / nHeads, or positional "learned"',
+  if (config.nHeads % Hkv !== 0) {
+    throw new ConfigError(`nHeads ${config.nHeads} is not a multiple of nKvHeads ${Hkv}`, {
+      location: field('nKvHeads'),
+      hint: 'each key/value head serves the same number of query heads (e.g. 8 heads, 4 kv heads)',
+    });
+  }
+  if (config.positional === 'rope' && (R % 2 !== 0 || R > Dh)) {
+    throw new ConfigError(`rope rotates ${R} of the ${Dh} dims of a head; it needs an even count ≤ ${Dh}`, {
+      location: field(config.rotaryDims === undefined ? 'positional' : 'rotaryDims'),
+      hint: 'use an even head size (dModel / nHeads or headDim) and rotaryDims, or positional "learned"',
+    });
+  }
+  if (config.rotaryDims !== undefined && config.positional !== 'rope') {
+    throw new ConfigError(`rotaryDims ${config.rotaryDims} is set but positional is "${config.positional}"`, {
+      location: field('rotaryDims'),
+      hint: 'set positional "rope", or drop rotaryDims',
     });
   }
   return config;
@@ -97,29 +175,37 @@ export function gptPreset(name: GptPresetName, overrides: GptConfigInput = {}): 
   return resolveGptConfig({ ...shape, ...overrides });
 }
 
-/** Every parameter's name and shape, in a stable order. Linear weights are [in, out]. */
+/**
+ * Every parameter's name and shape, in a stable order. Linear weights are [in, out]; a layer has a bias
+ * `.b` only when the config gives it one, a norm a bias only for LayerNorm, `mlp.gate` only for SwiGLU.
+ */
 export function gptParameterShapes(config: GptConfig): Record<string, number[]> {
-  const { vocabSize: V, contextLength: T, dModel: D, nLayers, mlpRatio } = config;
-  const F = mlpRatio * D;
+  const { vocabSize: V, contextLength: T, dModel: D, nLayers } = config;
+  const { H, Hkv, Dh, F } = gptDims(config);
   const shapes: Record<string, number[]> = { wte: [V, D] };
   if (config.positional === 'learned') shapes.wpe = [T, D];
+  const norm = (p: string): void => {
+    shapes[`${p}.g`] = [D];
+    if (config.norm === 'layernorm') shapes[`${p}.b`] = [D];
+  };
+  const linear = (p: string, inDim: number, outDim: number, bias: boolean): void => {
+    shapes[`${p}.w`] = [inDim, outDim];
+    if (bias) shapes[`${p}.b`] = [outDim];
+  };
+  const qkvBias = config.attnBias !== 'none';
   for (let l = 0; l < nLayers; l++) {
     const p = `h.${l}`;
-    shapes[`${p}.ln_1.g`] = [D];
-    shapes[`${p}.ln_1.b`] = [D];
-    for (const m of ['q', 'k', 'v', 'o']) {
-      shapes[`${p}.attn.${m}.w`] = [D, D];
-      shapes[`${p}.attn.${m}.b`] = [D];
-    }
-    shapes[`${p}.ln_2.g`] = [D];
-    shapes[`${p}.ln_2.b`] = [D];
-    shapes[`${p}.mlp.fc.w`] = [D, F];
-    shapes[`${p}.mlp.fc.b`] = [F];
-    shapes[`${p}.mlp.proj.w`] = [F, D];
-    shapes[`${p}.mlp.proj.b`] = [D];
+    norm(`${p}.ln_1`);
+    linear(`${p}.attn.q`, D, H * Dh, qkvBias);
+    linear(`${p}.attn.k`, D, Hkv * Dh, qkvBias);
+    linear(`${p}.attn.v`, D, Hkv * Dh, qkvBias);
+    linear(`${p}.attn.o`, H * Dh, D, config.attnBias === 'all');
+    norm(`${p}.ln_2`);
+    if (config.mlp === 'swiglu') linear(`${p}.mlp.gate`, D, F, config.mlpBias);
+    linear(`${p}.mlp.fc`, D, F, config.mlpBias);
+    linear(`${p}.mlp.proj`, F, D, config.mlpBias);
   }
-  shapes['ln_f.g'] = [D];
-  shapes['ln_f.b'] = [D];
+  norm('ln_f');
   if (!config.tieEmbeddings) shapes['lm_head.w'] = [V, D];
   return shapes;
 }

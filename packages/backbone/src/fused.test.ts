@@ -1,7 +1,8 @@
 /**
- * The fused-kernel path of GELU and LayerNorm: with kernels registered under core's FUSED_KERNELS names
- * (here plain JavaScript implementations of the contract, standing in for a backend such as `native`),
- * a model's hidden states and gradients equal the composed stock-op path, and the kernels really run.
+ * The fused-kernel path of GELU, LayerNorm, SiLU and RMSNorm: with kernels registered under core's
+ * FUSED_KERNELS names (here plain JavaScript implementations of the contract, standing in for a backend such
+ * as `native`), a model's hidden states, loss and gradients equal the composed stock-op path (GPT-2's GELU and
+ * LayerNorm; a Llama config's RMSNorm and SwiGLU), and the kernels really run.
  */
 import { builtinBackendRegistry, FUSED_KERNELS, initCompute, Rng } from '@quorum/core';
 import * as tf from '@tensorflow/tfjs';
@@ -10,12 +11,17 @@ import { resolveGptConfig } from './config.js';
 import {
   composedGelu,
   composedLayerNorm,
+  composedRmsNorm,
+  composedSilu,
+  exactGelu,
   fusedKernelsActive,
   gelu,
   layerNorm,
+  rmsNorm,
   setFusedKernels,
+  silu,
 } from './fused.js';
-import { disposeGpt, gptHidden, initGpt, namedParameters } from './model.js';
+import { disposeGpt, gptHidden, initGpt, namedParameters, tokenLogProbs } from './model.js';
 import { AdamW } from './optim.js';
 
 interface WasmLike {
@@ -156,6 +162,84 @@ function registerReferenceKernels(): void {
   );
 }
 
+function sigmoid64(v: number): number {
+  return 1 / (1 + Math.exp(-v));
+}
+
+function registerReferenceLlamaKernels(): void {
+  register(
+    FUSED_KERNELS.silu,
+    ([x], [shape]) => [
+      { shape: shape as number[], data: Float64Array.from(x as Float32Array, (v) => v * sigmoid64(v)) },
+    ],
+    ['x'],
+  );
+  register(
+    FUSED_KERNELS.siluGrad,
+    ([dy, x], [shape]) => [
+      {
+        shape: shape as number[],
+        data: Float64Array.from(x as Float32Array, (v, i) => {
+          const s = sigmoid64(v);
+          return ((dy as Float32Array)[i] as number) * s * (1 + v * (1 - s));
+        }),
+      },
+    ],
+    ['dy', 'x'],
+  );
+  register(
+    FUSED_KERNELS.rmsNorm,
+    ([x, g], [shape], attrs) => {
+      const D = (shape as number[])[(shape as number[]).length - 1] as number;
+      const N = (x as Float32Array).length / D;
+      const y = new Float64Array(N * D);
+      const rstd = new Float64Array(N);
+      for (let r = 0; r < N; r++) {
+        const row = (x as Float32Array).subarray(r * D, (r + 1) * D);
+        const rs = 1 / Math.sqrt(row.reduce((a, v) => a + v * v, 0) / D + (attrs.epsilon as number));
+        rstd[r] = rs;
+        for (let j = 0; j < D; j++)
+          y[r * D + j] = (row[j] as number) * rs * ((g as Float32Array)[j] as number);
+      }
+      return [
+        { shape: shape as number[], data: y },
+        { shape: (shape as number[]).slice(0, -1), data: rstd },
+      ];
+    },
+    ['x', 'gamma'],
+  );
+  register(
+    FUSED_KERNELS.rmsNormGrad,
+    ([dy, x, g, rstd], [shape]) => {
+      const D = (shape as number[])[(shape as number[]).length - 1] as number;
+      const N = (x as Float32Array).length / D;
+      const dx = new Float64Array(N * D);
+      const dg = new Float64Array(D);
+      for (let r = 0; r < N; r++) {
+        const rs = (rstd as Float32Array)[r] as number;
+        let mgx = 0;
+        for (let j = 0; j < D; j++) {
+          const i = r * D + j;
+          const xh = ((x as Float32Array)[i] as number) * rs;
+          mgx += ((dy as Float32Array)[i] as number) * ((g as Float32Array)[j] as number) * xh;
+          dg[j] = (dg[j] as number) + ((dy as Float32Array)[i] as number) * xh;
+        }
+        mgx /= D;
+        for (let j = 0; j < D; j++) {
+          const i = r * D + j;
+          const gg = ((dy as Float32Array)[i] as number) * ((g as Float32Array)[j] as number);
+          dx[i] = rs * (gg - ((x as Float32Array)[i] as number) * rs * mgx);
+        }
+      }
+      return [
+        { shape: shape as number[], data: dx },
+        { shape: [D], data: dg },
+      ];
+    },
+    ['dy', 'x', 'gamma', 'rstd'],
+  );
+}
+
 function registerReferenceAdamW(): void {
   register(
     FUSED_KERNELS.adamW,
@@ -201,12 +285,24 @@ afterAll(() => {
 
 describe('fused GELU and LayerNorm', () => {
   it('compose stock ops when the backend has no fused kernels', () => {
-    expect(fusedKernelsActive()).toEqual({ gelu: false, layerNorm: false, adamW: false });
+    expect(fusedKernelsActive()).toEqual({
+      gelu: false,
+      layerNorm: false,
+      rmsNorm: false,
+      silu: false,
+      adamW: false,
+    });
     const x = tf.tensor2d([-3, -0.5, 0, 0.5, 3, 8], [2, 3]);
-    const g = tf.ones([3]);
+    const g = tf.tensor1d([1, 0.5, -2]);
     const b = tf.zeros([3]);
-    expect(maxRel(gelu(x), composedGelu(x))).toBe(0);
-    expect(maxRel(layerNorm(x, g, b, 1e-5), composedLayerNorm(x, g, b, 1e-5))).toBe(0);
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      expect(maxRel(gelu(x), composedGelu(x))).toBe(0);
+      expect(maxRel(layerNorm(x, g, b, 1e-5), composedLayerNorm(x, g, b, 1e-5))).toBe(0);
+      expect(maxRel(silu(x), composedSilu(x))).toBe(0);
+      expect(maxRel(rmsNorm(x, g, 1e-5), composedRmsNorm(x, g, 1e-5))).toBe(0);
+    });
+    expect(tf.memory().numTensors).toBe(before);
     tf.dispose([x, g, b]);
   });
 
@@ -265,6 +361,95 @@ describe('fused GELU and LayerNorm', () => {
   });
 });
 
+describe('fused SiLU and RMSNorm', () => {
+  it('a Llama config (RMSNorm, SwiGLU, GQA, RoPE): same loss and gradients fused and composed, nothing leaked', () => {
+    registerReferenceLlamaKernels();
+    expect(fusedKernelsActive()).toMatchObject({ rmsNorm: true, silu: true });
+    // families.test.ts's llama: SwiGLU of width 24 (not a multiple of D), 4 query heads on 2 kv heads,
+    // no biases, untied
+    const config = resolveGptConfig({
+      vocabSize: 37,
+      contextLength: 16,
+      dModel: 16,
+      nLayers: 2,
+      nHeads: 4,
+      nKvHeads: 2,
+      positional: 'rope',
+      ropeTheta: 500000,
+      norm: 'rmsnorm',
+      mlp: 'swiglu',
+      mlpHidden: 24,
+      attnBias: 'none',
+      mlpBias: false,
+      tieEmbeddings: false,
+    });
+    const params = initGpt(config, new Rng(5));
+    // non-trivial gains so dgamma matters
+    const rng = new Rng(6);
+    for (const [name, v] of Object.entries(namedParameters(params))) {
+      if (/ln_.\.g$/.test(name))
+        v.assign(tf.tidy(() => tf.add(tf.tensor(rng.normalArray(v.size, 0.3), v.shape), 1)));
+    }
+    const B = 3;
+    const T = 10;
+    const ids = tf.tensor2d(
+      Array.from({ length: B * T }, () => rng.int(config.vocabSize)),
+      [B, T],
+      'int32',
+    );
+    const mask = tf.tensor2d(
+      [...Array(T).fill(1), ...Array(7).fill(1), 0, 0, 0, 0, 0, ...Array(8).fill(1)],
+      [B, T],
+      'int32',
+    ); // full, right-padded, left-padded
+    const vars = Object.values(namedParameters(params));
+    // the LM loss (mean token log-prob over real next tokens), as SFT trains it
+    const loss = (): tf.Scalar =>
+      tf.tidy(() => {
+        const lp = tokenLogProbs(params, config, ids, mask); // [B, T-1]
+        const valid = tf.cast(tf.slice(mask, [0, 1], [B, T - 1]), 'float32'); // [B, T-1]
+        return tf.neg(tf.div(tf.sum(tf.mul(lp, valid)), tf.sum(valid))) as tf.Scalar;
+      });
+
+    const before = tf.memory().numTensors;
+    for (const k of Object.keys(calls)) delete calls[k];
+    const fused = tf.variableGrads(loss, vars);
+    expect(calls).toEqual({
+      [FUSED_KERNELS.rmsNorm]: 5, // two per block and the final one
+      [FUSED_KERNELS.rmsNormGrad]: 5,
+      [FUSED_KERNELS.silu]: 2, // SwiGLU's gate, one per block
+      [FUSED_KERNELS.siluGrad]: 2,
+    });
+    setFusedKernels(false);
+    for (const k of Object.keys(calls)) delete calls[k];
+    const composed = tf.variableGrads(loss, vars);
+    expect(calls).toEqual({}); // composed: no fused kernel ran
+    setFusedKernels(undefined);
+    const lf = fused.value.dataSync()[0] as number;
+    const lc = composed.value.dataSync()[0] as number;
+    expect(Math.abs(lf - lc) / Math.abs(lc)).toBeLessThan(1e-6);
+    for (const v of vars) {
+      expect(
+        maxRel(fused.grads[v.name] as tf.Tensor, composed.grads[v.name] as tf.Tensor),
+        v.name,
+      ).toBeLessThan(1e-4);
+    }
+    // dgamma is part of the comparison, not zero on both sides
+    const gain = namedParameters(params)['h.0.ln_1.g'] as tf.Variable;
+    const dgain = fused.grads[gain.name] as tf.Tensor;
+    expect(tf.tidy(() => tf.max(tf.abs(dgain)).dataSync()[0] as number)).toBeGreaterThan(1e-4);
+    tf.dispose([
+      fused.value,
+      composed.value,
+      ...Object.values(fused.grads),
+      ...Object.values(composed.grads),
+    ]);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([ids, mask]);
+    disposeGpt(params);
+  });
+});
+
 describe('fused AdamW', () => {
   it('updates parameters and moments as the composed ops do (decay, no decay, clipping), one kernel per parameter', () => {
     registerReferenceAdamW();
@@ -304,5 +489,35 @@ describe('fused AdamW', () => {
     fusedOpt.dispose();
     composedOpt.dispose();
     tf.dispose([...Object.values(a), ...Object.values(b)]);
+  });
+});
+
+describe('exact GELU, SiLU and RMSNorm (composed)', () => {
+  it('give the reference values, with gradients', () => {
+    const x = tf.tensor1d([-2, -0.5, 0, 1, 2]);
+    // x·Φ(x) and x·σ(x), from scipy / PyTorch's F.gelu and F.silu
+    const geluRef = [-0.04550026389635842, -0.15426876936299347, 0, 0.8413447460685429, 1.9544997361036416];
+    const siluRef = [-0.23840584404423515, -0.1887703303653528, 0, 0.7310585786300049, 1.7615941559557646];
+    const close = (t: tf.Tensor, ref: number[]): void => {
+      for (const [i, v] of (t.dataSync() as Float32Array).entries())
+        expect(v).toBeCloseTo(ref[i] as number, 6);
+    };
+    tf.tidy(() => {
+      close(exactGelu(x), geluRef);
+      close(silu(x), siluRef);
+      // d/dx x·Φ(x) = Φ(x) + x·φ(x) at 1: 0.8413447 + 0.2419707
+      close(tf.grad((t) => exactGelu(t))(tf.tensor1d([1])), [1.0833154705876864]);
+      // the tanh GELU differs from the exact one by up to ~1e-3
+      expect(maxRel(gelu(x), exactGelu(x))).toBeGreaterThan(1e-5);
+      const rows = tf.tensor2d([1, 2, 3, 4, -1, 0, 0, 1], [2, 4]);
+      const g = tf.tensor1d([1, 0.5, 2, -1]);
+      const rms = (r: number[]): number => Math.sqrt(r.reduce((a, v) => a + v * v, 0) / r.length + 1e-5);
+      const ref = [
+        [1, 2, 3, 4].map((v, i) => (v / rms([1, 2, 3, 4])) * [1, 0.5, 2, -1][i]!),
+        [-1, 0, 0, 1].map((v, i) => (v / rms([-1, 0, 0, 1])) * [1, 0.5, 2, -1][i]!),
+      ].flat();
+      close(rmsNorm(rows, g, 1e-5), ref);
+    });
+    x.dispose();
   });
 });

@@ -8,24 +8,36 @@ export {
   saveGpt,
 } from './checkpoint.js';
 export {
+  type AttnBias,
+  type GeluApprox,
   type GptConfig,
   type GptConfigInput,
+  type GptDims,
   type GptPresetName,
   gptConfigSchema,
+  gptDims,
   gptParameterShapes,
   gptPreset,
   gptPresetNames,
+  type MlpKind,
+  type NormKind,
   type Positional,
   paramCount,
   resolveGptConfig,
 } from './config.js';
 export {
+  composedExactGelu,
   composedGelu,
   composedLayerNorm,
+  composedRmsNorm,
+  composedSilu,
+  exactGelu,
   fusedKernelsActive,
   gelu,
   layerNorm,
+  rmsNorm,
   setFusedKernels,
+  silu,
 } from './fused.js';
 export {
   type GenerateOptions,

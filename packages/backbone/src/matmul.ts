@@ -68,9 +68,8 @@ const plainLinear = tf.customGrad((x, w, bias, save) => {
   };
 }) as (x: tf.Tensor2D, w: tf.Tensor2D, bias: tf.Tensor1D) => tf.Tensor2D;
 
-/** x [N, in] · w [in, out] + bias [out] → [N, out]. */
-export function linearMatMul(x: tf.Tensor2D, w: tf.Tensor2D, bias: tf.Tensor1D): tf.Tensor2D {
-  return explicitTransposes()
-    ? plainLinear(x, w, bias)
-    : (tf.fused.matMul({ a: x, b: w, bias }) as tf.Tensor2D);
+/** x [N, in] · w [in, out] (+ bias [out]) → [N, out]. */
+export function linearMatMul(x: tf.Tensor2D, w: tf.Tensor2D, bias?: tf.Tensor1D): tf.Tensor2D {
+  if (!explicitTransposes()) return tf.fused.matMul({ a: x, b: w, bias }) as tf.Tensor2D;
+  return bias === undefined ? (plainMatMul(x, w) as tf.Tensor2D) : plainLinear(x, w, bias); // [N, out]
 }

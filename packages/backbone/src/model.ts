@@ -1,19 +1,26 @@
 /**
- * A GPT-style decoder in plain tfjs ops, the nanoGPT way: pre-LayerNorm blocks of causal
- * self-attention and a GELU MLP, learned positions or RoPE, an LM head tied to the token embedding.
+ * A GPT-style decoder in plain tfjs ops, the nanoGPT way: pre-norm blocks of causal self-attention and
+ * an MLP, learned positions or RoPE, an LM head tied to the token embedding or its own. Config flags
+ * choose the family variants: LayerNorm or RMSNorm, GELU (tanh or exact) or SwiGLU MLP, grouped-query
+ * attention, partial rotary, parallel residual (GPT-NeoX), and which linear layers have biases.
  *
- * Shapes: B batch, T sequence, D dModel, H heads, Dh = D / H, F = mlpRatio·D, V vocab, N = B·T rows.
+ * Shapes: B batch, T sequence, D dModel, H query heads, Hkv key/value heads, Dh head size (D / H unless
+ * headDim), R rotated dims of a head, F MLP width, V vocab, N = B·T rows (see `gptDims`).
  * Linear layers run as 2-D matmuls on [N, in] and call `options.linearHook` (the adapter hook).
  * Positions come from the mask (cumsum(mask) − 1), so left and right padding give the same hidden
  * states for the real tokens; padded keys are masked out of attention.
  */
 import { CheckpointError, ConfigError, type Rng } from '@quorum/core';
 import * as tf from '@tensorflow/tfjs';
-import { type GptConfig, gptParameterShapes } from './config.js';
-import { layerNorm as fusedLayerNorm, gelu } from './fused.js';
+import { type GptConfig, gptDims, gptParameterShapes } from './config.js';
+import { exactGelu, gelu, layerNorm, rmsNorm, silu } from './fused.js';
 import { explicitTransposes, linearMatMul, matMul, matMulT } from './matmul.js';
 
-export type LinearModule = 'q' | 'k' | 'v' | 'o' | 'fc' | 'proj';
+/**
+ * The linear layers hooks and member weights see: attention q/k/v/o, then the MLP's `gate` (SwiGLU only),
+ * `fc` (SwiGLU's up) and `proj` (down).
+ */
+export type LinearModule = 'q' | 'k' | 'v' | 'o' | 'gate' | 'fc' | 'proj';
 
 /** Which linear layer a hook call is for. */
 export interface LinearSite {
@@ -50,24 +57,29 @@ export interface GptForwardOptions {
 /** See `GptForwardOptions.memberWeights`. */
 export type MemberWeights = (site: LinearSite, w: tf.Tensor2D) => tf.Tensor3D | undefined;
 
+/** A linear layer; `b` only when the config gives it a bias (none for Llama, q/k/v for Qwen2). */
 interface Linear {
   readonly w: tf.Variable; // [in, out]
-  readonly b: tf.Variable; // [out]
+  readonly b: tf.Variable | undefined; // [out]
 }
+/** LayerNorm has gain and bias, RMSNorm only the gain. */
 interface Norm {
   readonly g: tf.Variable; // [D]
-  readonly b: tf.Variable; // [D]
+  readonly b: tf.Variable | undefined; // [D]
 }
 export interface GptBlockParams {
   readonly ln1: Norm;
-  readonly q: Linear;
-  readonly k: Linear;
-  readonly v: Linear;
-  readonly o: Linear;
+  readonly q: Linear; // [D, H·Dh]
+  readonly k: Linear; // [D, Hkv·Dh]
+  readonly v: Linear; // [D, Hkv·Dh]
+  readonly o: Linear; // [H·Dh, D]
   readonly ln2: Norm;
-  readonly fc: Linear;
-  readonly proj: Linear;
+  /** SwiGLU's gate [D, F]; undefined for the GELU MLP. */
+  readonly gate: Linear | undefined;
+  readonly fc: Linear; // [D, F], SwiGLU's up
+  readonly proj: Linear; // [F, D], SwiGLU's down
 }
+
 export interface GptParams {
   readonly wte: tf.Variable; // [V, D]
   readonly wpe: tf.Variable | undefined; // [T_ctx, D], learned positions only
@@ -76,7 +88,7 @@ export interface GptParams {
   readonly lmHead: tf.Variable | undefined; // [V, D], untied only
 }
 
-/** One layer's cached keys and values, [B, H, T_past, Dh] each. */
+/** One layer's cached keys and values, [B, Hkv, T_past, Dh] each. */
 export interface KvLayer {
   readonly k: tf.Tensor4D;
   readonly v: tf.Tensor4D;
@@ -89,8 +101,9 @@ function buildParams(config: GptConfig, make: (name: string, shape: number[]) =>
   // tidy disposes the initial value (tf.variable alone would keep it alive next to the variable).
   const v = (name: string): tf.Variable =>
     tf.tidy(() => tf.variable(make(name, shapes[name] as number[]), true));
-  const lin = (p: string): Linear => ({ w: v(`${p}.w`), b: v(`${p}.b`) });
-  const norm = (p: string): Norm => ({ g: v(`${p}.g`), b: v(`${p}.b`) });
+  const bias = (name: string): tf.Variable | undefined => (name in shapes ? v(name) : undefined);
+  const lin = (p: string): Linear => ({ w: v(`${p}.w`), b: bias(`${p}.b`) });
+  const norm = (p: string): Norm => ({ g: v(`${p}.g`), b: bias(`${p}.b`) });
   const blocks: GptBlockParams[] = [];
   for (let l = 0; l < config.nLayers; l++) {
     const p = `h.${l}`;
@@ -101,6 +114,7 @@ function buildParams(config: GptConfig, make: (name: string, shape: number[]) =>
       v: lin(`${p}.attn.v`),
       o: lin(`${p}.attn.o`),
       ln2: norm(`${p}.ln_2`),
+      gate: config.mlp === 'swiglu' ? lin(`${p}.mlp.gate`) : undefined,
       fc: lin(`${p}.mlp.fc`),
       proj: lin(`${p}.mlp.proj`),
     });
@@ -126,31 +140,30 @@ export function initGpt(config: GptConfig, rng: Rng): GptParams {
   });
 }
 
-/** Every parameter by its stable name (`wte`, `h.0.attn.q.w`, …), in a fixed order. */
+/** Every parameter by its stable name (`wte`, `h.0.attn.q.w`, …), in a fixed order (gptParameterShapes'). */
 export function namedParameters(params: GptParams): Record<string, tf.Variable> {
   const out: Record<string, tf.Variable> = { wte: params.wte };
   if (params.wpe !== undefined) out.wpe = params.wpe;
+  const add = (name: string, t: tf.Variable | undefined): void => {
+    if (t !== undefined) out[name] = t;
+  };
+  const addPair = (
+    p: string,
+    a: 'g' | 'w',
+    pair: { g?: tf.Variable; w?: tf.Variable; b?: tf.Variable } | undefined,
+  ): void => {
+    add(`${p}.${a}`, pair?.[a]);
+    add(`${p}.b`, pair?.b);
+  };
   params.blocks.forEach((blk, l) => {
     const p = `h.${l}`;
-    const entries: [string, tf.Variable][] = [
-      [`${p}.ln_1.g`, blk.ln1.g],
-      [`${p}.ln_1.b`, blk.ln1.b],
-      ...(['q', 'k', 'v', 'o'] as const).flatMap((m): [string, tf.Variable][] => [
-        [`${p}.attn.${m}.w`, blk[m].w],
-        [`${p}.attn.${m}.b`, blk[m].b],
-      ]),
-      [`${p}.ln_2.g`, blk.ln2.g],
-      [`${p}.ln_2.b`, blk.ln2.b],
-      [`${p}.mlp.fc.w`, blk.fc.w],
-      [`${p}.mlp.fc.b`, blk.fc.b],
-      [`${p}.mlp.proj.w`, blk.proj.w],
-      [`${p}.mlp.proj.b`, blk.proj.b],
-    ];
-    for (const [name, t] of entries) out[name] = t;
+    addPair(`${p}.ln_1`, 'g', blk.ln1);
+    for (const m of ['q', 'k', 'v', 'o'] as const) addPair(`${p}.attn.${m}`, 'w', blk[m]);
+    addPair(`${p}.ln_2`, 'g', blk.ln2);
+    for (const m of ['gate', 'fc', 'proj'] as const) addPair(`${p}.mlp.${m}`, 'w', blk[m]);
   });
-  out['ln_f.g'] = params.lnf.g;
-  out['ln_f.b'] = params.lnf.b;
-  if (params.lmHead !== undefined) out['lm_head.w'] = params.lmHead;
+  addPair('ln_f', 'g', params.lnf);
+  add('lm_head.w', params.lmHead);
   return out;
 }
 
@@ -170,7 +183,7 @@ export function loadGptParameters(
     if (t === undefined) {
       throw new CheckpointError(`tensor "${name}" [${shape.join(', ')}] is missing`, {
         ...loc,
-        hint: 'the checkpoint was written for another model config (size, positional or tieEmbeddings)',
+        hint: 'the checkpoint was written for another model config (size, positional, tieEmbeddings or family flags)',
       });
     }
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
@@ -205,8 +218,10 @@ export function disposeGpt(params: GptParams): void {
 
 // ---------------------------------------------------------------- building blocks
 
-function layerNorm(x: tf.Tensor2D, p: Norm, eps: number): tf.Tensor2D {
-  return fusedLayerNorm(x, p.g, p.b, eps); // [N, D]
+function norm(x: tf.Tensor2D, p: Norm, config: GptConfig): tf.Tensor2D {
+  return p.b === undefined
+    ? rmsNorm(x, p.g, config.layerNormEps) // [N, D]
+    : layerNorm(x, p.g, p.b, config.layerNormEps); // [N, D]
 }
 
 function dropout<T extends tf.Tensor>(x: T, rate: number, rng: Rng | undefined): T {
@@ -214,6 +229,7 @@ function dropout<T extends tf.Tensor>(x: T, rate: number, rng: Rng | undefined):
   return tf.dropout(x, rate, undefined, rng.nextUint32()) as T;
 }
 
+/** A linear layer with its hook and member weights. */
 function linear(
   x: tf.Tensor2D,
   p: Linear,
@@ -225,16 +241,16 @@ function linear(
   const wm = memberWeights?.(site, p.w as tf.Tensor2D); // [k, in, out] or undefined
   const y =
     wm === undefined
-      ? linearMatMul(x, p.w as tf.Tensor2D, p.b as tf.Tensor1D) // [N, out]
-      : memberLinearMatMul(x, wm, p.b as tf.Tensor1D, site, members); // [N, out]
+      ? linearMatMul(x, p.w as tf.Tensor2D, p.b as tf.Tensor1D | undefined) // [N, out]
+      : memberLinearMatMul(x, wm, p.b as tf.Tensor1D | undefined, site, members); // [N, out]
   return hook === undefined ? y : hook(site, x, y);
 }
 
-/** x [k·N, in] member-major · W [k, in, out] + bias [out] → [k·N, out]: member m's rows use W[m]. */
+/** x [k·N, in] member-major · W [k, in, out] (+ bias [out]) → [k·N, out]: member m's rows use W[m]. */
 function memberLinearMatMul(
   x: tf.Tensor2D,
   w: tf.Tensor3D,
-  bias: tf.Tensor1D,
+  bias: tf.Tensor1D | undefined,
   site: LinearSite,
   members: number,
 ): tf.Tensor2D {
@@ -253,29 +269,45 @@ function memberLinearMatMul(
     );
   }
   const x3 = tf.reshape(x, [k, rows / k, inDim]) as tf.Tensor3D; // [k, N, in]
-  const y = explicitTransposes() ? tf.add(matMul(x3, w), bias) : tf.fused.matMul({ a: x3, b: w, bias }); // [k, N, out]
+  const y = explicitTransposes()
+    ? bias === undefined
+      ? matMul(x3, w)
+      : tf.add(matMul(x3, w), bias)
+    : tf.fused.matMul({ a: x3, b: w, bias }); // [k, N, out]
   return tf.reshape(y, [rows, outDim]) as tf.Tensor2D; // [k·N, out]
 }
 
-/** cos and sin of RoPE angles for the given positions: [B, 1, T, Dh] each. */
-function ropeTables(positions: tf.Tensor2D, headSize: number): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
+interface Rope {
+  readonly cos: tf.Tensor4D;
+  readonly sin: tf.Tensor4D;
+}
+
+/** cos and sin of RoPE angles for the given positions, over the R rotated dims: [B, 1, T, R] each. */
+function ropeTables(positions: tf.Tensor2D, config: GptConfig): Rope {
   const [B, T] = positions.shape;
-  const half = headSize / 2;
-  const invFreq = Float32Array.from({ length: half }, (_, i) => 10000 ** (-(2 * i) / headSize));
+  const R = gptDims(config).R;
+  const half = R / 2;
+  const invFreq = Float32Array.from({ length: half }, (_, i) => config.ropeTheta ** (-(2 * i) / R));
   const angles = tf.mul(
     tf.reshape(tf.cast(positions, 'float32'), [B, T, 1]),
     tf.tensor3d(invFreq, [1, 1, half]),
   ); // [B, T, Dh/2]
-  const emb = tf.reshape(tf.concat([angles, angles], -1), [B, 1, T, headSize]); // [B, 1, T, Dh]
+  const emb = tf.reshape(tf.concat([angles, angles], -1), [B, 1, T, R]); // [B, 1, T, R]
   return { cos: tf.cos(emb) as tf.Tensor4D, sin: tf.sin(emb) as tf.Tensor4D };
 }
 
-/** x·cos + rotate_half(x)·sin, rotate_half([x1, x2]) = [−x2, x1] (the GPT-NeoX / LLaMA convention). */
-function applyRope(x: tf.Tensor4D, rope: { cos: tf.Tensor4D; sin: tf.Tensor4D }): tf.Tensor4D {
-  const half = x.shape[3] / 2;
-  const [x1, x2] = tf.split(x, [half, half], 3); // [B, H, T, Dh/2] each
-  const rotated = tf.concat([tf.neg(x2), x1], 3); // [B, H, T, Dh]
-  return tf.add(tf.mul(x, rope.cos), tf.mul(rotated, rope.sin)) as tf.Tensor4D; // [B, H, T, Dh]
+/**
+ * x·cos + rotate_half(x)·sin on the first R dims of each head, rotate_half([x1, x2]) = [−x2, x1] (the
+ * GPT-NeoX / Llama convention); the other Dh − R dims pass through (NeoX's partial rotary).
+ */
+function applyRope(x: tf.Tensor4D, rope: Rope): tf.Tensor4D {
+  const R = rope.cos.shape[3];
+  const Dh = x.shape[3];
+  const [xr, pass] = R === Dh ? [x, undefined] : tf.split(x, [R, Dh - R], 3); // [B, H, T, R], [B, H, T, Dh−R]
+  const [x1, x2] = tf.split(xr, [R / 2, R / 2], 3); // [B, H, T, R/2] each
+  const rotated = tf.concat([tf.neg(x2), x1], 3); // [B, H, T, R]
+  const y = tf.add(tf.mul(xr, rope.cos), tf.mul(rotated, rope.sin)) as tf.Tensor4D; // [B, H, T, R]
+  return pass === undefined ? y : (tf.concat([y, pass], 3) as tf.Tensor4D); // [B, H, T, Dh]
 }
 
 /**
@@ -299,16 +331,15 @@ function attentionBias(keyMask: tf.Tensor2D, tq: number): tf.Tensor4D {
 /**
  * For the top block under `lastTokenOnly`: each row's last real token (argmax of mask·(1…T); 0 for an all-padding
  * row). `rows` [B] indexes the flattened [B·T] rows (B may be k·B0, member-major), `bias` [B, 1, 1, T] is that
- * query's row of `attentionBias`, `rope` its position's RoPE tables [B, 1, 1, Dh].
+ * query's row of `attentionBias`, `rope` its position's RoPE tables [B, 1, 1, R].
  */
 function lastTokenQueries(
   keyMask: tf.Tensor2D,
   positions: tf.Tensor2D,
   B: number,
   T: number,
-  headSize: number,
-  withRope: boolean,
-): { rows: tf.Tensor1D; bias: tf.Tensor4D; rope: { cos: tf.Tensor4D; sin: tf.Tensor4D } | undefined } {
+  config: GptConfig,
+): { rows: tf.Tensor1D; bias: tf.Tensor4D; rope: Rope | undefined } {
   const B0 = keyMask.shape[0];
   const reps = B / B0;
   const mask = tf.cast(keyMask, 'float32'); // [B0, T]
@@ -321,13 +352,13 @@ function lastTokenQueries(
     tf.cast(tf.equal(keys, lastCol), 'float32'),
   ); // [B0, T]
   let bias = tf.reshape(tf.mul(tf.sub(allowed, 1), 1e9), [B0, 1, 1, T]) as tf.Tensor4D; // [B0, 1, 1, T]
-  let rope: { cos: tf.Tensor4D; sin: tf.Tensor4D } | undefined;
-  if (withRope) {
+  let rope: Rope | undefined;
+  if (config.positional === 'rope') {
     const pos = tf.reshape(
       tf.gather(tf.reshape(positions, [B0 * T]), tf.add(tf.range(0, B0 * T, T, 'int32'), last)),
       [B0, 1],
     ); // [B0, 1]
-    const r = ropeTables(pos as tf.Tensor2D, headSize); // [B0, 1, 1, Dh]
+    const r = ropeTables(pos as tf.Tensor2D, config); // [B0, 1, 1, R]
     rope = reps === 1 ? r : { cos: tf.tile(r.cos, [reps, 1, 1, 1]), sin: tf.tile(r.sin, [reps, 1, 1, 1]) };
   }
   const lastAll = reps === 1 ? last : tf.tile(last, [reps]); // [B]
@@ -348,7 +379,7 @@ export function positionsFromMask(mask: tf.Tensor2D): tf.Tensor2D {
 /**
  * The core forward pass over new tokens `ids` [B, Tn] given `past` keys/values (or none):
  * `keyMask` [B, Tp + Tn] covers past and new tokens, `positions` [B, Tn] the new tokens' positions.
- * Returns the final-LayerNorm hidden [B', Tn, D] and, when `cache` is set, every layer's keys/values.
+ * Returns the final-norm hidden [B', Tn, D] and, when `cache` is set, every layer's keys/values.
  */
 export function gptForward(
   params: GptParams,
@@ -361,14 +392,15 @@ export function gptForward(
     cache?: boolean;
     /**
      * Only each row's last real token leaves the top block (hidden [B', 1, D]): the top block computes keys
-     * and values for every token but queries, attention output, MLP and final LayerNorm for one token per
+     * and values for every token but queries, attention output, MLP and final norm for one token per
      * row. What a reward model reads, for about a quarter of the top block's cost.
      */
     lastTokenOnly?: boolean;
   } = {},
 ): { hidden: tf.Tensor3D; cache: KvLayer[] | undefined } {
-  const { dModel: D, nHeads: H, nLayers: L, dropout: pDrop } = config;
-  const Dh = D / H;
+  const { nLayers: L, dropout: pDrop } = config;
+  const { H, Hkv, Dh } = gptDims(config);
+  const rep = H / Hkv; // query heads per key/value head
   const hook = options.linearHook;
   const mw = options.memberWeights;
   const rng = options.dropoutRng;
@@ -409,7 +441,7 @@ export function gptForward(
     if (params.wpe !== undefined) x = tf.add(x, tf.gather(params.wpe, tf.reshape(positions, [B * tn]))); // [N, D]
     x = dropout(x, pDrop, rng);
     let bias = attentionBias(keyMask, tn); // [B, 1, Tn, Tk]
-    let rope = config.positional === 'rope' ? ropeTables(positions, Dh) : undefined; // [B, 1, Tn, Dh]
+    let rope = config.positional === 'rope' ? ropeTables(positions, config) : undefined; // [B, 1, Tn, R]
     const scale = 1 / Math.sqrt(Dh);
     const present: KvLayer[] = [];
     const tile = (k: number): void => {
@@ -419,48 +451,57 @@ export function gptForward(
         rope = { cos: tf.tile(rope.cos, [k, 1, 1, 1]), sin: tf.tile(rope.sin, [k, 1, 1, 1]) };
       B *= k;
     };
-    const toHeads = (t: tf.Tensor2D, len: number): tf.Tensor4D =>
-      tf.transpose(tf.reshape(t, [B, len, H, Dh]), [0, 2, 1, 3]); // [B, H, len, Dh]
+    const toHeads = (t: tf.Tensor2D, len: number, heads: number): tf.Tensor4D =>
+      tf.transpose(tf.reshape(t, [B, len, heads, Dh]), [0, 2, 1, 3]); // [B, heads, len, Dh]
     for (let l = 0; l < L; l++) {
       if (expand !== undefined && expand.atLayer === l) tile(expand.members);
       const members = B / B0; // member copies the rows hold (k once expanded)
+      const lin = (t: tf.Tensor2D, p: Linear, module: LinearModule): tf.Tensor2D =>
+        linear(t, p, { layer: l, module }, hook, mw, members);
       // One tidy per block: its intermediates are freed as soon as it is done (what a backward pass needs,
       // tfjs keeps on its own), so peak memory is about one block's activations, not every block's.
       const xIn = x;
       const out = tf.tidy((): tf.Tensor[] => {
         const blk = params.blocks[l] as GptBlockParams;
         // The top block with lastTokenOnly: queries (and everything after attention) for one token per row.
-        const top =
-          lastOnly && l === L - 1
-            ? lastTokenQueries(keyMask, positions, B, tn, Dh, rope !== undefined)
-            : undefined;
+        const top = lastOnly && l === L - 1 ? lastTokenQueries(keyMask, positions, B, tn, config) : undefined;
         const tq = top === undefined ? tn : 1;
-        const h = layerNorm(x, blk.ln1, config.layerNormEps); // [N, D]
+        const h = norm(x, blk.ln1, config); // [N, D]
         const hq = top === undefined ? h : (tf.gather(h, top.rows) as tf.Tensor2D); // [B·tq, D]
-        let q = toHeads(linear(hq, blk.q, { layer: l, module: 'q' }, hook, mw, members), tq); // [B, H, tq, Dh]
-        let k = toHeads(linear(h, blk.k, { layer: l, module: 'k' }, hook, mw, members), tn); // [B, H, Tn, Dh]
-        let v = toHeads(linear(h, blk.v, { layer: l, module: 'v' }, hook, mw, members), tn); // [B, H, Tn, Dh]
+        let q = toHeads(lin(hq, blk.q, 'q'), tq, H); // [B, H, tq, Dh]
+        let k = toHeads(lin(h, blk.k, 'k'), tn, Hkv); // [B, Hkv, Tn, Dh]
+        let v = toHeads(lin(h, blk.v, 'v'), tn, Hkv); // [B, Hkv, Tn, Dh]
         if (rope !== undefined) {
           q = applyRope(q, top?.rope ?? rope);
           k = applyRope(k, rope);
         }
         const past = options.past?.[l];
         if (past !== undefined) {
-          k = tf.concat([past.k, k], 2); // [B, H, Tk, Dh]
-          v = tf.concat([past.v, v], 2); // [B, H, Tk, Dh]
+          k = tf.concat([past.k, k], 2); // [B, Hkv, Tk, Dh]
+          v = tf.concat([past.v, v], 2); // [B, Hkv, Tk, Dh]
         }
-        const scores = matMulT(tf.mul(q, scale) as tf.Tensor4D, k); // [B, H, tq, Tk]
+        const tk = k.shape[2];
+        // Grouped-query attention without copying keys: the rep query heads of one kv head are rows.
+        const qg = tf.reshape(tf.mul(q, scale), [B, Hkv, rep * tq, Dh]) as tf.Tensor4D; // [B, Hkv, rep·tq, Dh]
+        const scores = tf.reshape(matMulT(qg, k), [B, H, tq, tk]); // [B, H, tq, Tk]
         const probs = dropout(tf.softmax(tf.add(scores, top?.bias ?? bias)), pDrop, rng); // [B, H, tq, Tk]
-        const att = matMul(probs, v); // [B, H, tq, Dh]
-        const y = tf.reshape(tf.transpose(att, [0, 2, 1, 3]), [B * tq, D]) as tf.Tensor2D; // [B·tq, D]
-        let xl = top === undefined ? x : (tf.gather(x, top.rows) as tf.Tensor2D); // [B·tq, D]
-        xl = tf.add(xl, dropout(linear(y, blk.o, { layer: l, module: 'o' }, hook, mw, members), pDrop, rng)); // [B·tq, D]
-        const h2 = layerNorm(xl, blk.ln2, config.layerNormEps); // [B·tq, D]
-        const m = gelu(linear(h2, blk.fc, { layer: l, module: 'fc' }, hook, mw, members)); // [B·tq, F]
-        xl = tf.add(
-          xl,
-          dropout(linear(m, blk.proj, { layer: l, module: 'proj' }, hook, mw, members), pDrop, rng),
-        ); // [B·tq, D]
+        const pg = tf.reshape(probs, [B, Hkv, rep * tq, tk]) as tf.Tensor4D; // [B, Hkv, rep·tq, Tk]
+        const att = tf.reshape(matMul(pg, v), [B, H, tq, Dh]); // [B, H, tq, Dh]
+        const y = tf.reshape(tf.transpose(att, [0, 2, 1, 3]), [B * tq, H * Dh]) as tf.Tensor2D; // [B·tq, H·Dh]
+        const xq = top === undefined ? x : (tf.gather(x, top.rows) as tf.Tensor2D); // [B·tq, D]
+        const a = dropout(lin(y, blk.o, 'o'), pDrop, rng); // [B·tq, D]
+        // NeoX's parallel residual feeds the MLP the block input; GPT-2 and Llama the attention's output.
+        const xa = tf.add(xq, a) as tf.Tensor2D; // [B·tq, D]
+        const h2 = norm(config.parallelResidual ? xq : xa, blk.ln2, config); // [B·tq, D]
+        let m: tf.Tensor2D;
+        if (config.mlp === 'swiglu') {
+          const g = silu(lin(h2, blk.gate as Linear, 'gate')); // [B·tq, F]
+          m = tf.mul(g, lin(h2, blk.fc, 'fc')); // [B·tq, F]
+        } else {
+          const act = config.geluApprox === 'tanh' ? gelu : exactGelu;
+          m = act(lin(h2, blk.fc, 'fc')); // [B·tq, F]
+        }
+        const xl = tf.add(xa, dropout(lin(m, blk.proj, 'proj'), pDrop, rng)); // [B·tq, D]
         return options.cache === true ? [xl, k, v] : [xl];
       });
       x = out[0] as tf.Tensor2D; // [B·tq, D]
@@ -469,7 +510,7 @@ export function gptForward(
     }
     if (expand !== undefined && expand.atLayer === L) tile(expand.members);
     const tOut = lastOnly ? 1 : tn;
-    const hidden = tf.reshape(layerNorm(x, params.lnf, config.layerNormEps), [B, tOut, D]) as tf.Tensor3D; // [B', tOut, D]
+    const hidden = tf.reshape(norm(x, params.lnf, config), [B, tOut, config.dModel]) as tf.Tensor3D; // [B', tOut, D]
     return [hidden, ...present.flatMap((p) => [p.k, p.v])];
   });
   const cache: KvLayer[] = [];
@@ -500,7 +541,7 @@ function checkInputs(config: GptConfig, ids: tf.Tensor, mask: tf.Tensor): void {
   }
 }
 
-/** Hidden states after the final LayerNorm: ids [B, T] int32, mask [B, T] (1 = real) → [B', T, D]. */
+/** Hidden states after the final norm: ids [B, T] int32, mask [B, T] (1 = real) → [B', T, D]. */
 export function gptHidden(
   params: GptParams,
   config: GptConfig,
@@ -515,7 +556,7 @@ export function gptHidden(
 /**
  * The final hidden state of each row's last real token, [B', D] (B' = k·B with member expansion): equal to
  * `lastTokenHidden(gptHidden(...), mask)`, but the top block runs its queries, attention output, MLP and the
- * final LayerNorm for that one token per row only. What a reward model needs.
+ * final norm for that one token per row only. What a reward model needs.
  */
 export function gptLastHidden(
   params: GptParams,

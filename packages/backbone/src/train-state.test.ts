@@ -1,10 +1,18 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { builtinBackendRegistry, CheckpointError, CheckpointStore, initCompute, Rng } from '@quorum/core';
+import {
+  builtinBackendRegistry,
+  CheckpointError,
+  CheckpointStore,
+  encodeSafetensors,
+  initCompute,
+  Rng,
+  tensorsToRecords,
+} from '@quorum/core';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeGpt } from './checkpoint.js';
+import { decodeGpt, encodeGpt } from './checkpoint.js';
 import { type GptConfig, resolveGptConfig } from './config.js';
 import { disposeGpt, initGpt, namedParameters } from './model.js';
 import { checkpointFiles, decodeGptCheckpoint } from './train-state.js';
@@ -52,6 +60,28 @@ describe('reading a trainer checkpoint', () => {
     expect(() => checkpointFiles(loaded, 'an SFT')('optimizer.safetensors')).toThrow(
       /optimizer\.safetensors is missing/,
     );
+    disposeGpt(params);
+  });
+
+  it('reads a checkpoint whose config was written before the model-family fields existed', async () => {
+    const params = initGpt(config, new Rng(2));
+    const { vocabSize, contextLength, dModel, nLayers, nHeads, mlpRatio, dropout, positional } = config;
+    const old = { vocabSize, contextLength, dModel, nLayers, nHeads, mlpRatio, dropout, positional };
+    const oldConfig = { ...old, layerNormEps: config.layerNormEps, tieEmbeddings: config.tieEmbeddings };
+    const bytes = encodeSafetensors(await tensorsToRecords(namedParameters(params)), {
+      format: 'quorum-backbone/1',
+      config: JSON.stringify(oldConfig),
+    });
+    const decoded = decodeGpt(bytes);
+    expect(decoded.config).toEqual(config);
+    const store = new CheckpointStore(path.join(dir, 'old-state'));
+    await store.save(1, { 'model.safetensors': bytes }, {});
+    const loaded = await store.latest();
+    if (loaded === undefined) throw new Error('no checkpoint');
+    const tensors = decodeGptCheckpoint(loaded, 'model.safetensors', config, 'same config');
+    expect(Object.keys(tensors).sort()).toEqual(Object.keys(namedParameters(params)).sort());
+    tf.dispose(Object.values(tensors));
+    disposeGpt(decoded.params);
     disposeGpt(params);
   });
 });

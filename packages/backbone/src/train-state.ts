@@ -5,7 +5,16 @@
  */
 import { CheckpointError, decodeSafetensors, type LoadedCheckpoint, recordsToTensors } from '@quorum/core';
 import type * as tf from '@tensorflow/tfjs';
-import type { GptConfig } from './config.js';
+import { type GptConfig, resolveGptConfig } from './config.js';
+
+/** The config in resolved form, so one written before a field existed equals its resolved self. */
+function canonicalConfig(text: string | undefined): string | undefined {
+  try {
+    return JSON.stringify(resolveGptConfig(JSON.parse(text ?? '')));
+  } catch {
+    return undefined;
+  }
+}
 
 /** A getter for the checkpoint's files; a missing one is a CheckpointError saying it is not a `kind` checkpoint. */
 export function checkpointFiles(loaded: LoadedCheckpoint, kind: string): (name: string) => Uint8Array {
@@ -33,7 +42,7 @@ export function decodeGptCheckpoint(
 ): Record<string, tf.Tensor> {
   const file = `${loaded.dir}/${name}`;
   const decoded = decodeSafetensors(checkpointFiles(loaded, 'a model')(name), file);
-  if (decoded.metadata.config !== JSON.stringify(config)) {
+  if (canonicalConfig(decoded.metadata.config) !== JSON.stringify(resolveGptConfig(config))) {
     throw new CheckpointError(
       `the checkpoint's model config ${decoded.metadata.config} differs from this run's`,
       {

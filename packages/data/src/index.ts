@@ -24,6 +24,13 @@ export {
   transcriptTurns,
   trlFormat,
 } from './formats.js';
+export {
+  chatTemplateFormat,
+  type HfPromptFormatChoice,
+  HfTokenizer,
+  type HfTokenizerFiles,
+  type HfTokenizerOptions,
+} from './hf-tokenizer.js';
 export { hhRlhf } from './hh-rlhf.js';
 export {
   JsonlReader,
@@ -41,6 +48,7 @@ export {
   longerWins,
 } from './length.js';
 export { type LoadOptions, type LoadStats, loadPreferencePairs, loadSftExamples } from './load.js';
+export { type LoadTokenizerOptions, loadTokenizer, TOKENIZER_FILE_LIMITS } from './load-tokenizer.js';
 export { dataModule, datasets } from './module.js';
 export { type JudgePrompt, type MtBenchData, type MtBenchQuestion, mtBench } from './mt-bench.js';
 export { datasetPath } from './paths.js';
@@ -50,8 +58,18 @@ export {
   encodePrompt,
   encodePromptResponse,
   formatPrompt,
+  INSTRUCTION_FORMAT,
+  instructionFormat,
+  type PromptFormat,
+  type TruncationMode,
 } from './template.js';
-export { type DecodeOptions, projectTokenizer, projectVocab, Tokenizer } from './tokenizer.js';
+export {
+  type DecodeOptions,
+  projectTokenizer,
+  projectVocab,
+  type TextTokenizer,
+  Tokenizer,
+} from './tokenizer.js';
 export type { ExampleMeta, PreferencePair, Prompt, RowLocation, SftExample, Split } from './types.js';
 export { isPreferencePair } from './types.js';
 export {

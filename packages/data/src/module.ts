@@ -7,8 +7,8 @@ import { mtBench } from './mt-bench.js';
 
 export function dataModule(): ContainerModule {
   return strategyModule({
-    points: [DatasetFormat as never],
-    strategies: [{ point: DatasetFormat as never, definitions: builtinFormatDefinitions as never }],
+    points: [DatasetFormat],
+    strategies: [{ point: DatasetFormat, definitions: builtinFormatDefinitions }],
   });
 }
 

@@ -124,3 +124,31 @@ describe('collate', () => {
     expect([b.batch, b.time]).toEqual([200_000, 1]);
   });
 });
+
+describe('truncation modes', () => {
+  const longPrompt = { instruction: long(200), input: '' };
+
+  it("'left' (default) cuts and reports the overflow; 'drop' returns undefined for what does not fit", () => {
+    const left = encodePromptResponse(tok, longPrompt, long(300), { maxLength: 96 });
+    expect(left.ids.length).toBe(96);
+    expect(left.overflow).toBe(
+      encodePromptResponse(tok, longPrompt, long(300), { maxLength: 4096 }).ids.length - 96,
+    );
+    expect(left.overflow).toBe(left.truncated.prompt + left.truncated.response);
+    expect(
+      encodePromptResponse(tok, longPrompt, long(300), { maxLength: 96, truncation: 'drop' }),
+    ).toBeUndefined();
+    const fits = encodePromptResponse(tok, prompt, 'Red.', { maxLength: 96, truncation: 'drop' });
+    expect(fits?.overflow).toBe(0);
+    expect([...(fits?.ids ?? [])]).toEqual([
+      ...encodePromptResponse(tok, prompt, 'Red.', { maxLength: 96 }).ids,
+    ]);
+  });
+
+  it('refuses an unknown truncation mode', () => {
+    const call = () =>
+      encodePromptResponse(tok, prompt, 'Red.', { maxLength: 96, truncation: 'right' as unknown as 'left' });
+    expect(call).toThrow(ConfigError);
+    expect(call).toThrow('field "truncation"');
+  });
+});

@@ -11,8 +11,6 @@ import {
   initValueHead,
   joinHeads,
   memberHeadRewards,
-  multiHeadFromParams,
-  multiHeadParams,
   multiHeadRewards,
   rewardHeadForward,
   splitMultiHead,
@@ -117,30 +115,6 @@ describe('multi-head', () => {
       [multi, joined, ...heads].forEach(disposeHead);
     });
     expect(() => joinHeads([])).toThrow(/at least one head/);
-  });
-
-  it('names parameters per member and loads them back', () => {
-    expectNoTensorLeaks(() => {
-      const multi = initMultiHead(D, K, new Rng(2));
-      const params = multiHeadParams(multi);
-      expect(Object.keys(params)).toEqual([
-        'member-0.head.w',
-        'member-0.head.b',
-        'member-1.head.w',
-        'member-1.head.b',
-        'member-2.head.w',
-        'member-2.head.b',
-      ]);
-      const back = multiHeadFromParams(params, K);
-      expectArraysClose(back.w.dataSync(), multi.w.dataSync(), { atol: 0, rtol: 0 });
-      const split = splitMultiHead(multi);
-      const one = headParams(split[0] as never);
-      split.forEach(disposeHead);
-      expect(() => multiHeadFromParams(params, K + 1)).toThrow(/"member-3.head.w" is missing/);
-      tf.dispose(Object.values(params));
-      [multi, back].forEach(disposeHead);
-      tf.dispose(Object.values(one));
-    });
   });
 
   it('reads a single head by name and checks shapes', () => {

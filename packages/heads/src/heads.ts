@@ -204,30 +204,12 @@ export function disposeHead(head: RewardHead | MultiHead): void {
   head.b.dispose();
 }
 
-/** The name prefix of member m's parameters: `member-2`. */
-export function memberPrefix(member: number): string {
-  return `member-${member}`;
-}
-
 /**
  * A head's parameters by name for a checkpoint: `{ 'head.w': [D, 1], 'head.b': [1] }`, or under
- * `prefix` (e.g. `member-2.head`). Returns new handles the caller disposes after saving.
+ * `prefix` (e.g. `member-2.head`, as the `independent` architecture names its members' heads). Returns new handles the caller disposes after saving.
  */
 export function headParams(head: RewardHead, prefix = 'head'): Record<string, tf.Tensor> {
   return { [`${prefix}.w`]: tf.clone(head.w), [`${prefix}.b`]: tf.clone(head.b) };
-}
-
-/**
- * Each member's head by name: `member-0.head.w`, `member-0.head.b`, …, `member-{k-1}.head.b`, so each
- * LoRA member can save its head next to its adapter. New tensors the caller disposes.
- */
-export function multiHeadParams(multi: MultiHead, name = 'head'): Record<string, tf.Tensor> {
-  const out: Record<string, tf.Tensor> = {};
-  splitMultiHead(multi).forEach((head, m) => {
-    out[`${memberPrefix(m)}.${name}.w`] = head.w;
-    out[`${memberPrefix(m)}.${name}.b`] = head.b;
-  });
-  return out;
 }
 
 function take(
@@ -258,18 +240,4 @@ export function headFromParams(params: Readonly<Record<string, tf.Tensor>>, pref
   const w = take(params, `${prefix}.w`, [undefined, 1]);
   const b = take(params, `${prefix}.b`, [1]);
   return { w: tf.clone(w) as tf.Tensor2D, b: tf.clone(b) as tf.Tensor1D };
-}
-
-/** A multi-head from the named heads of members 0 … k−1 (`member-m.<name>.w|b`); new tensors. */
-export function multiHeadFromParams(
-  params: Readonly<Record<string, tf.Tensor>>,
-  k: number,
-  name = 'head',
-): MultiHead {
-  const heads = Array.from({ length: k }, (_, m) => {
-    const w = take(params, `${memberPrefix(m)}.${name}.w`, [undefined, 1]) as tf.Tensor2D;
-    const b = take(params, `${memberPrefix(m)}.${name}.b`, [1]) as tf.Tensor1D;
-    return { w, b };
-  });
-  return joinHeads(heads);
 }

@@ -82,7 +82,10 @@ export function initLoraAdapters(gpt: GptConfig, lora: LoraConfig, members: numb
   return { members, config: lora, firstLayer: firstAdaptedLayer(gpt, lora), sites };
 }
 
-/** Stacked names of the batched form: `h.<l>.attn.q.lora_A` [k, in, r], `h.<l>.mlp.fc.lora_B` [k, r, out]. */
+/**
+ * The adapters' tensor names, as the `lora` architecture saves them in `adapters.safetensors` (beside its
+ * heads `heads.w` [D, k], `heads.b` [k]): `h.<l>.attn.q.lora_A` [k, in, r], `h.<l>.mlp.fc.lora_B` [k, r, out].
+ */
 export function namedAdapterParameters(adapters: LoraAdapters): Record<string, tf.Variable> {
   const out: Record<string, tf.Variable> = {};
   for (const s of adapters.sites) {
@@ -91,16 +94,6 @@ export function namedAdapterParameters(adapters: LoraAdapters): Record<string, t
     out[`${p}.lora_B`] = s.b;
   }
   return out;
-}
-
-/** Name of member m's tensor in split form: `member-<m>.h.<l>.attn.q.lora_A` [in, r] (or `lora_B` [r, out]). */
-export function memberAdapterName(
-  member: number,
-  layer: number,
-  module: LinearModule,
-  part: 'A' | 'B',
-): string {
-  return `member-${member}.${sitePrefix(layer, module)}.lora_${part}`;
 }
 
 /** Every trainable adapter variable (pass to an optimizer / tf.variableGrads; the base stays frozen). */
@@ -242,7 +235,7 @@ export function loraForwardOptions(
 
 function baseWeight(params: GptParams, site: LoraSite): tf.Variable {
   const blk = params.blocks[site.layer] as GptBlockParams | undefined;
-  const w = blk?.[site.module].w;
+  const w = blk?.[site.module]?.w; // gate is undefined in a GELU model
   if (w === undefined || w.shape[0] !== site.inDim || w.shape[1] !== site.outDim) {
     throw new ConfigError(
       `base weight ${sitePrefix(site.layer, site.module)}.w is ${w === undefined ? 'missing' : `[${w.shape.join(', ')}]`}, the adapter needs [${site.inDim}, ${site.outDim}]`,
