@@ -3,6 +3,7 @@
  * one registry per extension point, and (when the command computes) the active backend.
  */
 
+import { AggregationRule } from '@quorum/aggregation';
 import {
   type ActiveBackend,
   ComputeBackend,
@@ -13,6 +14,8 @@ import {
   requireRegistry,
   type StrategyRegistry,
 } from '@quorum/core';
+import { EnsembleArchitecture } from '@quorum/ensemble';
+import { Judge, type JudgeContext } from '@quorum/eval';
 import { readProjectConfig } from './config-file.js';
 import { builtinModules } from './modules.js';
 import { type LoadedPlugin, loadPlugin } from './plugins.js';
@@ -26,7 +29,7 @@ export interface GlobalOptions {
 
 export interface CliContext {
   readonly container: Container;
-  readonly registries: Map<string, StrategyRegistry<unknown>>;
+  readonly registries: ReadonlyMap<string, StrategyRegistry<unknown, unknown>>;
   readonly plugins: readonly LoadedPlugin[];
   readonly configFile: string | undefined;
   readonly backendName: string | undefined;
@@ -54,4 +57,19 @@ export async function createContext(
 /** Activates the compute backend named by --backend, the config, or QUORUM_BACKEND (else the best available). */
 export async function startCompute(ctx: CliContext): Promise<ActiveBackend> {
   return initCompute({ registry: requireRegistry(ctx.registries, ComputeBackend), backend: ctx.backendName });
+}
+
+/** The registry of ensemble architectures (built-ins and plugins'). */
+export function architectureRegistry(ctx: CliContext): StrategyRegistry<EnsembleArchitecture> {
+  return requireRegistry(ctx.registries, EnsembleArchitecture);
+}
+
+/** The registry of aggregation rules (built-ins and plugins'). */
+export function ruleRegistry(ctx: CliContext): StrategyRegistry<AggregationRule> {
+  return requireRegistry(ctx.registries, AggregationRule);
+}
+
+/** The registry of judges (built-ins and plugins'). */
+export function judgeRegistry(ctx: CliContext): StrategyRegistry<Judge, JudgeContext> {
+  return requireRegistry(ctx.registries, Judge);
 }

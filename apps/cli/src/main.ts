@@ -1,13 +1,12 @@
-/** Entry point of the `quorum` bin: runs the program and turns Quorum errors into one clear message. */
-import { QuorumError } from '@quorum/core';
-import { buildProgram } from './program.js';
+/** Entry point of the `quorum` bin: runs the program, then exits with the documented code (see errors.ts). */
+import { CommanderError } from 'commander';
+import { exitCodeOf, formatError } from './errors.js';
+import { runCli } from './program.js';
 
 try {
-  await buildProgram().parseAsync(process.argv);
+  await runCli(process.argv);
 } catch (error) {
-  if (error instanceof QuorumError) {
-    process.stderr.write(`quorum: ${error.message}\n`);
-    process.exit(2);
-  }
-  throw error;
+  // Commander has printed its own message (help, version, or a usage error in the same style).
+  if (!(error instanceof CommanderError)) process.stderr.write(formatError(error));
+  process.exit(exitCodeOf(error));
 }

@@ -32,6 +32,7 @@ export const QUORUM_PACKAGES = [
   '@quorum/best-of-n',
   '@quorum/ppo',
   '@quorum/eval',
+  '@quorum/runs',
   '@quorum/kernels-native',
   '@quorum/cli',
 ] as const;

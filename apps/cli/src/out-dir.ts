@@ -5,6 +5,8 @@ import { ConfigError } from '@quorum/core';
 export interface OutDirOptions {
   readonly resume?: boolean | undefined;
   readonly overwrite?: boolean | undefined;
+  /** What --resume does for this command, for the error's hint (default: continue from the last checkpoint). */
+  readonly resumeMeans?: string | undefined;
 }
 
 /**
@@ -28,6 +30,6 @@ export function prepareOutDir(dir: string, options: OutDirOptions): { resume: bo
   if (options.resume === true) return { resume: true };
   throw new ConfigError(`output folder ${dir} is not empty`, {
     location: { field: '--out' },
-    hint: 'pass --resume to continue its run from the last checkpoint, or --overwrite to delete it and start over',
+    hint: `pass --resume to ${options.resumeMeans ?? 'continue its run from the last checkpoint'}, or --overwrite to delete it and start over`,
   });
 }

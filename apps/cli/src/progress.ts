@@ -1,8 +1,10 @@
 /**
  * Progress on stderr for long work: a redrawn line on a terminal, a line every few seconds otherwise
- * (CI logs, pipes). Quiet with QUORUM_QUIET=1.
+ * (CI logs, pipes). Quiet with QUORUM_QUIET=1. It is the CLI's `RunProgress` (@quorum/runs).
  */
-export interface ProgressLine {
+import type { RunProgress } from '@quorum/runs';
+
+export interface ProgressLine extends RunProgress {
   /** Called for every update; cheap when nothing is printed. */
   update(done: number, total: number, detail?: string): void;
   /** Prints a permanent line (and ends the redrawn one). */
@@ -21,9 +23,17 @@ function eta(seconds: number): string {
   return `${Math.floor(seconds / 60)}m${String(Math.round(seconds % 60)).padStart(2, '0')}s`;
 }
 
-export function progressLine(label: string, stream: NodeJS.WriteStream = process.stderr): ProgressLine {
+export interface ProgressLineOptions {
+  /** Print every update as a permanent line (for slow steps worth a record each, e.g. PPO's). */
+  readonly everyUpdate?: boolean | undefined;
+  readonly stream?: NodeJS.WriteStream | undefined;
+}
+
+export function progressLine(label: string, options: ProgressLineOptions = {}): ProgressLine {
+  const stream = options.stream ?? process.stderr;
   const quiet = process.env.QUORUM_QUIET === '1';
-  const tty = stream.isTTY === true;
+  const tty = stream.isTTY === true && options.everyUpdate !== true;
+  const everyUpdate = options.everyUpdate === true;
   let start = Date.now();
   let lastDone = 0;
   let lastPrint = 0;
@@ -37,7 +47,7 @@ export function progressLine(label: string, stream: NodeJS.WriteStream = process
       // A new stage counts from 0 again: measure its rate from its own start, not the line's.
       if (done < lastDone) start = now;
       lastDone = done;
-      if (!tty && now - lastPrint < 5000 && done < total) return;
+      if (!tty && !everyUpdate && now - lastPrint < 5000 && done < total) return;
       if (tty && now - lastPrint < 100 && done < total) return;
       lastPrint = now;
       const elapsed = Math.max((now - start) / 1000, 1e-3);

@@ -12,8 +12,8 @@ import { warmStrategy } from './warm.js';
 export function warmPluginModule(): ContainerModule {
   return strategyModule({
     strategies: [
-      { point: EnsembleArchitecture as never, definitions: [warmStrategy] as never },
-      { point: AggregationRule as never, definitions: [softminStrategy] as never },
+      { point: EnsembleArchitecture, definitions: [warmStrategy] },
+      { point: AggregationRule, definitions: [softminStrategy] },
     ],
   });
 }

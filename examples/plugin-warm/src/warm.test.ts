@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ConfigError, Rng, StrategyRegistry } from '@quorum/core';
+import { projectTokenizer } from '@quorum/data';
 import {
   EnsembleArchitecture,
   loadEnsemble,
@@ -127,19 +128,25 @@ describe('warm', () => {
   });
 
   it('saves a finalized model as a 1-member checkpoint that loads and scores identically', async () => {
-    const ensemble = buildWarm({ gptConfig: config, members: 2, rng: new Rng(4) });
+    // A checkpoint carries its tokenizer, so this model is built on the project's.
+    const tokenizer = projectTokenizer();
+    const ensemble = buildWarm({
+      gptConfig: contractGptConfig(tokenizer.vocabSize),
+      members: 2,
+      rng: new Rng(4),
+    });
     fillMember(ensemble, 1, 0.01);
     ensemble.finalize?.();
     const dir = mkdtempSync(path.join(tmpdir(), 'quorum-warm-'));
     try {
       const manifest = await saveEnsemble(dir, ensemble, {
         architectureSource: '@quorum-examples/plugin-warm',
-        vocab: { id: 'test-vocab', size: config.vocabSize, json: {} },
+        tokenizer,
       });
       expect(manifest.members).toBe(1);
       expect(manifest.options).toEqual({ averagedFrom: 2 });
       const registry = new StrategyRegistry<EnsembleArchitecture>(EnsembleArchitecture).register(
-        warmStrategy as never,
+        warmStrategy,
       );
       const { ensemble: loaded } = await loadEnsemble(dir, registry);
       expect(loaded.members).toBe(1);

@@ -1,8 +1,17 @@
-import { ConfigError, createQuorumContainer, RegistryError, registryFor } from '@quorum/core';
+import {
+  ConfigError,
+  createQuorumContainer,
+  RegistryError,
+  registryFor,
+  type StrategySpec,
+} from '@quorum/core';
 import { describe, expect, it } from 'vitest';
 import { AggregationRule } from './aggregation-rule.js';
 import { aggregationRegistry, builtinAggregationRules, createAggregationRule, lcbRule } from './builtins.js';
 import { aggregationModule } from './module.js';
+
+/** A spec as a config file or the command line gives it: checked at run time, not by the compiler. */
+const fromConfig = (spec: StrategySpec) => createAggregationRule(spec, aggregationRegistry());
 
 describe('aggregation registry', () => {
   it('registers the five built-ins', () => {
@@ -18,19 +27,26 @@ describe('aggregation registry', () => {
       std: 'sample',
     });
     expect(createAggregationRule(['lcb', { beta: 2 }]).aggregateArrays([[0], [2]]).aggregate).toEqual([-1]);
+    const typeChecks = (): void => {
+      // @ts-expect-error the built-in specs are typed: beta is a number
+      createAggregationRule(['lcb', { beta: '2' }]);
+      // @ts-expect-error and the name is a built-in's
+      createAggregationRule('lbc');
+    };
+    expect(typeChecks).toBeTypeOf('function');
   });
 
   it('names the option and lists the valid ones for an unknown option', () => {
     let error: unknown;
     try {
-      createAggregationRule(['lcb', { betta: 2 }]);
+      fromConfig(['lcb', { betta: 2 }]);
     } catch (e) {
       error = e;
     }
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).message).toMatch(/unknown option "betta"/);
     expect((error as ConfigError).hint).toBe('valid options: beta, std');
-    expect(() => createAggregationRule(['mean', { beta: 1 }])).toThrow(/this strategy takes no options/);
+    expect(() => fromConfig(['mean', { beta: 1 }])).toThrow(/this strategy takes no options/);
   });
 
   it('rejects a negative β or λ and an unknown std mode, naming the option path', () => {
@@ -38,16 +54,14 @@ describe('aggregation registry', () => {
       /aggregation-rule\(lcb\)\.beta.*must be ≥ 0/s,
     );
     expect(() => createAggregationRule(['uwo', { lambda: -1 }])).toThrow(/lambda.*must be ≥ 0/s);
-    expect(() => createAggregationRule(['lcb', { std: 'unbiased' }])).toThrow(
-      /must be one of "population", "sample"/,
-    );
-    expect(() => createAggregationRule(['lcb', { beta: '2' }])).toThrow(/expected number, got "2"/);
+    expect(() => fromConfig(['lcb', { std: 'unbiased' }])).toThrow(/must be one of "population", "sample"/);
+    expect(() => fromConfig(['lcb', { beta: '2' }])).toThrow(/expected number, got "2"/);
     expect(() => lcbRule({ beta: -1 })).toThrow(ConfigError);
   });
 
   it('lists the registered names for an unknown rule', () => {
-    expect(() => createAggregationRule('lbc')).toThrow(RegistryError);
-    expect(() => createAggregationRule('lbc')).toThrow(/Registered: mean, lcb, min, uwo, median/);
+    expect(() => fromConfig('lbc')).toThrow(RegistryError);
+    expect(() => fromConfig('lbc')).toThrow(/Registered: mean, lcb, min, uwo, median/);
   });
 
   it('contributes the point and the built-ins through its ContainerModule', () => {

@@ -2,7 +2,14 @@
  * The built-in rules as registry entries (name, description, option schema with defaults) and as
  * plain factories, plus a registry of them for users without a container.
  */
-import { defineStrategy, resolveOptions, type StrategyDefinition, StrategyRegistry } from '@quorum/core';
+import {
+  defineStrategy,
+  resolveOptions,
+  type StrategyDefinition,
+  StrategyRegistry,
+  type StrategySpec,
+  type StrategySpecOf,
+} from '@quorum/core';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { AggregationRule } from './aggregation-rule.js';
@@ -116,7 +123,8 @@ export function medianRule(): AggregationRule {
   });
 }
 
-export const builtinAggregationRules: readonly StrategyDefinition<AggregationRule>[] = [
+/** The built-in rules, each typed by its name and option schema (see `BuiltinRuleSpec`). */
+export const builtinAggregationRules = [
   defineStrategy({
     name: 'mean',
     description: 'the members’ mean reward',
@@ -152,7 +160,10 @@ export const builtinAggregationRules: readonly StrategyDefinition<AggregationRul
     options: medianOptions,
     create: () => medianRule(),
   }),
-] as readonly StrategyDefinition<AggregationRule>[];
+] as const;
+
+/** A config entry naming a built-in rule, typed: `"lcb"` or `["lcb", { beta: 2 }]`. */
+export type BuiltinRuleSpec = StrategySpecOf<(typeof builtinAggregationRules)[number]>;
 
 /** A registry of the built-in rules plus `extra` definitions (e.g. a plugin's), without a container. */
 export function aggregationRegistry(
@@ -167,8 +178,13 @@ export function aggregationRegistry(
  * Creates a rule from a config entry, `"lcb"` or `["lcb", { "beta": 2 }]`, over the built-ins (or the
  * given registry). Unknown names list the registered ones; bad options name the option path.
  */
+export function createAggregationRule(spec: BuiltinRuleSpec): AggregationRule;
 export function createAggregationRule(
-  spec: unknown,
+  spec: StrategySpec,
+  registry: StrategyRegistry<AggregationRule>,
+): AggregationRule;
+export function createAggregationRule(
+  spec: StrategySpec,
   registry: StrategyRegistry<AggregationRule> = aggregationRegistry(),
 ): AggregationRule {
   return registry.create(spec);

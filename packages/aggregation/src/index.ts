@@ -10,6 +10,7 @@ export {
 } from './aggregation-rule.js';
 export {
   aggregationRegistry,
+  type BuiltinRuleSpec,
   builtinAggregationRules,
   createAggregationRule,
   type LcbOptions,

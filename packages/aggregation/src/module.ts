@@ -5,7 +5,7 @@ import { builtinAggregationRules } from './builtins.js';
 /** Aggregation's ContainerModule: owns the `aggregation-rule` point and contributes the built-in rules. */
 export function aggregationModule(): ContainerModule {
   return strategyModule({
-    points: [AggregationRule as never],
-    strategies: [{ point: AggregationRule as never, definitions: builtinAggregationRules as never }],
+    points: [AggregationRule],
+    strategies: [{ point: AggregationRule, definitions: builtinAggregationRules }],
   });
 }

@@ -7,7 +7,8 @@ import {
   encodePromptResponse,
   type PreferencePair,
   type Prompt,
-  type Tokenizer,
+  type TextTokenizer,
+  type TruncationMode,
 } from '@quorum/data';
 import * as tf from '@tensorflow/tfjs';
 import type { TokenBatch } from './architecture.js';
@@ -23,7 +24,7 @@ export interface EncodedPair {
 }
 
 /** Encodes both answers of a pair with the prompt template; truncation keeps each response's end. */
-export function encodePair(tokenizer: Tokenizer, pair: PreferencePair, maxLength: number): EncodedPair {
+export function encodePair(tokenizer: TextTokenizer, pair: PreferencePair, maxLength: number): EncodedPair {
   const c = encodePromptResponse(tokenizer, pair.prompt, pair.chosen, { maxLength });
   const r = encodePromptResponse(tokenizer, pair.prompt, pair.rejected, { maxLength });
   return {
@@ -35,9 +36,55 @@ export function encodePair(tokenizer: Tokenizer, pair: PreferencePair, maxLength
   };
 }
 
+/** Pairs encoded under a `TruncationMode`, with what the mode did (for the caller to print). */
+export interface EncodedPairs {
+  readonly encoded: EncodedPair[];
+  /** The pairs behind `encoded`, in order (`drop` leaves some out). */
+  readonly kept: PreferencePair[];
+  /** Pairs left out because an answer did not fit `maxLength` (`drop` only). */
+  readonly dropped: number;
+  /** Pairs kept with at least one side cut (`left` only). */
+  readonly truncated: number;
+}
+
+/**
+ * Encodes pairs with the prompt template: `left` (default) cuts a sequence longer than `maxLength` (the end
+ * of each answer and eos stay, see @quorum/data's template); `drop` leaves out every pair with a side that
+ * does not fit, as TRL does.
+ */
+export function encodePairs(
+  tokenizer: TextTokenizer,
+  pairs: readonly PreferencePair[],
+  maxLength: number,
+  truncation: TruncationMode = 'left',
+): EncodedPairs {
+  const encoded: EncodedPair[] = [];
+  const kept: PreferencePair[] = [];
+  let dropped = 0;
+  let truncated = 0;
+  for (const pair of pairs) {
+    const c = encodePromptResponse(tokenizer, pair.prompt, pair.chosen, { maxLength, truncation });
+    const r = encodePromptResponse(tokenizer, pair.prompt, pair.rejected, { maxLength, truncation });
+    if (c === undefined || r === undefined) {
+      dropped++;
+      continue;
+    }
+    if (c.overflow > 0 || r.overflow > 0) truncated++;
+    kept.push(pair);
+    encoded.push({
+      chosen: c.ids,
+      rejected: r.ids,
+      weight: pair.weight ?? 1,
+      chosenLength: c.responseLength + c.truncated.response,
+      rejectedLength: r.responseLength + r.truncated.response,
+    });
+  }
+  return { encoded, kept, dropped, truncated };
+}
+
 /** Encodes one answer to a prompt (for scoring). */
 export function encodeAnswer(
-  tokenizer: Tokenizer,
+  tokenizer: TextTokenizer,
   prompt: Prompt,
   answer: string,
   maxLength: number,

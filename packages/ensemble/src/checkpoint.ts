@@ -2,17 +2,21 @@
  * A reward-ensemble checkpoint folder:
  *   quorum.json          kind, architecture + resolved options, k, backbone config, vocab id, plugins, versions
  *   *.safetensors        the architecture's variables grouped by file (backbone, heads, adapters, members)
- *   vocab.json           the vocabulary the ensemble was trained with
+ *   tokenizer files      the tokenizer the ensemble was trained with, its `files()`: Quorum's vocab.json,
+ *                        or a Hugging Face tokenizer.json (+ tokenizer_config.json, special_tokens_map.json,
+ *                        quorum-tokenizer.json); `loadTokenizer` reads either. quorum.json's `vocab`
+ *                        ({id, size}) names the tokenizer (the field keeps its name for older checkpoints).
  * quorum.json is written last (atomically), so a folder without it is an unfinished save.
- * Loading checks every piece (architecture registered, k, shapes, vocab) before assigning any weight.
+ * Loading checks every piece (architecture registered, k, tokenizer id, shapes) before assigning any weight.
  */
 
 import { existsSync, mkdirSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { type GptConfig, resolveGptConfig } from '@quorum/backbone';
 import {
   CheckpointError,
+  ConfigError,
   Rng,
   readSafetensors,
   recordsToTensors,
@@ -22,6 +26,7 @@ import {
   writeJsonAtomic,
   writeSafetensors,
 } from '@quorum/core';
+import { loadTokenizer, type TextTokenizer, TOKENIZER_FILE_LIMITS, Tokenizer } from '@quorum/data';
 import type * as tf from '@tensorflow/tfjs';
 import type { EnsembleArchitecture, TrainableEnsemble } from './architecture.js';
 
@@ -43,20 +48,87 @@ export interface EnsembleManifest {
   readonly createdAt: string;
 }
 
-export interface SaveEnsembleOptions {
+/** What a save needs of a tokenizer: its identity and its files (any `TextTokenizer` fits). */
+export type SavedTokenizer = Pick<TextTokenizer, 'id' | 'vocabSize' | 'files'>;
+
+interface SaveEnsembleCommon {
   readonly architectureSource: string;
-  readonly vocab: { readonly id: string; readonly size: number; readonly json: unknown };
   readonly training?: Readonly<Record<string, unknown>>;
 }
 
-/** Writes the ensemble's files, then quorum.json (each file atomically). */
+export type SaveEnsembleOptions = SaveEnsembleCommon &
+  (
+    | {
+        /**
+         * The tokenizer the ensemble was trained with: its `files()` are written beside the weights, its id
+         * and size go to quorum.json's `vocab`. Its size must be the backbone's `vocabSize`.
+         */
+        readonly tokenizer: SavedTokenizer;
+        readonly vocab?: undefined;
+      }
+    | {
+        /**
+         * vocab.json's content with its id and size.
+         * @deprecated pass `tokenizer` (this writes Quorum's vocab.json only).
+         */
+        readonly vocab: { readonly id: string; readonly size: number; readonly json: unknown };
+        readonly tokenizer?: undefined;
+      }
+  );
+
+/** The tokenizer files of a save: name → text, each name a plain file name that no other file uses. */
+function tokenizerFilesOf(options: SaveEnsembleOptions, taken: ReadonlySet<string>): Record<string, string> {
+  if (options.tokenizer === undefined) return { 'vocab.json': JSON.stringify(options.vocab.json) };
+  const files = options.tokenizer.files();
+  if (Object.keys(files).length === 0) {
+    throw new ConfigError('the tokenizer has no files to save', {
+      location: { field: 'tokenizer.files' },
+      hint: 'pass a tokenizer of @quorum/data (Tokenizer, HfTokenizer), whose files() loadTokenizer reads',
+    });
+  }
+  for (const name of Object.keys(files)) {
+    if (name === '' || path.basename(name) !== name || name === '.' || name === '..' || taken.has(name)) {
+      throw new ConfigError(
+        `tokenizer file name ${JSON.stringify(name)} is not a plain file name of its own in a checkpoint`,
+        {
+          location: { field: 'tokenizer.files' },
+          hint: `name the files without folders, other than ${[...taken].join(', ')}`,
+        },
+      );
+    }
+  }
+  return { ...files };
+}
+
+/**
+ * Writes the ensemble's files and its tokenizer's, then quorum.json (each file atomically). Tokenizer
+ * files of another tokenizer left in the folder by an earlier save are removed (`loadTokenizer` would
+ * read them).
+ */
 export async function saveEnsemble(
   dir: string,
   ensemble: TrainableEnsemble,
   options: SaveEnsembleOptions,
 ): Promise<EnsembleManifest> {
-  mkdirSync(dir, { recursive: true });
+  const vocab =
+    options.tokenizer === undefined
+      ? { id: options.vocab.id, size: options.vocab.size }
+      : { id: options.tokenizer.id, size: options.tokenizer.vocabSize };
+  if (options.tokenizer !== undefined && vocab.size !== ensemble.gptConfig.vocabSize) {
+    throw new ConfigError(
+      `the tokenizer has ${vocab.size} ids but the ensemble's backbone has vocabSize ${ensemble.gptConfig.vocabSize}`,
+      {
+        location: { field: 'tokenizer' },
+        hint: 'pass the tokenizer the ensemble was built and trained with',
+      },
+    );
+  }
   const files = ensemble.tensorFiles();
+  const tokenizerFiles = tokenizerFilesOf(
+    options,
+    new Set([ENSEMBLE_MANIFEST, 'metrics.jsonl', 'eval.json', 'train-state', ...Object.keys(files)]),
+  );
+  mkdirSync(dir, { recursive: true });
   for (const [file, vars] of Object.entries(files)) {
     const target = path.join(dir, file);
     mkdirSync(path.dirname(target), { recursive: true });
@@ -64,7 +136,10 @@ export async function saveEnsemble(
       architecture: ensemble.architecture,
     });
   }
-  await writeFileAtomic(path.join(dir, 'vocab.json'), JSON.stringify(options.vocab.json));
+  for (const name of Object.keys(TOKENIZER_FILE_LIMITS))
+    if (!(name in tokenizerFiles)) await rm(path.join(dir, name), { force: true });
+  for (const [name, text] of Object.entries(tokenizerFiles))
+    await writeFileAtomic(path.join(dir, name), text);
   const manifest: EnsembleManifest = {
     kind: 'quorum-reward-ensemble',
     formatVersion: 1,
@@ -73,7 +148,7 @@ export async function saveEnsemble(
     options: ensemble.options,
     members: ensemble.members,
     gptConfig: ensemble.gptConfig,
-    vocab: { id: options.vocab.id, size: options.vocab.size },
+    vocab,
     files: Object.keys(files),
     ...(options.training === undefined ? {} : { training: options.training }),
     createdAt: new Date().toISOString(),
@@ -123,17 +198,29 @@ export async function readEnsembleManifest(dir: string): Promise<EnsembleManifes
 export interface LoadedEnsemble {
   readonly ensemble: TrainableEnsemble;
   readonly manifest: EnsembleManifest;
-  /** The vocab.json content (build a Tokenizer from it). */
+  /** The tokenizer the ensemble was trained with (`loadTokenizer` of the folder; its id is the manifest's). */
+  readonly tokenizer: TextTokenizer;
+  /**
+   * The vocab.json content, `undefined` for a folder with a Hugging Face tokenizer.
+   * @deprecated use `tokenizer`; kept for callers that build a `Tokenizer` from it.
+   */
   readonly vocabJson: unknown;
 }
 
+export interface LoadEnsembleOptions {
+  /** Receives the tokenizer's notes (a Hugging Face pad token falling back to eos, …); default console.warn. */
+  readonly onWarning?: ((message: string) => void) | undefined;
+}
+
 /**
- * Loads a reward ensemble. The architecture must be registered (a plugin's architecture needs its plugin
- * loaded); every tensor must be present with the shape the architecture builds.
+ * Loads a reward ensemble and its tokenizer. The architecture must be registered (a plugin's architecture
+ * needs its plugin loaded); the tokenizer must be the one the manifest names; every tensor must be present
+ * with the shape the architecture builds.
  */
 export async function loadEnsemble(
   dir: string,
   architectures: StrategyRegistry<EnsembleArchitecture>,
+  options: LoadEnsembleOptions = {},
 ): Promise<LoadedEnsemble> {
   const manifest = await readEnsembleManifest(dir);
   if (!architectures.has(manifest.architecture)) {
@@ -142,6 +229,19 @@ export async function loadEnsemble(
       {
         location: { file: path.join(dir, ENSEMBLE_MANIFEST), field: 'architecture' },
         hint: `load it with --plugin ${manifest.architectureSource}`,
+      },
+    );
+  }
+  const tokenizer = await loadTokenizer(dir, {
+    vocabSize: manifest.vocab.size,
+    onWarning: options.onWarning,
+  });
+  if (tokenizer.id !== manifest.vocab.id) {
+    throw new CheckpointError(
+      `names tokenizer ${JSON.stringify(manifest.vocab.id)}, but the folder's tokenizer is ${JSON.stringify(tokenizer.id)}`,
+      {
+        location: { file: path.join(dir, ENSEMBLE_MANIFEST), field: 'vocab.id' },
+        hint: 'the tokenizer files were replaced; restore the ones the ensemble was trained with',
       },
     );
   }
@@ -191,7 +291,6 @@ export async function loadEnsemble(
     ensemble.dispose();
     throw error;
   }
-  const vocabFile = path.join(dir, 'vocab.json');
-  const vocabJson = existsSync(vocabFile) ? JSON.parse(await readFile(vocabFile, 'utf8')) : undefined;
-  return { ensemble, manifest, vocabJson };
+  const vocabJson = tokenizer instanceof Tokenizer ? tokenizer.vocab.toJSON() : undefined;
+  return { ensemble, manifest, tokenizer, vocabJson };
 }

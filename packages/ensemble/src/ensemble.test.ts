@@ -153,14 +153,62 @@ describe('Bradley-Terry training', () => {
     e.dispose();
   });
 
+  it("counts truncated pairs; 'left' is the default and 'drop' trains on the pairs that fit", async () => {
+    const weights = (e: TrainableEnsemble): number[][] =>
+      Object.values(e.tensorFiles()).flatMap((vars) =>
+        Object.values(vars).map((v) => Array.from((v as tf.Variable).dataSync())),
+      );
+    const short: PreferencePair[] = ['Say hi.', 'Name a colour.', 'Count to three.', 'Greet me.'].map(
+      (instruction, i) => ({
+        ...(train[i] as PreferencePair),
+        prompt: { instruction, input: '' },
+        chosen: 'Sure: hello.',
+        rejected: 'No.',
+      }),
+    );
+    const all = [...train, ...short];
+    const withTie = [...all, { ...(train[0] as PreferencePair), tie: true }];
+    const cfg = trainConfig({ maxSteps: 2, maxLength: 48 });
+    const a = build('linear-heads', 2, 5);
+    const ra = await trainRewardEnsemble({ ensemble: a, tokenizer, pairs: withTie, config: cfg });
+    const b = build('linear-heads', 2, 5);
+    const rb = await trainRewardEnsemble({
+      ensemble: b,
+      tokenizer,
+      pairs: withTie,
+      config: cfg,
+      truncation: 'left',
+    });
+    expect(ra.pairs.ties).toBe(1);
+    expect(ra.pairs.dropped).toBe(0);
+    expect(ra.pairs.used).toBe(all.length);
+    expect(ra.pairs.truncated).toBeGreaterThan(0);
+    expect(ra.pairs.truncated).toBeLessThanOrEqual(all.length - short.length);
+    expect(rb.pairs).toEqual(ra.pairs);
+    expect(weights(b)).toEqual(weights(a));
+    const c = build('linear-heads', 2, 5);
+    const rc = await trainRewardEnsemble({
+      ensemble: c,
+      tokenizer,
+      pairs: withTie,
+      config: cfg,
+      truncation: 'drop',
+    });
+    expect(rc.pairs).toEqual({
+      used: all.length - ra.pairs.truncated,
+      ties: 1,
+      dropped: ra.pairs.truncated,
+      truncated: 0,
+    });
+    expect(weights(c)).not.toEqual(weights(a));
+    for (const e of [a, b, c]) e.dispose();
+  });
+
   it('saves and loads a checkpoint that scores identically', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'quorum-rm-'));
     const e = build('independent', 2);
     await trainRewardEnsemble({ ensemble: e, tokenizer, pairs: train, config: trainConfig({ maxSteps: 2 }) });
-    await saveEnsemble(dir, e, {
-      architectureSource: '@quorum/ensemble',
-      vocab: { id: tokenizer.id, size: tokenizer.vocabSize, json: tokenizer.vocab.toJSON() },
-    });
+    await saveEnsemble(dir, e, { architectureSource: '@quorum/ensemble', tokenizer });
     const { ensemble: loaded, manifest } = await loadEnsemble(dir, builtinArchitectureRegistry());
     expect(manifest).toMatchObject({ architecture: 'independent', members: 2 });
     const a = evaluatePairs(e, tokenizer, train.slice(0, 8), { maxLength: 64 });

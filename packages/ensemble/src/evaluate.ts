@@ -2,7 +2,7 @@
  * Scoring text with an ensemble: per-member rewards for answers, in bounded-memory chunks, and the
  * reward-model metrics on a set of preference pairs.
  */
-import type { PreferencePair, Prompt, Tokenizer } from '@quorum/data';
+import type { PreferencePair, Prompt, TextTokenizer } from '@quorum/data';
 import * as tf from '@tensorflow/tfjs';
 import type { RewardEnsemble } from './architecture.js';
 import { encodeAnswer, tokenBatch } from './batches.js';
@@ -20,7 +20,7 @@ export interface ScoreOptions {
  */
 export function scoreAnswers(
   ensemble: RewardEnsemble,
-  tokenizer: Tokenizer,
+  tokenizer: TextTokenizer,
   rows: readonly { readonly prompt: Prompt; readonly answer: string }[],
   options: ScoreOptions = {},
 ): number[][] {
@@ -77,7 +77,7 @@ export function meanOverMembers(rewards: number[][]): number[] {
 /** Scores both answers of every (non-tie) pair and computes accuracy, ECE, diversity and length metrics. */
 export function evaluatePairs(
   ensemble: RewardEnsemble,
-  tokenizer: Tokenizer,
+  tokenizer: TextTokenizer,
   pairs: readonly PreferencePair[],
   options: EvaluateOptions = {},
 ): RewardMetrics & { scores: PairScores } {

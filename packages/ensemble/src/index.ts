@@ -19,17 +19,21 @@ export { type LoraArchitectureOptions, loraArchitectureOptions } from './archite
 export {
   disposeBatch,
   type EncodedPair,
+  type EncodedPairs,
   encodeAnswer,
   encodePair,
+  encodePairs,
   pairTokenBatch,
   tokenBatch,
 } from './batches.js';
 export {
   ENSEMBLE_MANIFEST,
   type EnsembleManifest,
+  type LoadEnsembleOptions,
   type LoadedEnsemble,
   loadEnsemble,
   readEnsembleManifest,
+  type SavedTokenizer,
   type SaveEnsembleOptions,
   saveEnsemble,
 } from './checkpoint.js';
@@ -66,6 +70,7 @@ export {
   rewardTrainConfigSchema,
 } from './reward-config.js';
 export {
+  type RewardPairCounts,
   type RewardProgress,
   type RewardTrainOptions,
   type RewardTrainResult,

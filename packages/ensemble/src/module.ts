@@ -67,14 +67,14 @@ export const builtinArchitectures = [
 
 export function ensembleModule(): ContainerModule {
   return strategyModule({
-    points: [EnsembleArchitecture as never],
-    strategies: [{ point: EnsembleArchitecture as never, definitions: builtinArchitectures as never }],
+    points: [EnsembleArchitecture],
+    strategies: [{ point: EnsembleArchitecture, definitions: builtinArchitectures }],
   });
 }
 
 /** A registry of the built-in architectures, for use without a container. */
 export function builtinArchitectureRegistry(): StrategyRegistry<EnsembleArchitecture> {
   const registry = new StrategyRegistry<EnsembleArchitecture>(EnsembleArchitecture);
-  for (const d of builtinArchitectures) registry.register(d as never);
+  for (const d of builtinArchitectures) registry.register(d);
   return registry;
 }

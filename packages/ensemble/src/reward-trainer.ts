@@ -18,10 +18,10 @@ import {
   recordsToTensors,
   tensorsToRecords,
 } from '@quorum/core';
-import type { PreferencePair, Tokenizer } from '@quorum/data';
+import type { PreferencePair, TextTokenizer, TruncationMode } from '@quorum/data';
 import * as tf from '@tensorflow/tfjs';
 import type { TrainableEnsemble, TrainingPhase } from './architecture.js';
-import { disposeBatch, type EncodedPair, encodePair, pairTokenBatch } from './batches.js';
+import { disposeBatch, type EncodedPair, encodePairs, pairTokenBatch } from './batches.js';
 import { bradleyTerryLoss } from './loss.js';
 import type { RewardTrainConfig } from './reward-config.js';
 
@@ -38,10 +38,16 @@ export interface RewardProgress {
 
 export interface RewardTrainOptions {
   readonly ensemble: TrainableEnsemble;
-  readonly tokenizer: Tokenizer;
+  readonly tokenizer: TextTokenizer;
   /** Training pairs (ties are skipped). */
   readonly pairs: readonly PreferencePair[];
   readonly config: RewardTrainConfig;
+  /**
+   * A pair with an answer longer than `config.maxLength`: `left` (default, as before) cuts the prompt body,
+   * then the start of the answer, keeping its end and the reward token; `drop` leaves the pair out, as
+   * TRL does. The result's `pairs` counts what it did.
+   */
+  readonly truncation?: TruncationMode | undefined;
   /** Run folder: metrics.jsonl and train-state/ go here. Undefined = no files. */
   readonly out?: string | undefined;
   /** Continue from the newest valid state in out/train-state. */
@@ -53,8 +59,21 @@ export interface RewardTrainOptions {
   readonly signal?: AbortSignal | undefined;
 }
 
+/** What became of the training pairs before training (for the caller to print). */
+export interface RewardPairCounts {
+  /** Pairs trained on. */
+  readonly used: number;
+  /** Ties, skipped. */
+  readonly ties: number;
+  /** Pairs left out because an answer did not fit `maxLength` (`truncation: 'drop'`). */
+  readonly dropped: number;
+  /** Pairs trained on with at least one side cut to `maxLength` (`truncation: 'left'`). */
+  readonly truncated: number;
+}
+
 export interface RewardTrainResult {
   readonly stoppedEarly: boolean;
+  readonly pairs: RewardPairCounts;
   readonly steps: Record<string, number>;
   readonly seconds: number;
   readonly finalLoss: Record<string, number>;
@@ -149,7 +168,18 @@ export async function trainRewardEnsemble(options: RewardTrainOptions): Promise<
   const { ensemble, tokenizer, config } = options;
   const note = options.onNote ?? (() => {});
   const usable = options.pairs.filter((p) => p.tie !== true);
-  const encoded: EncodedPair[] = usable.map((p) => encodePair(tokenizer, p, config.maxLength));
+  const { encoded, dropped, truncated } = encodePairs(
+    tokenizer,
+    usable,
+    config.maxLength,
+    options.truncation ?? 'left',
+  );
+  const pairCounts: RewardPairCounts = {
+    used: encoded.length,
+    ties: options.pairs.length - usable.length,
+    dropped,
+    truncated,
+  };
   const plans = planPhases(ensemble, encoded.length, config);
   const store =
     options.out === undefined
@@ -237,6 +267,7 @@ export async function trainRewardEnsemble(options: RewardTrainOptions): Promise<
             await saveState(store, ensemble, optimizer, { phaseIndex: pi, step }, globalStep);
           return {
             stoppedEarly: true,
+            pairs: pairCounts,
             steps: { ...stepsDone, [phase.name]: step },
             seconds: (Date.now() - began) / 1000,
             finalLoss,
@@ -353,5 +384,11 @@ export async function trainRewardEnsemble(options: RewardTrainOptions): Promise<
   }
   if (savedOpt !== undefined) tf.dispose(Object.values(savedOpt.tensors));
   ensemble.finalize?.();
-  return { stoppedEarly: false, steps: stepsDone, seconds: (Date.now() - began) / 1000, finalLoss };
+  return {
+    stoppedEarly: false,
+    pairs: pairCounts,
+    steps: stepsDone,
+    seconds: (Date.now() - began) / 1000,
+    finalLoss,
+  };
 }

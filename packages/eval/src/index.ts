@@ -4,6 +4,7 @@ export {
   isJudgeError,
   JUDGE_ERROR,
   Judge,
+  type JudgeContext,
   judgeError,
   type PriorTurn,
   type ScoreItem,
@@ -18,6 +19,7 @@ export {
   type LlmJudgeStats,
   llmJudge,
   llmJudgeOptions,
+  OPENAI_ENV,
 } from './llm/llm-judge.js';
 export {
   type ChatMessage,

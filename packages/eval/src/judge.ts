@@ -53,7 +53,16 @@ export interface Judge {
   score?(item: ScoreItem): Promise<number>;
 }
 
-export const Judge = defineExtensionPoint<Judge>(
+/**
+ * What a caller may hand a judge besides its options: `registry.create(spec, path, { log })`. Judges
+ * that have nothing to report ignore it.
+ */
+export interface JudgeContext {
+  /** Called with a line about the judge's progress or trouble (the `llm` judge: each retry; never a key). */
+  readonly log?: (message: string) => void;
+}
+
+export const Judge = defineExtensionPoint<Judge, JudgeContext>(
   'Judge',
   'judge',
   'who decides which of two answers is better, or grades one (preference table, gold reward model, LLM endpoint, …)',

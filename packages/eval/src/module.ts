@@ -9,10 +9,9 @@ import {
   type StrategyRegistry,
   strategyModule,
 } from '@quorum/core';
-import { Tokenizer, Vocab } from '@quorum/data';
 import { builtinArchitectureRegistry, type EnsembleArchitecture, loadEnsemble } from '@quorum/ensemble';
 import { z } from 'zod';
-import { Judge } from './judge.js';
+import { Judge, type JudgeContext } from './judge.js';
 import { llmJudge, llmJudgeOptions } from './llm/llm-judge.js';
 import { shippedPreferenceTableJudge } from './preference-table.js';
 import { rewardModelJudge } from './reward-model-judge.js';
@@ -51,10 +50,9 @@ export async function loadRewardModelJudge(
   options: LoadRewardModelJudgeOptions = {},
 ): Promise<Judge> {
   const loaded = await loadEnsemble(dir, options.architectures ?? builtinArchitectureRegistry());
-  const tokenizer = new Tokenizer(Vocab.fromJSON(loaded.vocabJson, `${dir}/vocab.json`));
   return rewardModelJudge({
     ensemble: loaded.ensemble,
-    tokenizer,
+    tokenizer: loaded.tokenizer,
     rule: options.rule ?? aggregationRegistry().create('mean'),
     scoring: { batchSize: options.batchSize ?? 16 },
   });
@@ -86,10 +84,12 @@ export const rewardModelJudgeDefinition = defineStrategy({
 
 export const llmJudgeDefinition = defineStrategy({
   name: 'llm',
-  description: 'an OpenAI-compatible chat endpoint (AlpacaEval pairwise, MT-Bench 1–10); env QUORUM_JUDGE_*',
+  description:
+    'an OpenAI-compatible chat endpoint (AlpacaEval pairwise, MT-Bench 1–10); env QUORUM_JUDGE_* or OPENAI_BASE_URL / OPENAI_API_KEY',
   source: '@quorum/eval',
   options: llmJudgeOptions,
-  create: (o): Judge => llmJudge(o),
+  create: (o, context?: JudgeContext): Judge =>
+    llmJudge(o, context?.log === undefined ? {} : { log: context.log }),
 });
 
 /** The built-in judge definitions, in registration order. */
@@ -100,16 +100,16 @@ export const builtinJudgeDefinitions = [
 ] as const;
 
 /** A registry holding the built-in judges (no container needed). */
-export function judgeRegistry(): StrategyRegistry<Judge> {
-  const registry = new Registry<Judge>(Judge);
-  for (const d of builtinJudgeDefinitions) registry.register(d as never);
+export function judgeRegistry(): StrategyRegistry<Judge, JudgeContext> {
+  const registry = new Registry<Judge, JudgeContext>(Judge);
+  for (const d of builtinJudgeDefinitions) registry.register(d);
   return registry;
 }
 
 /** Eval's ContainerModule: owns the `judge` point and contributes the built-in judges. */
 export function evalModule(): ContainerModule {
   return strategyModule({
-    points: [Judge as never],
-    strategies: [{ point: Judge as never, definitions: builtinJudgeDefinitions as never }],
+    points: [Judge],
+    strategies: [{ point: Judge, definitions: builtinJudgeDefinitions }],
   });
 }

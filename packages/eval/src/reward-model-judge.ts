@@ -4,14 +4,14 @@
  * p = σ(r_a − r_b); `score` is the aggregate reward itself (unbounded, not 1–10).
  */
 import type { AggregationRule } from '@quorum/aggregation';
-import { conversationPrompt, type Prompt, type Tokenizer, type Turn } from '@quorum/data';
+import { conversationPrompt, type Prompt, type TextTokenizer, type Turn } from '@quorum/data';
 import { type RewardEnsemble, type ScoreOptions, scoreAnswers, sigmoid } from '@quorum/ensemble';
 import type { CompareItem, Judge, ScoreItem, Verdict } from './judge.js';
 
 export interface RewardModelJudgeOptions {
   readonly ensemble: RewardEnsemble;
   /** The tokenizer the ensemble was trained with. */
-  readonly tokenizer: Tokenizer;
+  readonly tokenizer: TextTokenizer;
   /** Turns the members' rewards into one (e.g. `mean`, or `lcb` for a cautious gold). */
   readonly rule: AggregationRule;
   readonly scoring?: ScoreOptions;

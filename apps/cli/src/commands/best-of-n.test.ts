@@ -77,7 +77,7 @@ describe('quorum best-of-n --pool (offline)', () => {
       '--beta',
       '0.5',
       '--agg-opt',
-      'lambda=0.2',
+      'uwo.lambda=0.2',
       '--out',
       out,
     );
@@ -192,7 +192,35 @@ describe('quorum best-of-n --policy (online)', () => {
     const fresh = path.join(dir, 'y.json');
     await expect(
       run('--reward', rewardDir, '--pool', 'alpaca-eval', '--agg', 'mean,min', '--beta', '1', '--out', fresh),
-    ).rejects.toThrow(/no rule of mean, min takes option "beta"/);
+    ).rejects.toThrow(/--beta sets an option of "lcb", which --agg mean,min does not name/);
+    await expect(
+      run(
+        '--reward',
+        rewardDir,
+        '--pool',
+        'alpaca-eval',
+        '--agg',
+        'mean,lcb',
+        '--agg-opt',
+        'beta=1',
+        '--out',
+        fresh,
+      ),
+    ).rejects.toThrow(/"beta" does not say which of mean, lcb it is for/);
+    await expect(
+      run(
+        '--reward',
+        rewardDir,
+        '--pool',
+        'alpaca-eval',
+        '--agg',
+        'mean,lcb',
+        '--agg-opt',
+        'mean.beta=1',
+        '--out',
+        fresh,
+      ),
+    ).rejects.toThrow(/unknown option "beta"/);
     await expect(
       run('--reward', rewardDir, '--policy', policyDir, '--n', '4,8', '--out', fresh),
     ).rejects.toThrow(/takes one n/);

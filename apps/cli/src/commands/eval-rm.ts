@@ -1,10 +1,15 @@
-import { datasets, loadPreferencePairs, type PreferencePair } from '@quorum/data';
-import { evaluatePairs } from '@quorum/ensemble';
+/** `quorum eval-rm`: a reward model's metrics on preference pairs (the run is @quorum/runs' `evaluateRewardModel`). */
+import { evaluateRewardModel, formatMetrics, metricsSummary } from '@quorum/runs';
 import { type Command, Option } from 'commander';
-import { collect, positiveInt } from '../args.js';
-import { createContext, type GlobalOptions, startCompute } from '../context.js';
-import { aggregationFromArgs, loadRewardModel, parseKeyValues } from '../load.js';
-import { formatMetrics, metricsSummary } from '../pipelines/reward.js';
+import { positiveInt } from '../args.js';
+import {
+  architectureRegistry,
+  createContext,
+  type GlobalOptions,
+  ruleRegistry,
+  startCompute,
+} from '../context.js';
+import { aggOption, aggOptOption, betaOption, lambdaOption, ruleFromFlags } from '../options.js';
 
 interface EvalRmOptions {
   model: string;
@@ -13,13 +18,9 @@ interface EvalRmOptions {
   limit?: number;
   agg: string;
   aggOpt?: string[];
+  beta?: number;
+  lambda?: number;
   json?: boolean;
-}
-
-async function pairsFor(data: string, format: string | undefined): Promise<PreferencePair[]> {
-  if (data === 'alpaca-eval') return (await datasets.alpacaEval()).pairs({ split: 'eval' });
-  if (data === 'hh-rlhf') return datasets.hhRlhf();
-  return (await loadPreferencePairs(data, format === undefined ? {} : { format })).pairs;
 }
 
 export function registerEvalRm(program: Command): void {
@@ -28,7 +29,9 @@ export function registerEvalRm(program: Command): void {
     .description(
       'accuracy, calibration (ECE), member correlation and length correlation of a reward model on preference pairs',
     )
-    .requiredOption('--model <dir>', 'reward-model folder')
+    .addOption(
+      new Option('--model <dir>', 'reward-model folder written by `quorum train-rm`').makeOptionMandatory(),
+    )
     .option(
       '--data <alpaca-eval|hh-rlhf|file>',
       'alpaca-eval (eval split), hh-rlhf (shipped human pairs) or a JSONL preference file',
@@ -36,8 +39,10 @@ export function registerEvalRm(program: Command): void {
     )
     .option('--format <name>', 'format of a --data file (detected when omitted)')
     .addOption(new Option('--limit <n>', 'score only the first n pairs').argParser(positiveInt))
-    .option('--agg <rule>', 'aggregation rule for the ensemble accuracy', 'mean')
-    .addOption(new Option('--agg-opt <key=value>', 'rule option (repeatable)').argParser(collect))
+    .addOption(aggOption())
+    .addOption(aggOptOption())
+    .addOption(betaOption())
+    .addOption(lambdaOption())
     .option('--json', 'print the metrics as JSON')
     .addHelpText(
       'after',
@@ -45,21 +50,18 @@ export function registerEvalRm(program: Command): void {
     )
     .action(async (opts: EvalRmOptions, cmd: Command) => {
       const ctx = await createContext(cmd.optsWithGlobals<GlobalOptions>());
+      const { rule } = ruleFromFlags(ruleRegistry(ctx), opts);
       await startCompute(ctx);
-      const rule = aggregationFromArgs(ctx, opts.agg, parseKeyValues(opts.aggOpt, '--agg-opt'));
-      const { ensemble, tokenizer } = await loadRewardModel(ctx, opts.model);
-      try {
-        let pairs = await pairsFor(opts.data, opts.format);
-        if (opts.limit !== undefined) pairs = pairs.slice(0, opts.limit);
-        const m = evaluatePairs(ensemble, tokenizer, pairs, {
-          aggregate: (r) => rule.aggregateArrays(r).aggregate,
-          maxLength: ensemble.gptConfig.contextLength,
-        });
-        process.stdout.write(
-          opts.json === true ? `${JSON.stringify(metricsSummary(m), null, 2)}\n` : `${formatMetrics(m)}\n`,
-        );
-      } finally {
-        ensemble.dispose();
-      }
+      const m = await evaluateRewardModel({
+        model: opts.model,
+        architectures: architectureRegistry(ctx),
+        rule,
+        data: opts.data,
+        format: opts.format,
+        limit: opts.limit,
+      });
+      process.stdout.write(
+        opts.json === true ? `${JSON.stringify(metricsSummary(m), null, 2)}\n` : `${formatMetrics(m)}\n`,
+      );
     });
 }

@@ -1,10 +1,9 @@
-import { generate } from '@quorum/backbone';
-import { Rng } from '@quorum/core';
-import { encodePrompt } from '@quorum/data';
+/** `quorum generate`: samples from a policy (the run is @quorum/runs' `sampleAnswers`). */
+import { sampleAnswers } from '@quorum/runs';
 import { type Command, Option } from 'commander';
 import { finiteNumber, nonNegativeInt, positiveInt } from '../args.js';
 import { createContext, type GlobalOptions, startCompute } from '../context.js';
-import { loadPolicyWithTokenizer } from '../load.js';
+import { seedOption } from '../options.js';
 
 interface GenerateCliOptions {
   model: string;
@@ -22,8 +21,13 @@ export function registerGenerate(program: Command): void {
   program
     .command('generate')
     .description('sample answers from a policy for one instruction')
-    .requiredOption('--model <dir>', 'policy folder written by `quorum sft` or `quorum ppo`')
-    .requiredOption('--prompt <text>', 'the instruction')
+    .addOption(
+      new Option(
+        '--model <dir>',
+        'policy folder written by `quorum sft`, `quorum ppo` or `quorum import`, or hf:DIR (a Hugging Face model folder)',
+      ).makeOptionMandatory(),
+    )
+    .addOption(new Option('--prompt <text>', 'the instruction').makeOptionMandatory())
     .option('--input <text>', 'optional input for the instruction', '')
     .addOption(
       new Option('--max-new-tokens <n>', 'answer length limit in tokens').default(64).argParser(positiveInt),
@@ -40,7 +44,7 @@ export function registerGenerate(program: Command): void {
         .argParser(nonNegativeInt),
     )
     .addOption(new Option('--samples <n>', 'how many answers').default(1).argParser(positiveInt))
-    .addOption(new Option('--seed <n>', 'sampling seed').default(0).argParser(nonNegativeInt))
+    .addOption(seedOption('sampling seed'))
     .addHelpText(
       'after',
       '\nExample:\n  $ quorum generate --model runs/sft-nano --prompt "Name three primary colours." --samples 3',
@@ -48,30 +52,17 @@ export function registerGenerate(program: Command): void {
     .action(async (opts: GenerateCliOptions, cmd: Command) => {
       const ctx = await createContext(cmd.optsWithGlobals<GlobalOptions>());
       await startCompute(ctx);
-      const { config, params, tokenizer } = await loadPolicyWithTokenizer(opts.model);
-      const prompt = Array.from(
-        encodePrompt(
-          tokenizer,
-          { instruction: opts.prompt, input: opts.input },
-          { maxLength: config.contextLength - opts.maxNewTokens },
-        ),
-      );
-      const result = generate(
-        params,
-        config,
-        Array.from({ length: opts.samples }, () => prompt),
-        {
-          maxNewTokens: Math.min(opts.maxNewTokens, config.contextLength - prompt.length),
-          temperature: opts.temperature,
-          topP: opts.topP,
-          topK: opts.topK,
-          eosId: tokenizer.eosId,
-          padId: tokenizer.padId,
-          rng: new Rng(opts.seed),
-        },
-      );
-      result.tokens.forEach((tokens, i) => {
-        const text = tokenizer.decode(tokens.filter((t) => t !== tokenizer.eosId));
+      const answers = await sampleAnswers({
+        policy: opts.model,
+        prompt: { instruction: opts.prompt, input: opts.input },
+        samples: opts.samples,
+        maxNewTokens: opts.maxNewTokens,
+        temperature: opts.temperature,
+        topP: opts.topP,
+        topK: opts.topK,
+        seed: opts.seed,
+      });
+      answers.forEach((text, i) => {
         process.stdout.write(`${opts.samples > 1 ? `--- sample ${i + 1}\n` : ''}${text}\n`);
       });
     });

@@ -8,7 +8,8 @@ import { projectTokenizer } from '@quorum/data';
 import { saveTinyEnsemble, tinyGptConfig } from '@quorum/ensemble/testing';
 import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { prepareOutDir, registerPpo } from './ppo.js';
+import { prepareOutDir } from '../out-dir.js';
+import { registerPpo } from './ppo.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -86,7 +87,8 @@ describe('quorum ppo', () => {
     }
     const progress = lines.filter((l) => l.startsWith('ppo step'));
     expect(progress).toHaveLength(2);
-    expect(progress[1]).toMatch(/^ppo step 2\/2 {2}reward -?\d+\.\d+ \(members .*\) {2}kl /);
+    expect(progress[1]).toMatch(/^ppo step \[#+\] 2\/2 eta \S+ {2}reward -?\d+\.\d+ \(members .*\) {2}kl /);
+    expect(lines.join('')).toMatch(/ppo: 2 steps done; policy written to /);
     expect(readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n')).toHaveLength(2);
     const manifest = JSON.parse(readFileSync(path.join(out, 'quorum.json'), 'utf8')) as {
       kind: string;
@@ -97,15 +99,44 @@ describe('quorum ppo', () => {
     expect(existsSync(path.join(out, 'train-state'))).toBe(true);
   });
 
-  it('refuses a non-empty --out without --resume or --overwrite, naming both', () => {
+  it('refuses a non-empty --out without --resume or --overwrite, naming both, before loading anything', async () => {
     const out = path.join(dir, 'used');
     mkdirSync(out, { recursive: true });
     writeFileSync(path.join(out, 'metrics.jsonl'), '{}\n');
-    expect(() => prepareOutDir(out, {})).toThrow(ConfigError);
-    expect(() => prepareOutDir(out, {})).toThrow(/--resume[\s\S]*--overwrite/);
-    expect(() => prepareOutDir(out, { resume: true })).not.toThrow();
-    prepareOutDir(out, { overwrite: true });
+    const args = [
+      'ppo',
+      '--policy',
+      path.join(dir, 'nowhere'),
+      '--reward',
+      path.join(dir, 'rm'),
+      '--out',
+      out,
+    ];
+    await expect(program().parseAsync(args, { from: 'user' })).rejects.toThrow(ConfigError);
+    await expect(program().parseAsync(args, { from: 'user' })).rejects.toThrow(/--resume[\s\S]*--overwrite/);
+    expect(prepareOutDir(out, { resume: true })).toEqual({ resume: true });
+    expect(prepareOutDir(out, { overwrite: true })).toEqual({ resume: false });
     expect(existsSync(path.join(out, 'metrics.jsonl'))).toBe(false);
+  });
+
+  it('checks the rule and its options before any work', async () => {
+    const args = (...extra: string[]) => [
+      'ppo',
+      '--policy',
+      path.join(dir, 'nowhere'),
+      '--reward',
+      path.join(dir, 'rm'),
+      '--out',
+      path.join(dir, 'never'),
+      ...extra,
+    ];
+    await expect(
+      program().parseAsync(args('--agg', 'mean', '--beta', '1'), { from: 'user' }),
+    ).rejects.toThrow(/unknown option "beta"/);
+    await expect(program().parseAsync(args('--agg', 'nope'), { from: 'user' })).rejects.toThrow(
+      /unknown aggregation-rule "nope"/,
+    );
+    expect(existsSync(path.join(dir, 'never'))).toBe(false);
   });
 
   it('--help teaches: defaults, the rule, resume and an example', () => {

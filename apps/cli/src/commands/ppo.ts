@@ -1,13 +1,29 @@
 /** `quorum ppo`: PPO of a policy against a frozen reward ensemble aggregated by any rule. */
-import { existsSync, readdirSync, rmSync } from 'node:fs';
-import path from 'node:path';
-import { disposeGpt } from '@quorum/backbone';
-import { ConfigError, DataError } from '@quorum/core';
-import { alpacaEval, type Prompt, readJsonl } from '@quorum/data';
-import { type PpoStepLog, PpoTrainer, resolvePpoConfig } from '@quorum/ppo';
+import { resolvePpoConfig } from '@quorum/ppo';
+import { ALPACA_EVAL, loadPrompts, runPpo } from '@quorum/runs';
 import { type Command, Option } from 'commander';
-import { createContext, type GlobalOptions, startCompute } from '../context.js';
-import { aggregationFromArgs, loadPolicyWithTokenizer, loadRewardModel, parseKeyValues } from '../load.js';
+import { collect, finiteNumber, nonNegativeInt, positiveInt } from '../args.js';
+import {
+  architectureRegistry,
+  createContext,
+  type GlobalOptions,
+  ruleRegistry,
+  startCompute,
+} from '../context.js';
+import { parseKeyValues } from '../key-values.js';
+import {
+  aggOption,
+  aggOptOption,
+  betaOption,
+  lambdaOption,
+  outOption,
+  overwriteOption,
+  resumeOption,
+  ruleFromFlags,
+} from '../options.js';
+import { prepareOutDir } from '../out-dir.js';
+import { progressLine } from '../progress.js';
+import { interruptSignal } from '../signals.js';
 
 export interface PpoCommandOptions {
   policy: string;
@@ -15,11 +31,12 @@ export interface PpoCommandOptions {
   agg: string;
   aggOpt?: string[];
   beta?: number;
+  lambda?: number;
   steps?: number;
   out: string;
   resume?: boolean;
   overwrite?: boolean;
-  prompts?: string;
+  prompts: string;
   klCoef?: number;
   klControl?: 'fixed' | 'adaptive';
   klEstimator?: 'k1' | 'k3';
@@ -32,77 +49,9 @@ export interface PpoCommandOptions {
   ppoOpt?: string[];
 }
 
-const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
-
-function number(flag: string, integer: boolean): (raw: string) => number {
-  return (raw) => {
-    const n = Number(raw);
-    if (raw.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n))) {
-      throw new ConfigError(`expects ${integer ? 'an integer' : 'a number'}, got "${raw}"`, {
-        location: { field: flag },
-        hint: `e.g. ${flag} ${integer ? '100' : '0.02'}`,
-      });
-    }
-    return n;
-  };
-}
-
-/** A non-empty --out needs --resume or --overwrite; --overwrite clears the previous run's state. */
-export function prepareOutDir(out: string, options: { resume?: boolean; overwrite?: boolean }): void {
-  const used = existsSync(out) && readdirSync(out).length > 0;
-  if (used && options.resume !== true && options.overwrite !== true) {
-    throw new ConfigError(`--out ${out} is not empty`, {
-      location: { field: '--out' },
-      hint: 'pass --resume to continue its run, --overwrite to start over, or choose an empty folder',
-    });
-  }
-  if (used && options.overwrite === true && options.resume !== true) {
-    for (const name of ['train-state', 'metrics.jsonl', 'quorum.json'])
-      rmSync(path.join(out, name), { recursive: true, force: true });
-  }
-}
-
-/** Prompts from a JSONL of {instruction, input?}. */
-export async function readPrompts(file: string): Promise<Prompt[]> {
-  const out: Prompt[] = [];
-  for await (const { value, line } of readJsonl(file)) {
-    const row = value as { instruction?: unknown; input?: unknown };
-    if (
-      typeof row !== 'object' ||
-      row === null ||
-      typeof row.instruction !== 'string' ||
-      (row.input !== undefined && typeof row.input !== 'string')
-    ) {
-      throw new DataError('expected {"instruction": string, "input"?: string}', {
-        location: { file, line },
-        hint: 'write one JSON object per line, e.g. {"instruction": "Name a colour."}',
-      });
-    }
-    out.push({ instruction: row.instruction, input: (row.input as string | undefined) ?? '' });
-  }
-  if (out.length === 0)
-    throw new DataError('the prompt file is empty', {
-      location: { file },
-      hint: 'add at least one {"instruction": …} line',
-    });
-  return out;
-}
-
-/** The line printed on stderr after each step. */
-export function progressLine(l: PpoStepLog): string {
-  const members = l.memberRewards.map((r) => r.toFixed(3)).join('/');
-  return `ppo step ${l.step}/${l.steps}  reward ${l.reward.toFixed(4)} (members ${members})  kl ${l.kl.toFixed(4)}  entropy ${l.entropy.toFixed(3)}  loss ${l.policyLoss.toFixed(4)}/${l.valueLoss.toFixed(4)}  clip ${l.clipFraction.toFixed(3)}  ${l.seconds.toFixed(1)}s`;
-}
-
-/** Runs the command; returns the last step's log. */
-export async function runPpo(
-  globals: GlobalOptions,
-  opts: PpoCommandOptions,
-  log: (line: string) => void = (s) => process.stderr.write(`${s}\n`),
-): Promise<PpoStepLog | undefined> {
-  prepareOutDir(opts.out, opts);
+/** Flags → resolved options (every option and the rule checked) → runPpo. */
+async function ppoCommand(globals: GlobalOptions, opts: PpoCommandOptions): Promise<void> {
   const ctx = await createContext(globals);
-  await startCompute(ctx);
   const ppo = resolvePpoConfig(
     {
       ...parseKeyValues(opts.ppoOpt, '--ppo-opt'),
@@ -119,53 +68,30 @@ export async function runPpo(
     },
     'ppo',
   );
-  const rule = aggregationFromArgs(ctx, opts.agg, {
-    ...parseKeyValues(opts.aggOpt, '--agg-opt'),
-    ...(opts.beta === undefined ? {} : { beta: opts.beta }),
-  });
-  const prompts =
-    opts.prompts === undefined
-      ? await alpacaEval().then((data) => data.split('train').map((i) => data.prompt(i.id)))
-      : await readPrompts(opts.prompts);
-  const policy = await loadPolicyWithTokenizer(opts.policy);
-  const reward = await loadRewardModel(ctx, opts.reward);
-  const controller = new AbortController();
-  const onSigint = (): void => {
-    log('ppo: stopping after this step (a checkpoint is saved; continue with --resume)');
-    controller.abort();
-  };
-  process.once('SIGINT', onSigint);
-  const trainer = new PpoTrainer({
-    policy: { config: policy.config, params: policy.params, tokenizer: policy.tokenizer },
-    reward: { ensemble: reward.ensemble, tokenizer: reward.tokenizer, rule },
-    prompts,
-    ppo,
-    outDir: opts.out,
-    signal: controller.signal,
-    onProgress: (l) => log(progressLine(l)),
-  });
-  try {
-    if (opts.resume === true) {
-      const step = await trainer.resume();
-      log(
-        step === undefined
-          ? `ppo: no checkpoint in ${opts.out}/train-state; starting at step 0`
-          : `ppo: resuming at step ${step}`,
-      );
-    }
-    const summary = await trainer.train();
-    log(
-      summary.aborted
-        ? `ppo: stopped at step ${summary.steps}; continue with --resume`
-        : `ppo: ${summary.steps} steps done; policy written to ${opts.out} (metrics in ${opts.out}/metrics.jsonl)`,
-    );
-    return summary.last;
-  } finally {
-    process.removeListener('SIGINT', onSigint);
-    trainer.dispose();
-    reward.ensemble.dispose();
-    disposeGpt(policy.params);
-  }
+  const { rule } = ruleFromFlags(ruleRegistry(ctx), opts);
+  const { resume } = prepareOutDir(opts.out, opts);
+  await startCompute(ctx);
+  const prompts = await loadPrompts(opts.prompts, 'train');
+  const progress = progressLine('ppo step', { everyUpdate: true });
+  const summary = await runPpo(
+    {
+      policy: opts.policy,
+      reward: opts.reward,
+      architectures: architectureRegistry(ctx),
+      rule,
+      prompts,
+      ppo,
+      out: opts.out,
+      resume,
+      signal: interruptSignal(),
+    },
+    progress,
+  );
+  progress.done(
+    summary.aborted
+      ? `ppo: stopped at step ${summary.steps}; continue with --resume`
+      : `ppo: ${summary.steps} steps done; policy written to ${opts.out} (metrics in ${opts.out}/metrics.jsonl)`,
+  );
 }
 
 export function registerPpo(program: Command): void {
@@ -176,38 +102,27 @@ export function registerPpo(program: Command): void {
     )
     .requiredOption(
       '--policy <dir>',
-      'the SFT policy to start from (also the frozen KL reference), e.g. from `quorum sft`',
+      'the SFT policy to start from (also the frozen KL reference): a folder from `quorum sft`, or hf:DIR (a Hugging Face model folder)',
     )
     .requiredOption('--reward <dir>', 'the reward ensemble (from `quorum train-rm`), loaded once and frozen')
+    .addOption(aggOption())
+    .addOption(aggOptOption())
+    .addOption(betaOption())
+    .addOption(lambdaOption())
+    .addOption(
+      new Option('--steps <n>', 'PPO steps, each one rollout batch (default: 100)').argParser(positiveInt),
+    )
+    .addOption(outOption('run folder: metrics.jsonl, train-state/ (checkpoints), then the final policy'))
+    .addOption(resumeOption())
+    .addOption(overwriteOption())
     .option(
-      '--agg <rule>',
-      'aggregation rule for the k rewards: mean, lcb, min, uwo, median, or a plugin’s',
-      'mean',
-    )
-    .option('--agg-opt <key=value>', 'an option of the rule (repeatable), e.g. --agg-opt std=sample', collect)
-    .addOption(
-      new Option('--beta <b>', 'lcb’s β (reward = mean − β·std); same as --agg-opt beta=B').argParser(
-        number('--beta', false),
-      ),
+      '--prompts <file|alpaca-eval>',
+      'JSONL of {"instruction", "input"?}, or alpaca-eval: the shipped AlpacaEval train-split instructions',
+      ALPACA_EVAL,
     )
     .addOption(
-      new Option('--steps <n>', 'PPO steps, each one rollout batch (default 100)').argParser(
-        number('--steps', true),
-      ),
-    )
-    .requiredOption(
-      '--out <dir>',
-      'run folder: metrics.jsonl, train-state/ (checkpoints), then the final policy',
-    )
-    .option('--resume', 'continue the run in --out from its newest checkpoint')
-    .option('--overwrite', 'start over in a non-empty --out (its train-state/ and metrics.jsonl are removed)')
-    .option(
-      '--prompts <file>',
-      'JSONL of {"instruction", "input"?} (default: the shipped AlpacaEval train-split instructions)',
-    )
-    .addOption(
-      new Option('--kl-coef <b>', 'KL penalty per token against the reference (default 0.02)').argParser(
-        number('--kl-coef', false),
+      new Option('--kl-coef <b>', 'KL penalty per token against the reference (default: 0.02)').argParser(
+        finiteNumber,
       ),
     )
     .addOption(
@@ -225,38 +140,23 @@ export function registerPpo(program: Command): void {
     .addOption(
       new Option(
         '--lr <lr>',
-        'learning rate (default 1e-5, the paper’s; a nano model needs ~1e-4)',
-      ).argParser(number('--lr', false)),
+        'learning rate (default: 1e-5, the paper’s; a nano model needs ~1e-4)',
+      ).argParser(finiteNumber),
     )
+    .addOption(new Option('--rollout-batch <n>', 'answers per step (default: 64)').argParser(positiveInt))
+    .addOption(new Option('--step-batch <n>', 'sequences per update (default: 32)').argParser(positiveInt))
+    .addOption(new Option('--epochs <n>', 'PPO epochs per rollout batch (default: 2)').argParser(positiveInt))
+    .addOption(new Option('--max-new-tokens <n>', 'answer length cap (default: 64)').argParser(positiveInt))
     .addOption(
-      new Option('--rollout-batch <n>', 'answers per step (default 64)').argParser(
-        number('--rollout-batch', true),
+      new Option('--seed <n>', 'seed of prompts, sampling and minibatches (default: 0)').argParser(
+        nonNegativeInt,
       ),
     )
     .addOption(
-      new Option('--step-batch <n>', 'sequences per update (default 32)').argParser(
-        number('--step-batch', true),
-      ),
-    )
-    .addOption(
-      new Option('--epochs <n>', 'PPO epochs per rollout batch (default 2)').argParser(
-        number('--epochs', true),
-      ),
-    )
-    .addOption(
-      new Option('--max-new-tokens <n>', 'answer length cap (default 64)').argParser(
-        number('--max-new-tokens', true),
-      ),
-    )
-    .addOption(
-      new Option('--seed <n>', 'seed of prompts, sampling and minibatches (default 0)').argParser(
-        number('--seed', true),
-      ),
-    )
-    .option(
-      '--ppo-opt <key=value>',
-      'any other PPO option (repeatable), e.g. --ppo-opt whitenRewards=true --ppo-opt missingEosPenalty=1',
-      collect,
+      new Option(
+        '--ppo-opt <key=value>',
+        'any other PPO option (repeatable), e.g. --ppo-opt whitenRewards=true --ppo-opt missingEosPenalty=1',
+      ).argParser(collect),
     )
     .addHelpText(
       'after',
@@ -270,8 +170,9 @@ Defaults follow the paper's Table 4 (rollout 64, step batch 32, lr 1e-5, 2 epoch
 step the reward's noise drives the KL to 20-30 nats while the reward stays flat (measured). Log-probs
 and the KL are those of the sampling distribution (logits / temperature), as in TRL.
 
-Progress: one line per step on stderr (step, reward, KL, ...); metrics.jsonl in --out. Ctrl-C stops after
-the current step and saves a checkpoint; --resume continues exactly where it stopped.
+Progress: one line per step on stderr (step, reward, KL, ...; QUORUM_QUIET=1 silences it); metrics.jsonl
+in --out. Ctrl-C stops after the current step and saves a checkpoint; --resume continues exactly where it
+stopped (a second Ctrl-C quits at once).
 Other options for --ppo-opt: gamma, lam, clipRange, clipRangeValue, vfCoef, whitenAdvantages,
 klTarget, klHorizon, whitenRewards, missingEosPenalty, temperature, topP, warmupSteps, checkpointEvery.
 
@@ -282,6 +183,6 @@ Examples:
   $ quorum ppo --policy runs/sft --reward runs/rm --agg mean --steps 200 --out runs/ppo-mean --resume`,
     )
     .action(async (opts: PpoCommandOptions, cmd: Command) => {
-      await runPpo(cmd.optsWithGlobals<GlobalOptions>(), opts);
+      await ppoCommand(cmd.optsWithGlobals<GlobalOptions>(), opts);
     });
 }

@@ -1,12 +1,25 @@
+/** `quorum reproduce`: the paper's study (the run is @quorum/runs' `reproduce`). */
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { requireRegistry } from '@quorum/core';
-import { EnsembleArchitecture } from '@quorum/ensemble';
+import {
+  PRESET_NAMES,
+  PRESETS,
+  REPRODUCE_ARCHITECTURES,
+  REPRODUCE_RULES,
+  reproduce,
+  resolvePreset,
+  resolveReproduceStrategies,
+} from '@quorum/runs';
 import { type Command, Option } from 'commander';
-import { positiveInt } from '../args.js';
-import { createContext, type GlobalOptions, startCompute } from '../context.js';
-import { REPRODUCE_ARCHITECTURES, reproduce } from '../pipelines/reproduce.js';
-import { PRESET_NAMES, PRESETS, resolvePreset } from '../presets.js';
+import { list, positiveInt } from '../args.js';
+import {
+  architectureRegistry,
+  createContext,
+  type GlobalOptions,
+  ruleRegistry,
+  startCompute,
+} from '../context.js';
+import { overwriteOption, presetOption } from '../options.js';
 import { progressLine } from '../progress.js';
 import { interruptSignal } from '../signals.js';
 import { infoReport } from './info.js';
@@ -16,6 +29,8 @@ interface ReproduceCliOptions {
   seeds?: number;
   out: string;
   overwrite?: boolean;
+  arch: string[];
+  agg: string[];
 }
 
 export function registerReproduce(program: Command): void {
@@ -24,10 +39,26 @@ export function registerReproduce(program: Command): void {
     .description(
       "the paper's study on the shipped data: reward ensembles, Best-of-n and PPO, with a report (the main job)",
     )
-    .addOption(new Option('--preset <preset>', 'run size').choices(PRESET_NAMES as string[]).default('smoke'))
+    .addOption(presetOption('smoke', 'run size'))
     .addOption(new Option('--seeds <n>', "number of seeds (default: the preset's)").argParser(positiveInt))
     .option('--out <dir>', 'run folder: models, stage results and report.{json,md,html}', 'runs/reproduce')
-    .option('--overwrite', 'delete --out first (otherwise a rerun continues from the cached stages)')
+    .addOption(overwriteOption('delete --out first (otherwise a rerun continues from the cached stages)'))
+    .addOption(
+      new Option('--arch <names>', "architectures compared, comma-separated (a plugin's too)")
+        .default([...REPRODUCE_ARCHITECTURES], REPRODUCE_ARCHITECTURES.join(','))
+        .argParser(list),
+    )
+    .addOption(
+      new Option(
+        '--agg <rules>',
+        "Best-of-n rules compared, comma-separated (a plugin's too), with default options",
+      )
+        .default(
+          REPRODUCE_RULES.map((r) => r.label),
+          REPRODUCE_RULES.map((r) => r.label).join(','),
+        )
+        .argParser(list),
+    )
     .addHelpText(
       'after',
       `
@@ -50,11 +81,22 @@ Read the report: <out>/report.html (charts, opens from disk), report.md (tables)
 Examples:
   $ npx quorum reproduce                       # smoke preset, runs/reproduce
   $ npx quorum reproduce --preset default --out runs/default
-  $ npx quorum reproduce --preset full --seeds 10 --out runs/full`,
+  $ npx quorum reproduce --preset full --seeds 10 --out runs/full
+  $ npx quorum reproduce --plugin ./examples/plugin-warm --arch linear-heads,warm --agg mean,softmin --out runs/warm`,
     )
     .action(async (opts: ReproduceCliOptions, cmd: Command) => {
       const ctx = await createContext(cmd.optsWithGlobals<GlobalOptions>());
-      const preset = resolvePreset(opts.preset);
+      const preset = resolvePreset(opts.preset, '--preset');
+      // Architectures and rules by name through the registries (plugins included), before any work.
+      const strategies = resolveReproduceStrategies(
+        { architectures: architectureRegistry(ctx), rules: ruleRegistry(ctx) },
+        {
+          architectures: opts.arch,
+          rules: opts.agg.map(
+            (name) => REPRODUCE_RULES.find((r) => r.label === name) ?? { label: name, spec: name },
+          ),
+        },
+      );
       if (opts.overwrite === true && existsSync(opts.out)) rmSync(opts.out, { recursive: true, force: true });
       const info = await infoReport(ctx);
       const progress = progressLine('reproduce');
@@ -66,16 +108,18 @@ Examples:
           (cached > 0 ? ` — continuing: ${cached} stage(s) cached` : ''),
       );
       const began = Date.now();
-      const { report, written, interrupted } = await reproduce({
-        preset,
-        seeds: opts.seeds ?? preset.bestOfN.seeds,
-        out: opts.out,
-        architectures: requireRegistry(ctx.registries, EnsembleArchitecture),
-        backend: await startCompute(ctx),
-        versions: info.versions,
+      const { report, written, interrupted } = await reproduce(
+        {
+          preset,
+          seeds: opts.seeds ?? preset.bestOfN.seeds,
+          out: opts.out,
+          strategies,
+          backend: await startCompute(ctx),
+          versions: info.versions,
+          signal: interruptSignal(),
+        },
         progress,
-        signal: interruptSignal(),
-      });
+      );
       const lines = [
         `${interrupted ? 'stopped early (rerun to continue)' : 'done'} in ${((Date.now() - began) / 1000).toFixed(0)} s`,
       ];

@@ -2,12 +2,12 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { builtinBackendRegistry, DataError, initCompute } from '@quorum/core';
+import { builtinBackendRegistry, initCompute } from '@quorum/core';
 import { datasets } from '@quorum/data';
 import { saveTinyEnsemble } from '@quorum/ensemble/testing';
 import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseScoreRow, registerScore } from './score.js';
+import { registerScore } from './score.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'quorum-score-'));
 const model = path.join(dir, 'rm');
@@ -39,24 +39,17 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 async function score(...args: string[]): Promise<Record<string, unknown>[]> {
   const output = path.join(dir, `out-${Math.random().toString(36).slice(2)}.jsonl`);
-  const program = new Command('quorum').option('--backend <name>').exitOverride();
-  registerScore(program);
-  await program.parseAsync([
-    'node',
-    'quorum',
-    'score',
-    '--model',
-    model,
-    '--input',
-    input,
-    '--output',
-    output,
-    ...args,
-  ]);
+  await run('--model', model, '--input', input, '--out', output, ...args);
   return readFileSync(output, 'utf8')
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+async function run(...args: string[]): Promise<void> {
+  const program = new Command('quorum').option('--backend <name>').exitOverride();
+  registerScore(program);
+  await program.parseAsync(['node', 'quorum', 'score', ...args]);
 }
 
 describe('quorum score', () => {
@@ -85,14 +78,19 @@ describe('quorum score', () => {
     await expect(score('--agg', 'nope')).rejects.toThrow(/unknown aggregation-rule "nope"/);
   });
 
-  it('names the file, line and field of a bad row', () => {
-    expect(() => parseScoreRow({ instruction: 'x' }, 'a.jsonl', 7)).toThrow(DataError);
-    expect(() => parseScoreRow({ instruction: 'x' }, 'a.jsonl', 7)).toThrow(
-      /a\.jsonl:7 field "output": is missing/,
+  it('accepts --output as the old name of --out, and needs --overwrite to replace a file', async () => {
+    const output = path.join(dir, 'named.jsonl');
+    await run('--model', model, '--input', input, '--output', output);
+    expect(readFileSync(output, 'utf8').trim().split('\n')).toHaveLength(rows.length);
+    await expect(run('--model', model, '--input', input, '--out', output)).rejects.toThrow(/--overwrite/);
+    await run('--model', model, '--input', input, '--out', output, '--overwrite', '--agg', 'min');
+    const first = JSON.parse(readFileSync(output, 'utf8').split('\n')[0] as string);
+    expect(first.reward).toBeCloseTo(Math.min(...(first.rewards as number[])), 6);
+  });
+
+  it('marks --out as required', async () => {
+    await expect(run('--model', model, '--input', input)).rejects.toThrow(
+      /required option '--out <file.jsonl>'/,
     );
-    expect(() => parseScoreRow({ instruction: 1, output: 'y' }, 'a.jsonl', 2)).toThrow(
-      /field "instruction": must be a string, got number 1/,
-    );
-    expect(() => parseScoreRow([1], 'a.jsonl', 3)).toThrow(/expected a JSON object/);
   });
 });

@@ -1,14 +1,26 @@
 import { type GptPresetName, gptPresetNames } from '@quorum/backbone';
+import { checkPolicySource, resolvePreset, runSft } from '@quorum/runs';
 import { type Command, Option } from 'commander';
-import { nonNegativeInt, positiveInt } from '../args.js';
+import { positiveInt } from '../args.js';
 import { createContext, type GlobalOptions, startCompute } from '../context.js';
+import {
+  initOption,
+  maxLengthOption,
+  outOption,
+  overwriteOption,
+  presetOption,
+  resumeOption,
+  seedOption,
+  truncationOption,
+} from '../options.js';
 import { prepareOutDir } from '../out-dir.js';
-import { runSft } from '../pipelines/sft.js';
-import { resolvePreset } from '../presets.js';
 import { progressLine } from '../progress.js';
 import { interruptSignal } from '../signals.js';
 
 interface SftOptions {
+  init?: string;
+  maxLength?: number;
+  truncation: 'left' | 'drop';
   size?: GptPresetName;
   preset: string;
   data: string;
@@ -25,14 +37,21 @@ export function registerSft(program: Command): void {
   program
     .command('sft')
     .description('supervised fine-tuning: train a policy on instruction → answer data')
-    .addOption(new Option('--size <size>', 'model size').choices(gptPresetNames as string[]))
-    .option('--preset <preset>', 'run size: smoke, default or full (sets steps and size)', 'default')
+    .addOption(initOption('what to fine-tune: scratch (default: a new --size model), a policy folder'))
+    .addOption(maxLengthOption())
+    .addOption(truncationOption())
+    .addOption(
+      new Option('--size <size>', "model size (default: the preset's)").choices(gptPresetNames as string[]),
+    )
+    .addOption(
+      presetOption('default', 'run size: smoke, default or full; sets --max-steps, --batch-size and --size'),
+    )
     .option(
       '--data <alpaca-eval|file>',
       'alpaca-eval (the shipped train-split answers that GPT-4 preferred) or a JSONL file of {instruction, input?, output}',
       'alpaca-eval',
     )
-    .requiredOption('--out <dir>', 'policy folder to write (checkpoints in <dir>/train-state)')
+    .addOption(outOption('policy folder to write (checkpoints in <out>/train-state)'))
     .addOption(
       new Option('--max-steps <n>', "optimizer steps (default: the preset's)").argParser(positiveInt),
     )
@@ -45,51 +64,61 @@ export function registerSft(program: Command): void {
         'save a resumable state every n optimizer steps (default: a fifth of the steps, at least 10)',
       ).argParser(positiveInt),
     )
-    .addOption(
-      new Option('--seed <n>', 'seed for initialisation and data order').default(0).argParser(nonNegativeInt),
-    )
-    .option('--resume', 'continue the run in --out from its last checkpoint')
-    .option('--overwrite', 'delete --out first and start over')
+    .addOption(seedOption('seed for initialisation and data order'))
+    .addOption(resumeOption())
+    .addOption(overwriteOption())
     .addHelpText(
       'after',
       `
-Trains a GPT-style policy from scratch with the shared prompt template; only the answer tokens are learned.
-The held-out loss is measured on the AlpacaEval eval split (or 5% of your file), before and after.
+Trains a GPT-style policy (from scratch, or from --init: a policy folder or hf:DIR, a Hugging Face model)
+with the prompt template (a Hugging Face model's chat template when its tokenizer has one); only the answer
+tokens are learned. The held-out loss is measured on the AlpacaEval eval split (or 5% of your file), before
+and after. Examples longer than --max-length are cut or dropped (--truncation); the counts are printed.
 
 Examples:
   $ quorum sft --size nano --out runs/sft-nano                 # ~2 minutes on 2 cores
   $ quorum sft --size nano --out runs/sft-nano --max-steps 50  # a quick look
   $ quorum sft --data my-sft.jsonl --size micro --out runs/sft --resume
+  $ quorum sft --init hf:models/SmolLM-135M --max-length 512 --max-steps 200 --out runs/sft-smollm
   $ quorum generate --model runs/sft-nano --prompt "Give three tips for staying healthy."`,
     )
     .action(async (opts: SftOptions, cmd: Command) => {
       const ctx = await createContext(cmd.optsWithGlobals<GlobalOptions>());
-      const preset = resolvePreset(opts.preset);
+      const preset = resolvePreset(opts.preset, '--preset');
+      if (opts.init !== undefined && opts.init !== 'scratch')
+        await checkPolicySource(opts.init, '--init', opts.maxLength);
       const { resume } = prepareOutDir(opts.out, opts);
       const backend = await startCompute(ctx);
       const size = opts.size ?? preset.size;
-      const progress = progressLine(`sft ${size}`);
-      progress.log(`sft: ${size} model, data ${opts.data}, backend ${backend.name}`);
-      const result = await runSft({
-        size,
-        contextLength: preset.contextLength,
-        data: opts.data,
-        out: opts.out,
-        maxSteps: opts.maxSteps ?? preset.sft.maxSteps,
-        batchSize: opts.batchSize ?? preset.sft.batchSize,
-        checkpointEvery: opts.checkpointEvery,
-        seed: opts.seed,
-        resume,
+      const init = opts.init ?? 'scratch';
+      const model = init === 'scratch' ? `${size} model` : `init ${init}`;
+      const progress = progressLine(`sft ${init === 'scratch' ? size : 'init'}`);
+      progress.log(`sft: ${model}, data ${opts.data}, backend ${backend.name}`);
+      const result = await runSft(
+        {
+          init,
+          size,
+          contextLength: init === 'scratch' ? (opts.maxLength ?? preset.contextLength) : preset.contextLength,
+          maxLength: opts.maxLength,
+          truncation: opts.truncation,
+          data: opts.data,
+          out: opts.out,
+          maxSteps: opts.maxSteps ?? preset.sft.maxSteps,
+          batchSize: opts.batchSize ?? preset.sft.batchSize,
+          checkpointEvery: opts.checkpointEvery,
+          seed: opts.seed,
+          resume,
+          signal: interruptSignal(),
+        },
         progress,
-        signal: interruptSignal(),
-      });
+      );
       if (result.stoppedEarly) {
         progress.done(`stopped at step ${result.steps}; continue with the same command and --resume`);
         return;
       }
       const fmt = (x: number | undefined): string => (x === undefined ? 'n/a' : x.toFixed(3));
       progress.done(
-        `sft done: ${result.steps} steps in ${result.seconds.toFixed(0)} s; held-out loss ${fmt(result.initialEvalLoss)} → ${fmt(result.evalLoss)}; policy in ${opts.out}`,
+        `sft done: ${result.steps} steps in ${result.seconds.toFixed(0)} s on ${result.examples.used} examples of ≤ ${result.maxLength} tokens (${result.examples.truncated} truncated, ${result.examples.dropped} dropped); held-out loss ${fmt(result.initialEvalLoss)} → ${fmt(result.evalLoss)}; policy in ${opts.out}`,
       );
     });
 }

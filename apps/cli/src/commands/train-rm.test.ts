@@ -1,6 +1,11 @@
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ConfigError } from '@quorum/core';
 import { builtinArchitectureRegistry } from '@quorum/ensemble';
-import { describe, expect, it } from 'vitest';
-import { parseArchOptions } from './train-rm.js';
+import { Command } from 'commander';
+import { afterAll, describe, expect, it } from 'vitest';
+import { membersFor, parseArchOptions, registerTrainRm } from './train-rm.js';
 
 describe('parseArchOptions', () => {
   it('reads LoRA targets as a list (comma or plus) and layers=top:N, which the lora schema accepts', () => {
@@ -11,8 +16,49 @@ describe('parseArchOptions', () => {
     }
   });
 
+  it('keeps targets=all-linear as the one name, not a list of one module', () => {
+    const options = parseArchOptions(['targets=all-linear']);
+    expect(options).toEqual({ targets: 'all-linear' });
+    expect(() => builtinArchitectureRegistry().create(['lora', options])).not.toThrow();
+  });
+
   it('leaves a bad target for the schema to reject by name', () => {
     const options = parseArchOptions(['targets=q,x']);
     expect(() => builtinArchitectureRegistry().create(['lora', options])).toThrow(/targets/);
+  });
+});
+
+describe('membersFor', () => {
+  it('uses 1 for single and 3 otherwise, and rejects --members > 1 for single', () => {
+    expect(membersFor('single', undefined)).toBe(1);
+    expect(membersFor('single', 1)).toBe(1);
+    expect(membersFor('lora', undefined)).toBe(3);
+    expect(membersFor('linear-heads', 5)).toBe(5);
+    expect(() => membersFor('single', 3)).toThrow(ConfigError);
+    expect(() => membersFor('single', 3)).toThrow(/exactly 1 member, got --members 3/);
+  });
+});
+
+describe('quorum train-rm checks every option before any work', () => {
+  const cache = mkdtempSync(path.join(tmpdir(), 'quorum-train-rm-'));
+  afterAll(() => rmSync(cache, { recursive: true, force: true }));
+
+  async function run(...args: string[]): Promise<void> {
+    const program = new Command('quorum').option('--backend <name>').exitOverride();
+    registerTrainRm(program);
+    await program.parseAsync(['node', 'quorum', 'train-rm', ...args]);
+  }
+
+  it('rejects a bad --arch-opt, an unknown --arch and single with --members 3 before training the preset SFT policy', async () => {
+    // No --init: a run that got past the checks would start training the preset's SFT policy in QUORUM_CACHE.
+    process.env.QUORUM_CACHE = cache;
+    const out = path.join(cache, 'rm');
+    await expect(run('--arch', 'lora', '--arch-opt', 'rank=-1', '--out', out)).rejects.toThrow(/rank/);
+    await expect(run('--arch', 'lora', '--arch-opt', 'nope=1', '--out', out)).rejects.toThrow(
+      /unknown option "nope"/,
+    );
+    await expect(run('--arch', 'lorra', '--out', out)).rejects.toThrow(/did you mean "lora"/);
+    await expect(run('--arch', 'single', '--members', '3', '--out', out)).rejects.toThrow(/--members/);
+    expect(readdirSync(cache)).toEqual([]);
   });
 });

@@ -1,24 +1,44 @@
 import { type GptPresetName, gptPresetNames } from '@quorum/backbone';
-import { requireRegistry } from '@quorum/core';
-import { EnsembleArchitecture } from '@quorum/ensemble';
+import { ConfigError } from '@quorum/core';
+import {
+  checkPolicySource,
+  ensurePresetSft,
+  formatMetrics,
+  loadPairs,
+  resolveArchitecture,
+  resolvePreset,
+  runRewardTraining,
+} from '@quorum/runs';
 import { type Command, Option } from 'commander';
-import { collect, fraction, nonNegativeInt, positiveInt } from '../args.js';
-import { createContext, type GlobalOptions, startCompute } from '../context.js';
-import { parseKeyValues } from '../load.js';
+import { collect, fraction, positiveInt } from '../args.js';
+import { architectureRegistry, createContext, type GlobalOptions, startCompute } from '../context.js';
+import { parseKeyValues } from '../key-values.js';
+import {
+  initOption,
+  maxLengthOption,
+  outOption,
+  overwriteOption,
+  presetOption,
+  resumeOption,
+  seedOption,
+  truncationOption,
+} from '../options.js';
 import { prepareOutDir } from '../out-dir.js';
-import { ensurePresetSft } from '../pipelines/init.js';
-import { formatMetrics, loadPairs, runRewardTraining } from '../pipelines/reward.js';
-import { resolvePreset } from '../presets.js';
 import { progressLine } from '../progress.js';
 import { interruptSignal } from '../signals.js';
+
+/** k when --members is not given. */
+const DEFAULT_MEMBERS = 3;
 
 interface TrainRmOptions {
   arch: string;
   archOpt?: string[];
-  members: number;
+  members?: number;
   size?: GptPresetName;
   preset: string;
   init?: string;
+  maxLength?: number;
+  truncation: 'left' | 'drop';
   data: string;
   format?: string;
   pairs: 'reference' | 'derived' | 'both';
@@ -53,15 +73,24 @@ export function registerTrainRm(program: Command): void {
         'architecture option (repeatable), e.g. --arch-opt rank=4 --arch-opt split=0.5',
       ).argParser(collect),
     )
-    .addOption(new Option('--members <k>', 'ensemble size k (single: 1)').default(3).argParser(positiveInt))
+    .addOption(
+      new Option('--members <k>', `ensemble size k (default: ${DEFAULT_MEMBERS}; single: 1)`).argParser(
+        positiveInt,
+      ),
+    )
     .addOption(
       new Option('--size <size>', "model size (default: the preset's)").choices(gptPresetNames as string[]),
     )
-    .option('--preset <preset>', 'run size: smoke (≈1 min), default, full', 'default')
-    .option(
-      '--init <dir|scratch>',
-      "start from this SFT policy folder, or scratch (default: the preset's SFT policy, trained first if absent)",
+    .addOption(
+      presetOption('default', 'run size: smoke (≈1 min), default, full; sets data sizes, steps and --size'),
     )
+    .addOption(
+      initOption(
+        "the transformer to start from: an SFT policy folder or scratch (default: the preset's SFT policy, trained first if absent)",
+      ),
+    )
+    .addOption(maxLengthOption())
+    .addOption(truncationOption())
     .option(
       '--data <alpaca-eval|file>',
       'alpaca-eval (shipped GPT-4 preferences, train split) or a JSONL preference file',
@@ -81,7 +110,7 @@ export function registerTrainRm(program: Command): void {
         .choices(['none', 'weights', 'sample'])
         .default('none'),
     )
-    .option('--eval-data <file>', 'held-out preference file (default for a file: --eval-fraction of it)')
+    .option('--eval-data <file>', 'held-out preference file (default: for a file, --eval-fraction of it)')
     .addOption(
       new Option('--eval-fraction <f>', 'fraction of --data held out when no --eval-data is given').argParser(
         fraction,
@@ -95,21 +124,22 @@ export function registerTrainRm(program: Command): void {
     )
     .addOption(new Option('--max-steps <n>', 'cap on optimizer steps per phase').argParser(positiveInt))
     .addOption(
-      new Option('--lr <lr>', 'full fine-tuning learning rate (default 3e-4; see the config docs)').argParser(
-        Number.parseFloat,
-      ),
+      new Option(
+        '--lr <lr>',
+        'full fine-tuning learning rate (default: 3e-4; see the config docs)',
+      ).argParser(Number.parseFloat),
     )
     .addOption(
       new Option(
         '--checkpoint-every <n>',
-        'save a resumable state every n optimizer steps (default 50)',
+        'save a resumable state every n optimizer steps (default: 50)',
       ).argParser(positiveInt),
     )
     .option('--no-bootstrap', 'turn off per-member bootstrap weights for members that share a transformer')
-    .addOption(new Option('--seed <n>', 'seed').default(0).argParser(nonNegativeInt))
-    .requiredOption('--out <dir>', 'reward-model folder to write')
-    .option('--resume', 'continue the run in --out from its last checkpoint')
-    .option('--overwrite', 'delete --out first and start over')
+    .addOption(seedOption())
+    .addOption(outOption('reward-model folder to write'))
+    .addOption(resumeOption())
+    .addOption(overwriteOption())
     .addHelpText(
       'after',
       `
@@ -119,10 +149,15 @@ Architectures (the paper's three, plus the baseline):
   linear-heads  one transformer, k heads trained together                M + kL
   lora          phase 1: transformer + k heads on --arch-opt split of the data (default half);
                 phase 2: k LoRA adapters + heads on the rest             M + kL + kA
-                options: rank (8), alpha (16), targets (q,k,v,o,fc,proj; e.g. targets=q,v),
+                options: rank (8), alpha (16), targets (all-linear: every linear layer of a block,
+                q,k,v,o,fc,proj, plus gate on SwiGLU models such as Llama; or a list, e.g. targets=q,v),
                 layers (all, or the top N via layers=top:N: cheaper scoring, see the bench)
 
-The folder gets quorum.json, *.safetensors, vocab.json, metrics.jsonl (one line per logged step),
+Pairs longer than --max-length are cut (--truncation left: the prompt loses its end, then each answer its
+start; the answer's end and the reward token stay) or left out (drop); the counts are printed.
+
+The folder gets quorum.json, *.safetensors, the tokenizer (vocab.json, or a Hugging Face model's
+tokenizer.json and tokenizer_config.json), metrics.jsonl (one line per logged step),
 eval.json (accuracy, ECE, member correlation, reward–length correlation on the eval split) and
 train-state/ (the last two resumable states).
 
@@ -130,14 +165,21 @@ Examples:
   $ quorum train-rm --arch lora --members 3 --preset smoke --out runs/rm-lora
   $ quorum train-rm --arch single --members 1 --init scratch --preset smoke --out runs/rm-single
   $ quorum train-rm --arch linear-heads --data prefs.jsonl --format trl --eval-fraction 0.1 --out runs/rm
-  $ quorum score --model runs/rm-lora --input answers.jsonl --output scored.jsonl --agg lcb --beta 0.5`,
+  $ quorum train-rm --arch lora --init hf:models/SmolLM-135M --max-length 512 --truncation drop --out runs/rm-smollm
+  $ quorum score --model runs/rm-lora --input answers.jsonl --out scored.jsonl --agg lcb --beta 0.5`,
     )
     .action(async (opts: TrainRmOptions, cmd: Command) => {
+      // Everything is resolved and checked before any work (the preset's SFT policy included).
       const ctx = await createContext(cmd.optsWithGlobals<GlobalOptions>());
-      const preset = resolvePreset(opts.preset);
-      const architectures = requireRegistry(ctx.registries, EnsembleArchitecture);
-      architectures.get(opts.arch); // unknown names fail before any work
-      const archOptions = parseArchOptions(opts.archOpt);
+      const preset = resolvePreset(opts.preset, '--preset');
+      const architecture = resolveArchitecture(
+        architectureRegistry(ctx),
+        [opts.arch, parseArchOptions(opts.archOpt)],
+        '--arch',
+      );
+      const members = membersFor(architecture.name, opts.members);
+      if (opts.init !== undefined && opts.init !== 'scratch')
+        await checkPolicySource(opts.init, '--init', opts.maxLength);
       const { resume } = prepareOutDir(opts.out, opts);
       const backend = await startCompute(ctx);
       const size = opts.size ?? preset.size;
@@ -156,42 +198,46 @@ Examples:
         seed: opts.seed,
       });
       progress.log(
-        `train-rm: ${opts.arch} k=${opts.members}, ${size}, init ${init}, ${data.train.length} training pairs from ${data.description}, backend ${backend.name}`,
+        `train-rm: ${opts.arch} k=${members}, ${init === 'scratch' ? `${size} from scratch` : `init ${init}`}, ${data.train.length} training pairs from ${data.description}, backend ${backend.name}`,
       );
-      const result = await runRewardTraining({
-        architecture: opts.arch,
-        architectureOptions: archOptions,
-        architectures,
-        members: opts.arch === 'single' ? 1 : opts.members,
-        size,
-        contextLength: preset.contextLength,
-        init,
-        train: data.train,
-        eval: data.eval,
-        dataDescription: data.description,
-        config: {
-          batchSize: preset.rm.batchSize,
-          gradAccum: preset.rm.gradAccum,
-          epochs: preset.rm.epochs,
-          ...((opts.maxSteps ?? preset.rm.maxSteps) === undefined
-            ? {}
-            : { maxSteps: opts.maxSteps ?? preset.rm.maxSteps }),
-          ...(opts.lr === undefined ? {} : { lr: opts.lr }),
-          ...(opts.checkpointEvery === undefined ? {} : { checkpointEvery: opts.checkpointEvery }),
-          bootstrap: opts.bootstrap,
-          seed: opts.seed,
+      const result = await runRewardTraining(
+        {
+          architecture,
+          members,
+          size,
+          contextLength: init === 'scratch' ? (opts.maxLength ?? preset.contextLength) : preset.contextLength,
+          maxLength: opts.maxLength,
+          truncation: opts.truncation,
+          init,
+          train: data.train,
+          eval: data.eval,
+          dataDescription: data.description,
+          config: {
+            batchSize: preset.rm.batchSize,
+            gradAccum: preset.rm.gradAccum,
+            epochs: preset.rm.epochs,
+            ...((opts.maxSteps ?? preset.rm.maxSteps) === undefined
+              ? {}
+              : { maxSteps: opts.maxSteps ?? preset.rm.maxSteps }),
+            ...(opts.lr === undefined ? {} : { lr: opts.lr }),
+            ...(opts.checkpointEvery === undefined ? {} : { checkpointEvery: opts.checkpointEvery }),
+            bootstrap: opts.bootstrap,
+            seed: opts.seed,
+          },
+          out: opts.out,
+          resume,
+          signal,
         },
-        out: opts.out,
-        resume,
         progress,
-        signal,
-      });
+      );
       if (result.stoppedEarly) {
         progress.done(`stopped; continue with the same command and --resume`);
         return;
       }
+      const p = result.pairs;
       progress.done(
         `trained ${opts.arch} in ${result.trainSeconds.toFixed(0)} s; ${result.params.total} parameters (${result.params.trainable} trainable)\n` +
+          `${p.used} pairs of ≤ ${result.maxLength} tokens (${p.truncated} truncated, ${p.dropped} dropped, ${p.ties} ties skipped)\n` +
           (result.metrics === undefined ? '' : `${formatMetrics(result.metrics)}\n`) +
           `reward model in ${opts.out}`,
       );
@@ -203,6 +249,22 @@ export function parseArchOptions(pairs: readonly string[] | undefined): Record<s
   const out = parseKeyValues(pairs, '--arch-opt');
   if (typeof out.layers === 'string' && out.layers.startsWith('top:'))
     out.layers = { top: Number(out.layers.slice(4)) };
-  if (typeof out.targets === 'string') out.targets = out.targets.split(/[+,]/);
+  // `all-linear` (PEFT's name, the default) stays a string; anything else is a list of modules.
+  if (typeof out.targets === 'string' && out.targets !== 'all-linear')
+    out.targets = out.targets.split(/[+,]/);
   return out;
+}
+
+/** k: --members, else 1 for single and 3 for the others; single with --members > 1 is an error. */
+export function membersFor(architecture: string, members: number | undefined): number {
+  if (architecture === 'single') {
+    if (members !== undefined && members !== 1) {
+      throw new ConfigError(`the single architecture has exactly 1 member, got --members ${members}`, {
+        location: { field: '--members' },
+        hint: 'drop --members (or pass --members 1) with single, or use --arch linear-heads for k heads on one transformer',
+      });
+    }
+    return 1;
+  }
+  return members ?? DEFAULT_MEMBERS;
 }

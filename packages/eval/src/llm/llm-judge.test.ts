@@ -5,6 +5,7 @@ import path from 'node:path';
 import { inspect } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isJudgeError } from '../judge.js';
+import { judgeRegistry } from '../module.js';
 import { type FakeLlmServer, startFakeLlmServer } from '../testing/fake-llm-server.js';
 import { VerdictCache } from './cache.js';
 import { type LlmJudgeOptions, llmJudge } from './llm-judge.js';
@@ -135,7 +136,58 @@ describe('llm judge: requests and verdicts', () => {
     expect(server.requests[0]!.headers.authorization).toBe(`Bearer ${KEY}`);
     expect(JSON.parse(server.requests[0]!.body).model).toBe('env-model');
     expect(() => llmJudge({}, { env: {} })).toThrow(/QUORUM_JUDGE_BASE_URL/);
+    expect(() => llmJudge({}, { env: {} })).toThrow(
+      expect.objectContaining({ hint: expect.stringContaining('OPENAI_BASE_URL') }),
+    );
     expect(() => llmJudge({ baseUrl: server.url }, { env: {} })).toThrow(/QUORUM_JUDGE_MODEL/);
+  });
+
+  it("gets its logger from the registry's context argument", async () => {
+    const lines: string[] = [];
+    const j = judgeRegistry().create(
+      ['llm', { baseUrl: server.url, model: 'm', apiKey: KEY, backoffMs: 1 }],
+      '--judge',
+      { log: (line) => lines.push(line) },
+    );
+    server.queue({ status: 503, body: 'busy' });
+    await j.compare({ ...item, instruction: 'logged retry' });
+    expect(lines).toEqual([expect.stringMatching(/^judge: .*503.*retry 1\/5/)]);
+  });
+
+  it('falls back to OPENAI_BASE_URL / OPENAI_API_KEY; QUORUM_JUDGE_* and options take precedence', async () => {
+    const other = await startFakeLlmServer();
+    try {
+      // Only the OpenAI variables: they are used.
+      await llmJudge(
+        { backoffMs: 1 },
+        { env: { OPENAI_BASE_URL: server.url, OPENAI_API_KEY: KEY, QUORUM_JUDGE_MODEL: 'm' } },
+      ).compare(item);
+      expect(server.requests.at(-1)!.headers.authorization).toBe(`Bearer ${KEY}`);
+      // Both: Quorum's own win (the OpenAI URL points at another server, which must see nothing).
+      const before = other.requests.length;
+      await llmJudge(
+        { backoffMs: 1 },
+        {
+          env: {
+            QUORUM_JUDGE_BASE_URL: server.url,
+            QUORUM_JUDGE_API_KEY: KEY,
+            QUORUM_JUDGE_MODEL: 'm',
+            OPENAI_BASE_URL: other.url,
+            OPENAI_API_KEY: 'sk-openai-0000',
+          },
+        },
+      ).compare({ ...item, instruction: 'own variables' });
+      expect(other.requests.length).toBe(before);
+      expect(server.requests.at(-1)!.headers.authorization).toBe(`Bearer ${KEY}`);
+      // An empty Quorum variable counts as unset; an option beats every variable.
+      await llmJudge(
+        { backoffMs: 1, baseUrl: other.url },
+        { env: { QUORUM_JUDGE_API_KEY: '', OPENAI_API_KEY: 'sk-openai-0000', QUORUM_JUDGE_MODEL: 'm' } },
+      ).compare({ ...item, instruction: 'option wins' });
+      expect(other.requests.at(-1)!.headers.authorization).toBe('Bearer sk-openai-0000');
+    } finally {
+      await other.close();
+    }
   });
 });
 

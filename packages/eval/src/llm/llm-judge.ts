@@ -29,19 +29,34 @@ import {
   type TopLogprobs,
 } from './prompts.js';
 
+/** Quorum's own variables for unset options; they take precedence over the OpenAI ones. */
 export const JUDGE_ENV = {
   baseUrl: 'QUORUM_JUDGE_BASE_URL',
   model: 'QUORUM_JUDGE_MODEL',
   apiKey: 'QUORUM_JUDGE_API_KEY',
 } as const;
 
+/** The conventional variables of OpenAI's SDKs, read when Quorum's own are unset or empty. */
+export const OPENAI_ENV = {
+  baseUrl: 'OPENAI_BASE_URL',
+  apiKey: 'OPENAI_API_KEY',
+} as const;
+
+/** The first value that is set and not empty. */
+function firstSet<T extends string | number>(...values: readonly (T | undefined)[]): T | undefined {
+  return values.find((v) => v !== undefined && v !== '');
+}
+
 export const llmJudgeOptions = z
   .object({
-    /** e.g. `https://api.openai.com/v1`; default: env QUORUM_JUDGE_BASE_URL. */
+    /** e.g. `https://api.openai.com/v1`; default: env QUORUM_JUDGE_BASE_URL, else OPENAI_BASE_URL. */
     baseUrl: z.string().optional(),
     /** e.g. `gpt-4-turbo`; default: env QUORUM_JUDGE_MODEL. */
     model: z.string().optional(),
-    /** Bearer token; default: env QUORUM_JUDGE_API_KEY (none sent when unset). Numbers are accepted as text. */
+    /**
+     * Bearer token; default: env QUORUM_JUDGE_API_KEY, else OPENAI_API_KEY (none sent when both are unset).
+     * Numbers are accepted as text.
+     */
     apiKey: z.union([z.string(), z.number()]).optional(),
     /** One request's limit, body included. Judges of long answers can take a while. */
     timeoutMs: z.number().int().positive().default(60_000),
@@ -101,21 +116,26 @@ function retryAfterMs(header: string | null): number | undefined {
 /** The longest a Retry-After is honoured. */
 const MAX_RETRY_AFTER_MS = 10 * 60_000;
 
-/** Builds the judge (plain factory). Options override env QUORUM_JUDGE_BASE_URL / _MODEL / _API_KEY. */
+/**
+ * Builds the judge (plain factory). Each unset (or empty) option is read from Quorum's variable, then
+ * OpenAI's: base URL from QUORUM_JUDGE_BASE_URL, then OPENAI_BASE_URL; key from QUORUM_JUDGE_API_KEY,
+ * then OPENAI_API_KEY; model from QUORUM_JUDGE_MODEL. There is no default endpoint: without a base URL
+ * the judge refuses to start rather than send answers somewhere unasked.
+ */
 export function llmJudge(input: LlmJudgeOptions = {}, environment: LlmJudgeEnvironment = {}): LlmJudge {
   const o = llmJudgeOptions.parse(input);
   const env = environment.env ?? process.env;
-  const baseUrl = o.baseUrl ?? env[JUDGE_ENV.baseUrl];
-  const model = o.model ?? env[JUDGE_ENV.model];
-  const rawKey = o.apiKey ?? env[JUDGE_ENV.apiKey];
-  const apiKey = rawKey === undefined || rawKey === '' ? undefined : String(rawKey);
-  if (baseUrl === undefined || baseUrl === '') {
+  const baseUrl = firstSet(o.baseUrl, env[JUDGE_ENV.baseUrl], env[OPENAI_ENV.baseUrl]);
+  const model = firstSet(o.model, env[JUDGE_ENV.model]);
+  const rawKey = firstSet(o.apiKey, env[JUDGE_ENV.apiKey], env[OPENAI_ENV.apiKey]);
+  const apiKey = rawKey === undefined ? undefined : String(rawKey);
+  if (baseUrl === undefined) {
     throw new ConfigError('the llm judge needs a base URL', {
       location: { field: 'judge(llm).baseUrl' },
-      hint: `set ${JUDGE_ENV.baseUrl} (e.g. https://api.openai.com/v1) or pass --judge-opt baseUrl=URL`,
+      hint: `set ${JUDGE_ENV.baseUrl} or ${OPENAI_ENV.baseUrl} (e.g. https://api.openai.com/v1) or pass --judge-opt baseUrl=URL`,
     });
   }
-  if (model === undefined || model === '') {
+  if (model === undefined) {
     throw new ConfigError('the llm judge needs a model name', {
       location: { field: 'judge(llm).model' },
       hint: `set ${JUDGE_ENV.model} (e.g. gpt-4-turbo) or pass --judge-opt model=NAME`,

@@ -1,10 +1,10 @@
 /**
  * report.html: one self-contained page (inline CSS and SVG, no script, no network) with the charts —
  * Best-of-n win rate vs n per architecture, one chart per rule, with ± stderr bands; PPO gold win rate vs
- * step per architecture — and the tables of report.md.
+ * step per architecture — and the tables of report.md (the same `reportTables`).
  */
-import { distinct, winCell } from './markdown.js';
 import { type ChartSeries, escapeXml, lineChart } from './svg.js';
+import { distinct, type ReportTable, reportTables } from './tables.js';
 import type { Report } from './types.js';
 
 const CSS = `body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1000px;color:#222;padding:0 1rem}
@@ -16,7 +16,7 @@ svg .grid{stroke:#eee}svg .frame{fill:none;stroke:#999}svg .tick,svg .legend{fon
 svg .axis-label{font-size:12px;fill:#222}svg .chart-title{font-size:13px;font-weight:600}
 svg .reference{stroke:#888;stroke-dasharray:4 4}svg .empty{fill:#999}.meta{color:#555}`;
 
-function htmlTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+function htmlTable({ header, rows }: ReportTable): string {
   const th = header.map((h) => `<th>${escapeXml(h)}</th>`).join('');
   const body = rows.map((r) => `<tr>${r.map((c) => `<td>${escapeXml(c)}</td>`).join('')}</tr>`).join('\n');
   return `<table><thead><tr>${th}</tr></thead><tbody>\n${body}\n</tbody></table>`;
@@ -67,7 +67,6 @@ export function reportCharts(report: Report): string[] {
 }
 
 export function renderHtml(report: Report): string {
-  const archs = Object.entries(report.architectures);
   const meta = Object.entries(report.meta ?? {}).filter(
     ([, v]) => typeof v === 'string' || typeof v === 'number',
   );
@@ -86,66 +85,7 @@ export function renderHtml(report: Report): string {
     );
   }
   out.push('<h2>Charts</h2>', `<div class="charts">${reportCharts(report).join('\n')}</div>`);
-  out.push('<h2>Reward models</h2>');
-  out.push(
-    htmlTable(
-      ['architecture', 'accuracy %', 'ECE', 'params (total)', 'params (trainable)', 'train s'],
-      archs.map(([name, a]) => [
-        name,
-        (100 * a.accuracy).toFixed(1),
-        a.ece.toFixed(3),
-        a.params.total.toLocaleString('en-US'),
-        a.params.trainable.toLocaleString('en-US'),
-        a.trainSeconds.toFixed(1),
-      ]),
-    ),
-  );
-  const rows = archs.flatMap(([name, a]) =>
-    [...a.bestOfN]
-      .sort((x, y) => (x.rule === y.rule ? x.n - y.n : x.rule < y.rule ? -1 : 1))
-      .map((r) => [name, r.rule, String(r.n), winCell(r.winRate, r.stderr, r.seedSpread)]),
-  );
-  if (rows.length > 0) {
-    out.push('<h2>Best-of-n win rate vs the reference (%, ± stderr over prompts)</h2>');
-    out.push(htmlTable(['architecture', 'rule', 'n', 'win rate %'], rows));
-  }
-  if (report.ppo.length > 0) {
-    out.push('<h2>PPO: gold win rate vs the SFT policy</h2>');
-    out.push(
-      htmlTable(
-        ['architecture', 'rule', 'step', 'gold win rate %', 'KL'],
-        report.ppo.map((p) => [
-          p.arch,
-          p.rule ?? '',
-          String(p.step),
-          winCell(p.goldWinRate, p.stderr),
-          p.kl.toFixed(3),
-        ]),
-      ),
-    );
-  }
-  if (report.baselines !== undefined && Object.keys(report.baselines).length > 0) {
-    out.push('<h2>Baselines</h2>');
-    out.push(
-      htmlTable(
-        ['baseline', 'win rate %', 'what'],
-        Object.entries(report.baselines).map(([k, b]) => [
-          k,
-          winCell(b.winRate, b.stderr),
-          b.description ?? '',
-        ]),
-      ),
-    );
-  }
-  if (report.timings !== undefined && Object.keys(report.timings).length > 0) {
-    out.push('<h2>Timings</h2>');
-    out.push(
-      htmlTable(
-        ['stage', 'seconds'],
-        Object.entries(report.timings).map(([k, s]) => [k, s.toFixed(1)]),
-      ),
-    );
-  }
+  for (const t of reportTables(report)) out.push(`<h2>${escapeXml(t.title)}</h2>`, htmlTable(t));
   out.push('</body></html>', '');
   return out.join('\n');
 }

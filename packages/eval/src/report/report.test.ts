@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { renderHtml } from './html.js';
 import type { Report } from './types.js';
 import { reportSchema, validateReport } from './validate.js';
@@ -66,6 +67,18 @@ describe('report', () => {
     expect(html).not.toMatch(/https?:\/\/(?!www\.w3\.org\/2000\/svg)/); // nothing fetched from the network
     expect(html).not.toContain('<script');
     expect(html).toContain('pick the longest &lt;answer&gt;');
+    // One table model, rendered twice: every Markdown table is in the HTML with the same cells.
+    expect(html).toContain(
+      '<th>n</th><th>single / mean</th><th>single / lcb</th><th>linear-heads / mean</th><th>linear-heads / lcb</th>',
+    );
+    expect(html).toContain('<td>8</td><td>26.0 ± 3.5</td><td>29.0 ± 3.5 (seeds ±1.2)</td>');
+    const headings = (text: string, re: RegExp): string[] =>
+      [...text.matchAll(re)].map((m) => m[1] as string);
+    expect(headings(html, /<h2>([^<]+)<\/h2>/g).filter((h) => h !== 'Charts')).toEqual(
+      headings(md, /^## (.+)$/gm).map((h) =>
+        h.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;'),
+      ),
+    );
   });
 
   it('draws one Best-of-n chart per rule and a PPO chart, each carrying its data', () => {
@@ -118,8 +131,25 @@ describe('report', () => {
     );
   });
 
-  it('the committed schema uses only keywords the checker knows', () => {
+  it('reads the committed schema with zod, and docs/schemas holds the same file', () => {
     expect(() => validateReport(sampleReport)).not.toThrow();
     expect(reportSchema().required).toEqual(['schemaVersion', 'architectures', 'ppo']);
+    const docs = new URL('../../../../docs/schemas/report.schema.json', import.meta.url);
+    expect(JSON.parse(readFileSync(docs, 'utf8'))).toEqual(reportSchema());
+    // zod's JSON Schema round trip keeps what the checks rely on (required fields, closed objects, bounds).
+    const back = z.toJSONSchema(
+      z.fromJSONSchema(reportSchema() as Parameters<typeof z.fromJSONSchema>[0]),
+    ) as {
+      required?: string[];
+      additionalProperties?: unknown;
+    };
+    expect(back.required).toEqual(['schemaVersion', 'architectures', 'ppo']);
+    expect(back.additionalProperties).toBe(false);
+    expect(validateReport({ schemaVersion: 1, architectures: {}, ppo: [], meta: { seeds: 0.5 } })).toEqual([
+      '$.meta.seeds: expected integer, got 0.5',
+    ]);
+    expect(
+      validateReport({ schemaVersion: 1, architectures: {}, ppo: [], timings: { sft: Infinity } }),
+    ).toEqual(['$.timings.sft: expected number, got Infinity']);
   });
 });

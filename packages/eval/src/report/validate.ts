@@ -1,137 +1,99 @@
 /**
- * Checks a report against schemas/report.schema.json. No JSON-Schema library is available here, so this
- * is a small hand-written checker for the keywords that schema uses (type, const, enum, required,
- * properties, additionalProperties, items, minimum, maximum, minLength, local $ref); it refuses a schema
- * with any other keyword, so the schema and the checks cannot drift apart silently. Numbers must be
- * finite (NaN and Infinity are not JSON). Beyond the schema: no architecture lists the same (n, rule) twice.
+ * Checks a report against schemas/report.schema.json with zod's JSON Schema support: `z.fromJSONSchema`
+ * turns the committed schema (the single source of truth, also published as docs/schemas/) into a zod
+ * schema once, and its issues are written as "path: problem" lines. Numbers must be finite (zod's numbers
+ * refuse NaN and Infinity, which are not JSON). Beyond the schema: no architecture lists the same
+ * (n, rule) twice.
  */
 import { readFileSync } from 'node:fs';
 import { DataError } from '@quorum/core';
+import { z } from 'zod';
 
 /** The committed schema file (shipped in the package as `schemas/report.schema.json`). */
 export const REPORT_SCHEMA_URL: URL = new URL('../../schemas/report.schema.json', import.meta.url);
 
 type Schema = Record<string, unknown>;
 
-const KNOWN = new Set([
-  '$schema',
-  '$id',
-  '$defs',
-  '$ref',
-  'title',
-  'description',
-  'type',
-  'const',
-  'enum',
-  'required',
-  'properties',
-  'additionalProperties',
-  'items',
-  'minimum',
-  'maximum',
-  'minLength',
-]);
+let cached: { json: Schema; zod: z.ZodType } | undefined;
 
-let cached: Schema | undefined;
-
-/** The report schema, parsed once. */
-export function reportSchema(): Schema {
-  cached ??= JSON.parse(readFileSync(REPORT_SCHEMA_URL, 'utf8')) as Schema;
+function load(): { json: Schema; zod: z.ZodType } {
+  if (cached === undefined) {
+    const json = JSON.parse(readFileSync(REPORT_SCHEMA_URL, 'utf8')) as Schema;
+    cached = { json, zod: z.fromJSONSchema(json as Parameters<typeof z.fromJSONSchema>[0]) };
+  }
   return cached;
 }
 
-function typeOk(type: string, v: unknown): boolean {
-  switch (type) {
-    case 'object':
-      return v !== null && typeof v === 'object' && !Array.isArray(v);
-    case 'array':
-      return Array.isArray(v);
-    case 'string':
-      return typeof v === 'string';
-    case 'number':
-      return typeof v === 'number' && Number.isFinite(v);
-    case 'integer':
-      return typeof v === 'number' && Number.isInteger(v);
-    case 'boolean':
-      return typeof v === 'boolean';
-    case 'null':
-      return v === null;
-    default:
-      throw new Error(`report schema: unsupported type "${type}"`);
-  }
+/** The report schema (JSON Schema 2020-12), parsed once. */
+export function reportSchema(): Schema {
+  return load().json;
+}
+
+/** `$.architectures.lora.bestOfN[3]` for the path `['architectures', 'lora', 'bestOfN', 3]`. */
+function formatPath(path: readonly PropertyKey[]): string {
+  return path
+    .map((k) => (typeof k === 'number' ? `[${k}]` : `.${String(k)}`))
+    .join('')
+    .replace(/^/, '$');
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let v = root;
+  for (const k of path)
+    v = v === null || typeof v !== 'object' ? undefined : (v as Record<PropertyKey, unknown>)[k];
+  return v;
 }
 
 const describe = (v: unknown): string =>
-  v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'number' ? String(v) : typeof v;
+  v === null
+    ? 'null'
+    : Array.isArray(v)
+      ? 'an array'
+      : typeof v === 'number'
+        ? String(v)
+        : typeof v === 'string'
+          ? JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)
+          : typeof v;
 
-/** Checks `value` against `schema`; pushes "path: problem" lines onto `errors`. */
-export function checkSchema(
-  value: unknown,
-  schema: Schema,
-  root: Schema,
-  path: string,
-  errors: string[],
-): void {
-  for (const key of Object.keys(schema)) {
-    if (!KNOWN.has(key))
-      throw new Error(`report schema: keyword "${key}" at ${path} is not supported by the checker`);
-  }
-  if (typeof schema.$ref === 'string') {
-    const ref = schema.$ref;
-    if (!ref.startsWith('#/$defs/'))
-      throw new Error(`report schema: only local #/$defs refs are supported, got ${ref}`);
-    const target = (root.$defs as Record<string, Schema> | undefined)?.[ref.slice('#/$defs/'.length)];
-    if (target === undefined) throw new Error(`report schema: ${ref} is not defined`);
-    checkSchema(value, target, root, path, errors);
-  }
-  if ('const' in schema && value !== schema.const) {
-    errors.push(`${path}: must be ${JSON.stringify(schema.const)}, got ${JSON.stringify(value)}`);
-    return;
-  }
-  if (Array.isArray(schema.enum) && !schema.enum.includes(value)) {
-    errors.push(`${path}: must be one of ${schema.enum.map((e) => JSON.stringify(e)).join(', ')}`);
-    return;
-  }
-  if (typeof schema.type === 'string' && !typeOk(schema.type, value)) {
-    errors.push(`${path}: expected ${schema.type}, got ${describe(value)}`);
-    return;
-  }
-  if (typeof value === 'number') {
-    if (typeof schema.minimum === 'number' && value < schema.minimum)
-      errors.push(`${path}: must be ≥ ${schema.minimum}, got ${value}`);
-    if (typeof schema.maximum === 'number' && value > schema.maximum)
-      errors.push(`${path}: must be ≤ ${schema.maximum}, got ${value}`);
-  }
-  if (typeof value === 'string' && typeof schema.minLength === 'number' && value.length < schema.minLength) {
-    errors.push(`${path}: must have at least ${schema.minLength} character(s)`);
-  }
-  if (Array.isArray(value) && schema.items !== undefined) {
-    for (const [i, item] of value.entries())
-      checkSchema(item, schema.items as Schema, root, `${path}[${i}]`, errors);
-  }
-  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
-    const obj = value as Record<string, unknown>;
-    const props = (schema.properties ?? {}) as Record<string, Schema>;
-    for (const req of (schema.required ?? []) as string[]) {
-      if (obj[req] === undefined) errors.push(`${path}: "${req}" is required`);
+/** One zod issue as "path: problem" lines, in the words the report's readers know. */
+function issueLines(issue: z.core.$ZodIssue, value: unknown): string[] {
+  const at = formatPath(issue.path);
+  const got = valueAt(value, issue.path);
+  switch (issue.code) {
+    case 'invalid_type': {
+      if (got === undefined && issue.path.length > 0) {
+        const parent = formatPath(issue.path.slice(0, -1));
+        return [`${parent}: "${String(issue.path.at(-1))}" is required`];
+      }
+      const expected = issue.expected === 'int' ? 'integer' : issue.expected;
+      return [`${at}: expected ${expected}, got ${describe(got)}`];
     }
-    for (const [k, v] of Object.entries(obj)) {
-      if (v === undefined) continue;
-      const sub = props[k];
-      if (sub !== undefined) checkSchema(v, sub, root, `${path}.${k}`, errors);
-      else if (schema.additionalProperties === false) errors.push(`${path}: unknown field "${k}"`);
-      else if (typeof schema.additionalProperties === 'object' && schema.additionalProperties !== null)
-        checkSchema(v, schema.additionalProperties as Schema, root, `${path}.${k}`, errors);
-    }
+    case 'invalid_value':
+      return issue.values.length === 1
+        ? [`${at}: must be ${JSON.stringify(issue.values[0])}, got ${JSON.stringify(got)}`]
+        : [`${at}: must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`];
+    case 'too_big':
+      return [
+        `${at}: must be ${issue.inclusive === false ? '<' : '≤'} ${String(issue.maximum)}, got ${describe(got)}`,
+      ];
+    case 'too_small':
+      return issue.origin === 'string'
+        ? [`${at}: must have at least ${String(issue.minimum)} character(s)`]
+        : [
+            `${at}: must be ${issue.inclusive === false ? '>' : '≥'} ${String(issue.minimum)}, got ${describe(got)}`,
+          ];
+    case 'unrecognized_keys':
+      return issue.keys.map((k) => `${at}: unknown field "${k}"`);
+    default:
+      return [`${at}: ${issue.message}`];
   }
 }
 
 /** Every problem of `value` as a report, one "path: problem" line each; empty when valid. */
 export function validateReport(value: unknown): string[] {
-  const schema = reportSchema();
+  const result = load().zod.safeParse(value);
+  if (!result.success) return result.error.issues.flatMap((issue) => issueLines(issue, value));
   const errors: string[] = [];
-  checkSchema(value, schema, schema, '$', errors);
-  if (errors.length > 0) return errors;
   const archs = (value as { architectures: Record<string, { bestOfN: { n: number; rule: string }[] }> })
     .architectures;
   for (const [name, arch] of Object.entries(archs)) {

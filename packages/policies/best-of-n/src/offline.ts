@@ -6,7 +6,7 @@
  */
 import type { AggregationRule } from '@quorum/aggregation';
 import { DataError } from '@quorum/core';
-import type { Tokenizer } from '@quorum/data';
+import type { TextTokenizer } from '@quorum/data';
 import { type RewardEnsemble, scoreAnswers } from '@quorum/ensemble';
 import { type OfflineBestOfNConfigInput, resolveOfflineBestOfNConfig } from './config.js';
 import {
@@ -46,7 +46,7 @@ export interface ScorePoolsOptions
  */
 export function scorePools(
   ensemble: RewardEnsemble,
-  tokenizer: Tokenizer,
+  tokenizer: TextTokenizer,
   pools: readonly Pool[],
   options: ScorePoolsOptions = {},
 ): ScoredPool[] {

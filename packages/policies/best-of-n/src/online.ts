@@ -11,7 +11,7 @@
 import type { AggregationRule } from '@quorum/aggregation';
 import { type GptConfig, type GptParams, generate, type LinearHook } from '@quorum/backbone';
 import { ConfigError, Rng } from '@quorum/core';
-import { encodePrompt, type Prompt, type Tokenizer } from '@quorum/data';
+import { encodePrompt, type Prompt, type TextTokenizer } from '@quorum/data';
 import { type RewardEnsemble, scoreAnswers } from '@quorum/ensemble';
 import { type BestOfNConfig, type BestOfNConfigInput, resolveBestOfNConfig } from './config.js';
 
@@ -19,7 +19,7 @@ import { type BestOfNConfig, type BestOfNConfigInput, resolveBestOfNConfig } fro
 export interface SamplingPolicy {
   readonly params: GptParams;
   readonly config: GptConfig;
-  readonly tokenizer: Tokenizer;
+  readonly tokenizer: TextTokenizer;
   /** The adapter hook, e.g. a LoRA policy. */
   readonly linearHook?: LinearHook | undefined;
 }
@@ -27,7 +27,7 @@ export interface SamplingPolicy {
 /** The reward side: a frozen ensemble, its tokenizer, and the rule that makes one score of k. */
 export interface RewardScorer {
   readonly ensemble: RewardEnsemble;
-  readonly tokenizer: Tokenizer;
+  readonly tokenizer: TextTokenizer;
   readonly rule: AggregationRule;
 }
 

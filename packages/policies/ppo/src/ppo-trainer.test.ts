@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { meanRule } from '@quorum/aggregation';
 import {
   AdamW,
@@ -9,13 +10,21 @@ import {
   type GptConfig,
   gptPreset,
   initGpt,
+  loadPolicy,
   makeSftBatch,
   namedParameters,
   sftLoss,
   valueAndGrads,
 } from '@quorum/backbone';
 import { builtinBackendRegistry, ConfigError, initCompute, Rng } from '@quorum/core';
-import { encodePromptResponse, type Prompt, projectTokenizer } from '@quorum/data';
+import {
+  encodePromptResponse,
+  HfTokenizer,
+  loadTokenizer,
+  type Prompt,
+  projectTokenizer,
+  Tokenizer,
+} from '@quorum/data';
 import { builtinArchitectureRegistry, type TrainableEnsemble } from '@quorum/ensemble';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -233,6 +242,43 @@ describe('PpoTrainer', () => {
         }),
     ).toThrow(ConfigError);
     disposeGpt(params);
+  });
+});
+
+describe('PpoTrainer saves the policy with its own tokenizer', () => {
+  it("Quorum's (vocab.json) and a Hugging Face one (tokenizer.json), each loading back with the same id", async () => {
+    const stories = fileURLToPath(new URL('../../../data/fixtures/stories260K-tokenizer/', import.meta.url));
+    const hf = await loadTokenizer(stories, { onWarning: () => {} });
+    const constantReward = { score: (p: readonly Prompt[]) => [p.map(() => 1)], rule: meanRule() };
+    for (const [tok, kind, files] of [
+      [tokenizer, Tokenizer, ['vocab.json']],
+      [hf, HfTokenizer, ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']],
+    ] as const) {
+      const config = { ...gptConfig, vocabSize: tok.vocabSize };
+      const params = initGpt(config, new Rng(3));
+      const outDir = path.join(dir, `saved-${tok.id}`);
+      const trainer = new PpoTrainer({
+        policy: { config, params, tokenizer: tok },
+        reward: constantReward,
+        prompts,
+        ppo: resolvePpoConfig({ ...tiny, steps: 1 }),
+        outDir,
+      });
+      await trainer.train();
+      trainer.dispose();
+      disposeGpt(params);
+      const policy = await loadPolicy(outDir);
+      expect(policy.tokenizerFiles).toEqual(files);
+      expect(policy.manifest.vocab).toEqual({ id: tok.id, size: tok.vocabSize });
+      const back = await loadTokenizer(outDir, {
+        vocabSize: policy.manifest.vocab.size,
+        onWarning: () => {},
+      });
+      expect(back).toBeInstanceOf(kind);
+      expect(back.id).toBe(tok.id);
+      expect([...back.encode('Once upon a time')]).toEqual([...tok.encode('Once upon a time')]);
+      disposeGpt(policy.params);
+    }
   });
 });
 

@@ -51,7 +51,7 @@ import {
   tensorsToRecords,
   writeSafetensors,
 } from '@quorum/core';
-import { encodePrompt, type Prompt, type Tokenizer } from '@quorum/data';
+import { encodePrompt, type Prompt, type TextTokenizer } from '@quorum/data';
 import { encodeAnswer, type RewardEnsemble, scoreSequences } from '@quorum/ensemble';
 import { disposeHead, initValueHead, type ValueHead, valueHeadForward } from '@quorum/heads';
 import * as tf from '@tensorflow/tfjs';
@@ -71,7 +71,7 @@ import {
 /** A frozen reward ensemble scores the decoded answers, re-tokenised with its own tokenizer. */
 export interface EnsembleReward {
   readonly ensemble: RewardEnsemble;
-  readonly tokenizer: Tokenizer;
+  readonly tokenizer: TextTokenizer;
   readonly rule: AggregationRule;
 }
 
@@ -120,7 +120,11 @@ export interface PpoSummary {
 
 export interface PpoTrainerOptions {
   /** The policy, trained in place; its tokenizer encodes prompts and decodes answers. */
-  readonly policy: { readonly config: GptConfig; readonly params: GptParams; readonly tokenizer: Tokenizer };
+  readonly policy: {
+    readonly config: GptConfig;
+    readonly params: GptParams;
+    readonly tokenizer: TextTokenizer;
+  };
   /** The frozen reference (the SFT policy). Default: a copy of `policy.params` taken now (owned by the trainer). */
   readonly reference?: GptParams | undefined;
   /**
@@ -297,7 +301,7 @@ export class PpoTrainer {
         `the policy tokenizer has ${policy.tokenizer.vocabSize} ids but the policy ${policy.config.vocabSize}`,
         {
           location: { field: 'policy.tokenizer' },
-          hint: "pass the tokenizer built from the policy's vocab.json",
+          hint: "pass the policy's own tokenizer (loadTokenizer of the policy folder)",
         },
       );
     }
@@ -306,7 +310,7 @@ export class PpoTrainer {
         `the reward tokenizer has ${reward.tokenizer.vocabSize} ids but the reward model ${reward.ensemble.gptConfig.vocabSize}`,
         {
           location: { field: 'reward.tokenizer' },
-          hint: "pass the tokenizer built from the reward model's vocab.json",
+          hint: "pass the reward model's own tokenizer (loadEnsemble returns it)",
         },
       );
     }
@@ -558,14 +562,12 @@ export class PpoTrainer {
     return { steps: this.stepsDone, aborted: false, last };
   }
 
-  /** Writes the policy (quorum.json, backbone.safetensors, vocab.json) and value-head.safetensors to `dir`. */
+  /**
+   * Writes the policy (quorum.json, backbone.safetensors, the tokenizer's files) and value-head.safetensors
+   * to `dir`.
+   */
   async savePolicy(dir: string): Promise<void> {
     const { policy, ppo } = this.opts;
-    const vocab = {
-      id: policy.tokenizer.id,
-      size: policy.tokenizer.vocabSize,
-      json: policy.tokenizer.vocab.toJSON(),
-    };
     await writeSafetensors(
       path.join(dir, 'value-head.safetensors'),
       await tensorsToRecords(this.valueHeadTensors()),
@@ -576,7 +578,8 @@ export class PpoTrainer {
     await savePolicy(dir, {
       config: policy.config,
       params: policy.params,
-      vocab,
+      vocab: { id: policy.tokenizer.id, size: policy.tokenizer.vocabSize },
+      tokenizerFiles: policy.tokenizer.files(),
       training: { kind: 'ppo', steps: this.stepsDone, rule: this.opts.reward.rule.name, ppo },
     });
   }

@@ -1,31 +1,35 @@
 /**
- * Reward-model training from the CLI: preference data → a trained ensemble folder with metrics.
- * Shared by `quorum train-rm` and `quorum reproduce`.
+ * Reward-model training: preference data → a trained ensemble folder with metrics (`quorum train-rm`,
+ * and every reward model of `quorum reproduce`).
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { disposeGpt, type GptPresetName, gptPreset, loadPolicy, namedParameters } from '@quorum/backbone';
-import { ConfigError, Rng, type StrategyRegistry } from '@quorum/core';
+import { disposeGpt, type GptPresetName, gptPreset, namedParameters } from '@quorum/backbone';
+import { ConfigError, Rng, type StrategyRegistry, type StrategySpec } from '@quorum/core';
 import {
   datasets,
   loadPreferencePairs,
   type PreferencePair,
   projectTokenizer,
-  Tokenizer,
-  Vocab,
+  type TextTokenizer,
+  type TruncationMode,
 } from '@quorum/data';
 import {
   type EnsembleArchitecture,
   evaluatePairs,
   type RewardMetrics,
   type RewardTrainConfig,
+  type RewardTrainResult,
   resolveRewardTrainConfig,
   saveEnsemble,
   type TrainableEnsemble,
   trainRewardEnsemble,
 } from '@quorum/ensemble';
 import type * as tf from '@tensorflow/tfjs';
-import type { ProgressLine } from '../progress.js';
+import { resolveMaxLength } from './length.js';
+import { loadPolicyWithTokenizer } from './load.js';
+import { type RunProgress, silentProgress } from './progress.js';
+import { seededSubset } from './subset.js';
 
 export interface PairSource {
   /** `alpaca-eval` or a JSONL path. */
@@ -43,19 +47,13 @@ export interface PairSource {
   readonly seed: number;
 }
 
-function subset<T>(items: readonly T[], limit: number | undefined, rng: Rng): T[] {
-  if (limit === undefined || limit >= items.length) return [...items];
-  return rng
-    .permutation(items.length)
-    .slice(0, limit)
-    .map((i) => items[i] as T);
-}
-
 /** Train and eval pairs. AlpacaEval keeps its fixed split: nothing from an eval instruction is trained on. */
 export async function loadPairs(
   source: PairSource,
 ): Promise<{ train: PreferencePair[]; eval: PreferencePair[]; description: string }> {
   const rng = new Rng(source.seed).fork('pairs');
+  // The subsets keep the order drawn (as `train-rm` always has).
+  const drawn = { keepOrder: false };
   if (source.data === 'alpaca-eval') {
     const ae = await datasets.alpacaEval();
     const train = ae.pairs({
@@ -66,8 +64,8 @@ export async function loadPairs(
     });
     const evalPairs = ae.pairs({ split: 'eval', source: 'reference' });
     return {
-      train: subset(train, source.trainLimit, rng.fork('train')),
-      eval: subset(evalPairs, source.evalLimit, rng.fork('eval')),
+      train: seededSubset(train, source.trainLimit, rng.fork('train'), drawn),
+      eval: seededSubset(evalPairs, source.evalLimit, rng.fork('eval'), drawn),
       description: `alpaca-eval (${source.pairs ?? 'reference'} pairs, balance ${source.balance ?? 'none'})`,
     };
   }
@@ -95,38 +93,75 @@ export async function loadPairs(
     train = order.slice(nEval).map((i) => pairs[i] as PreferencePair);
   }
   return {
-    train: subset(train, source.trainLimit, rng.fork('train')),
-    eval: subset(evalPairs, source.evalLimit, rng.fork('eval')),
+    train: seededSubset(train, source.trainLimit, rng.fork('train'), drawn),
+    eval: seededSubset(evalPairs, source.evalLimit, rng.fork('eval'), drawn),
     description: source.data,
   };
 }
 
+/** An architecture named in a registry, its options checked and the strategy created. */
+export interface ResolvedArchitecture {
+  readonly name: string;
+  /** The package that registered it (saved in quorum.json, so loading can name the plugin). */
+  readonly source: string;
+  /** The resolved options (defaults filled in). */
+  readonly options: unknown;
+  readonly architecture: EnsembleArchitecture;
+}
+
+/**
+ * Resolves `spec` (`'lora'` or `['lora', { rank: 4 }]`) through `registry`, plugins included: an unknown
+ * name or a bad option is a ConfigError naming `path`, before any work.
+ */
+export function resolveArchitecture(
+  registry: StrategyRegistry<EnsembleArchitecture>,
+  spec: StrategySpec,
+  path = 'architecture',
+): ResolvedArchitecture {
+  const { name, options } = registry.resolve(spec, path);
+  return { name, source: registry.get(name).source, options, architecture: registry.create(spec, path) };
+}
+
 export interface RewardRunOptions {
-  readonly architecture: string;
-  readonly architectureOptions: Record<string, unknown>;
-  readonly architectures: StrategyRegistry<EnsembleArchitecture>;
+  readonly architecture: ResolvedArchitecture;
+  /** k: the ensemble's members (1 for `single`). */
   readonly members: number;
+  /** Model size when starting from scratch (a policy folder brings its own config). */
   readonly size: GptPresetName;
   readonly contextLength: number;
-  /** A policy folder to start from (the paper starts reward models from its SFT model), or `scratch`. */
+  /**
+   * What the transformer starts from: a Quorum policy folder (the paper starts reward models from its SFT
+   * model), `hf:DIR` (a Hugging Face model folder, with its tokenizer), or `scratch`.
+   */
   readonly init: string;
+  /** Tokens per sequence (prompt + answer); default: the model's context, capped at DEFAULT_MAX_LENGTH. */
+  readonly maxLength?: number | undefined;
+  /** Pairs longer than maxLength: `left` (default) keeps each answer's end, `drop` leaves the pair out (TRL). */
+  readonly truncation?: TruncationMode | undefined;
   readonly train: readonly PreferencePair[];
   readonly eval: readonly PreferencePair[];
+  /** Where the pairs came from, as saved in quorum.json. */
   readonly dataDescription: string;
   readonly config: Partial<RewardTrainConfig>;
+  /** The reward-model folder to write. */
   readonly out: string;
+  /** Continue from the newest state in `<out>/train-state` (a fresh start when there is none). */
   readonly resume: boolean;
-  readonly progress?: ProgressLine | undefined;
+  /** Stops after the next checkpoint; the result says `stoppedEarly`. */
   readonly signal?: AbortSignal | undefined;
 }
 
 export interface RewardRunResult {
   readonly stoppedEarly: boolean;
+  /** Training pairs used, tied (skipped), dropped (`drop`) and truncated (`left`). */
+  readonly pairs: RewardTrainResult['pairs'];
+  readonly maxLength: number;
   readonly metrics: RewardMetrics | undefined;
   readonly params: { total: number; trainable: number };
   readonly trainSeconds: number;
 }
 
+/** The metrics saved in eval.json and quorum.json. */
 export function metricsSummary(m: RewardMetrics): Record<string, unknown> {
   return {
     accuracy: m.accuracy,
@@ -140,8 +175,15 @@ export function metricsSummary(m: RewardMetrics): Record<string, unknown> {
   };
 }
 
-export async function runRewardTraining(options: RewardRunOptions): Promise<RewardRunResult> {
-  let tokenizer: Tokenizer;
+/**
+ * Trains a reward ensemble with the Bradley-Terry loss, scores the held-out pairs and writes the folder
+ * (quorum.json, weights, tokenizer, metrics.jsonl, eval.json).
+ */
+export async function runRewardTraining(
+  options: RewardRunOptions,
+  progress: RunProgress = silentProgress,
+): Promise<RewardRunResult> {
+  let tokenizer: TextTokenizer;
   let init: Record<string, tf.Tensor> | undefined;
   let gptConfig = gptPreset(options.size, {
     vocabSize: projectTokenizer().vocabSize,
@@ -151,16 +193,15 @@ export async function runRewardTraining(options: RewardRunOptions): Promise<Rewa
   if (options.init === 'scratch') {
     tokenizer = projectTokenizer();
   } else {
-    const policy = await loadPolicy(options.init);
-    tokenizer = new Tokenizer(Vocab.fromJSON(policy.vocabJson, path.join(options.init, 'vocab.json')));
+    const policy = await loadPolicyWithTokenizer(options.init);
+    tokenizer = policy.tokenizer;
     gptConfig = policy.config;
     init = namedParameters(policy.params);
     disposeInit = () => disposeGpt(policy.params);
   }
-  const arch = options.architectures.create([options.architecture, options.architectureOptions], '--arch');
   let ensemble: TrainableEnsemble;
   try {
-    ensemble = arch.build({
+    ensemble = options.architecture.architecture.build({
       gptConfig,
       members: options.members,
       rng: new Rng(options.config.seed ?? 0).fork('ensemble'),
@@ -170,19 +211,22 @@ export async function runRewardTraining(options: RewardRunOptions): Promise<Rewa
     disposeInit();
   }
   try {
-    const config = resolveRewardTrainConfig({ maxLength: gptConfig.contextLength, ...options.config });
+    const maxLength = resolveMaxLength(gptConfig, options.maxLength ?? options.config.maxLength, 'maxLength');
+    const config = resolveRewardTrainConfig({ ...options.config, maxLength });
+    const truncation = options.truncation ?? 'left';
     const began = Date.now();
     const result = await trainRewardEnsemble({
       ensemble,
       tokenizer,
       pairs: options.train,
       config,
+      truncation,
       out: options.out,
       resume: options.resume,
       signal: options.signal,
-      onNote: (m) => options.progress?.log(m),
+      onNote: (m) => progress.log(m),
       onProgress: (p) =>
-        options.progress?.update(
+        progress.update(
           p.step,
           p.steps,
           `${p.phase} (${p.phaseIndex + 1}/${p.phases}) loss ${p.loss.toFixed(3)}  ${p.pairsPerSecond.toFixed(1)} pairs/s`,
@@ -190,25 +234,26 @@ export async function runRewardTraining(options: RewardRunOptions): Promise<Rewa
     });
     const trainSeconds = (Date.now() - began) / 1000;
     const counts = ensemble.paramCounts();
-    if (result.stoppedEarly) return { stoppedEarly: true, metrics: undefined, params: counts, trainSeconds };
-    options.progress?.log(`scoring ${options.eval.length} held-out pairs`);
+    const done = { pairs: result.pairs, maxLength, params: counts, trainSeconds };
+    if (result.stoppedEarly) return { ...done, stoppedEarly: true, metrics: undefined };
+    progress.log(`scoring ${options.eval.length} held-out pairs`);
     const metrics =
-      options.eval.length === 0
-        ? undefined
-        : evaluatePairs(ensemble, tokenizer, options.eval, { maxLength: gptConfig.contextLength });
+      options.eval.length === 0 ? undefined : evaluatePairs(ensemble, tokenizer, options.eval, { maxLength });
     const training = {
       data: options.dataDescription,
       trainPairs: options.train.length,
       evalPairs: options.eval.length,
       init: options.init,
+      truncation,
+      pairs: result.pairs,
       steps: result.steps,
       trainSeconds,
       config,
       ...(metrics === undefined ? {} : { eval: metricsSummary(metrics) }),
     };
     await saveEnsemble(options.out, ensemble, {
-      architectureSource: options.architectures.get(options.architecture).source,
-      vocab: { id: tokenizer.id, size: tokenizer.vocabSize, json: tokenizer.vocab.toJSON() },
+      architectureSource: options.architecture.source,
+      tokenizer,
       training,
     });
     if (metrics !== undefined)
@@ -216,12 +261,13 @@ export async function runRewardTraining(options: RewardRunOptions): Promise<Rewa
         path.join(options.out, 'eval.json'),
         `${JSON.stringify(metricsSummary(metrics), null, 2)}\n`,
       );
-    return { stoppedEarly: false, metrics, params: counts, trainSeconds };
+    return { ...done, stoppedEarly: false, metrics };
   } finally {
     ensemble.dispose();
   }
 }
 
+/** One line per metric group, as `quorum train-rm` and `quorum eval-rm` print them. */
 export function formatMetrics(m: RewardMetrics): string {
   const pct = (x: number | undefined): string =>
     x === undefined || Number.isNaN(x) ? 'n/a' : `${(100 * x).toFixed(1)}%`;

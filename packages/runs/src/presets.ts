@@ -114,11 +114,12 @@ export const PRESETS: Record<PresetName, RunPreset> = {
   },
 };
 
-export function resolvePreset(name: string): RunPreset {
-  const preset = PRESETS[name as PresetName];
+/** The preset called `name`; an unknown name is a ConfigError naming `field` and the valid names. */
+export function resolvePreset(name: string, field = 'preset'): RunPreset {
+  const preset = Object.hasOwn(PRESETS, name) ? PRESETS[name as PresetName] : undefined;
   if (preset === undefined) {
     throw new ConfigError(`unknown preset "${name}"`, {
-      location: { field: '--preset' },
+      location: { field },
       hint: `use one of ${PRESET_NAMES.join(', ')}`,
     });
   }

@@ -7,7 +7,7 @@ import { ConfigError, resolveOptions } from '@quorum/core';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { parseKeyValues, parseOptionValue } from './load.js';
+import { parseKeyValues, parseOptionValue } from './key-values.js';
 
 const FLAG = '--ppo-opt';
 const DANGEROUS_KEYS = ['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty'];

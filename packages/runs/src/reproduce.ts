@@ -12,12 +12,12 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { createAggregationRule } from '@quorum/aggregation';
-import { disposeGpt, generate, loadPolicy } from '@quorum/backbone';
-import { evaluateOffline, type Pool, poolsFromAlpacaEval, scorePools } from '@quorum/best-of-n';
-import { type ActiveBackend, ConfigError, Rng, type StrategyRegistry, writeJsonAtomic } from '@quorum/core';
-import { datasets, encodePrompt, type PreferencePair, type Prompt, Tokenizer, Vocab } from '@quorum/data';
-import { type EnsembleArchitecture, loadEnsemble } from '@quorum/ensemble';
+import type { AggregationRule } from '@quorum/aggregation';
+import { disposeGpt } from '@quorum/backbone';
+import { evaluateOffline, type LabelledRule, type Pool, poolsFromAlpacaEval } from '@quorum/best-of-n';
+import { ConfigError, Rng, type StrategyRegistry, type StrategySpec, writeJsonAtomic } from '@quorum/core';
+import { datasets, type PreferencePair, type Prompt } from '@quorum/data';
+import type { EnsembleArchitecture } from '@quorum/ensemble';
 import {
   type ArchitectureReport,
   type BestOfNRow,
@@ -30,38 +30,108 @@ import {
   winRate,
   writeReport,
 } from '@quorum/eval';
-import { PpoTrainer, resolvePpoConfig } from '@quorum/ppo';
+import { resolvePpoConfig } from '@quorum/ppo';
 import * as tf from '@tensorflow/tfjs';
-import type { RunPreset } from '../presets.js';
-import type { ProgressLine } from '../progress.js';
-import { runRewardTraining } from './reward.js';
+import { answerPrompts } from './answer.js';
+import { scoreCandidates } from './best-of-n.js';
+import { loadPolicyWithTokenizer, loadRewardModel } from './load.js';
+import { runPpo } from './ppo.js';
+import type { RunPreset } from './presets.js';
+import { type RunProgress, silentProgress } from './progress.js';
+import { type ResolvedArchitecture, resolveArchitecture, runRewardTraining } from './reward.js';
 import { runSft } from './sft.js';
+import { seededSubset } from './subset.js';
 
-export const REPRODUCE_ARCHITECTURES = ['single', 'independent', 'linear-heads', 'lora'] as const;
-const MEMBERS = 3;
-const RULES = [
+/** The architectures the paper compares, in the report's order. */
+export const REPRODUCE_ARCHITECTURES: readonly string[] = ['single', 'independent', 'linear-heads', 'lora'];
+/** The rules Best-of-n compares: mean and lcb (β = 1). */
+export const REPRODUCE_RULES: readonly { readonly label: string; readonly spec: StrategySpec }[] = [
   { label: 'mean', spec: 'mean' },
   { label: 'lcb', spec: ['lcb', { beta: 1 }] },
-] as const;
+];
+/** k of every ensemble (the single architecture has 1). */
+export const REPRODUCE_MEMBERS = 3;
+
+/** The strategies a study uses, each resolved through a registry (plugins included) before any work. */
+export interface ReproduceStrategies {
+  /** Loads the saved reward models. */
+  readonly architectureRegistry: StrategyRegistry<EnsembleArchitecture>;
+  /** The architectures compared, in order. */
+  readonly architectures: readonly ResolvedArchitecture[];
+  /** The gold reward model's architecture (`single`). */
+  readonly gold: ResolvedArchitecture;
+  /** The rules Best-of-n compares, each with its label. */
+  readonly rules: readonly LabelledRule[];
+  /** The rule PPO maximises and the gold judge aggregates with (`mean`). */
+  readonly ppoRule: LabelledRule;
+}
+
+/**
+ * Resolves a study's architectures and rules by name through the registries (a plugin's too); unknown
+ * names and bad options are ConfigErrors before anything trains. Defaults: the paper's four architectures,
+ * mean and lcb.
+ */
+export function resolveReproduceStrategies(
+  registries: {
+    readonly architectures: StrategyRegistry<EnsembleArchitecture>;
+    readonly rules: StrategyRegistry<AggregationRule>;
+  },
+  choice: {
+    readonly architectures?: readonly StrategySpec[] | undefined;
+    readonly rules?: readonly { readonly label: string; readonly spec: StrategySpec }[] | undefined;
+  } = {},
+): ReproduceStrategies {
+  const architectures = (choice.architectures ?? REPRODUCE_ARCHITECTURES).map((spec) =>
+    resolveArchitecture(registries.architectures, spec, 'architectures'),
+  );
+  const twice = architectures.find((a, i) => architectures.findIndex((b) => b.name === a.name) !== i);
+  if (twice !== undefined) {
+    throw new ConfigError(`architecture "${twice.name}" is named twice`, {
+      location: { field: 'architectures' },
+      hint: 'name each architecture once',
+    });
+  }
+  return {
+    architectureRegistry: registries.architectures,
+    architectures,
+    gold: resolveArchitecture(registries.architectures, 'single', 'gold'),
+    rules: (choice.rules ?? REPRODUCE_RULES).map((r) => ({
+      label: r.label,
+      rule: registries.rules.create(r.spec, 'rules'),
+    })),
+    ppoRule: { label: 'mean', rule: registries.rules.create('mean', 'ppo.rule') },
+  };
+}
 
 export interface ReproduceOptions {
   readonly preset: RunPreset;
   readonly seeds: number;
+  /** The run folder: models, stage results and report.{json,md,html}. */
   readonly out: string;
-  readonly architectures: StrategyRegistry<EnsembleArchitecture>;
-  readonly backend: ActiveBackend;
+  readonly strategies: ReproduceStrategies;
+  /** The compute backend's name, for the report. */
+  readonly backend: { readonly name: string };
+  /** Package versions, for the report. */
   readonly versions: Record<string, string>;
-  readonly progress: ProgressLine;
+  /** Stops after the current stage's next checkpoint; the report then says `complete: false`. */
   readonly signal?: AbortSignal | undefined;
 }
 
 class Interrupted extends Error {}
 
+/** k for an architecture of the study: 1 for `single`, else REPRODUCE_MEMBERS. */
+function membersOf(arch: string): number {
+  return arch === 'single' ? 1 : REPRODUCE_MEMBERS;
+}
+
 /**
  * The cached stages are only valid for the settings that made them: the first run records its preset and
  * seed count in <out>/reproduce.json, and a later run with other settings is refused (not silently mixed).
  */
-function checkRunSettings(out: string, settings: { preset: RunPreset; seeds: number }): void {
+function checkRunSettings(
+  out: string,
+  settings: { preset: RunPreset; seeds: number; architectures?: string[]; rules?: string[] },
+): void {
   const file = path.join(out, 'reproduce.json');
   const wanted = JSON.stringify(settings);
   if (existsSync(file)) {
@@ -83,7 +153,7 @@ function checkRunSettings(out: string, settings: { preset: RunPreset; seeds: num
 }
 
 /** Runs `fn` once: its JSON result is kept in <out>/stages/<name>.json and read back on later runs. */
-async function stage<T>(out: string, name: string, progress: ProgressLine, fn: () => Promise<T>): Promise<T> {
+async function stage<T>(out: string, name: string, progress: RunProgress, fn: () => Promise<T>): Promise<T> {
   const file = path.join(out, 'stages', `${name}.json`);
   if (existsSync(file)) {
     progress.log(`✓ ${name} (cached)`);
@@ -134,13 +204,9 @@ function splitTrainPairs(pairs: readonly PreferencePair[]): {
   };
 }
 
+/** Seeded subsets in the original order, as the study has always drawn them. */
 function sample<T>(items: readonly T[], limit: number | undefined, rng: Rng): T[] {
-  if (limit === undefined || limit >= items.length) return [...items];
-  return rng
-    .permutation(items.length)
-    .slice(0, limit)
-    .sort((a, b) => a - b)
-    .map((i) => items[i] as T);
+  return seededSubset(items, limit, rng, { keepOrder: true });
 }
 
 function check(signal: AbortSignal | undefined): void {
@@ -157,36 +223,27 @@ function stdOf(xs: readonly number[]): number {
   return Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1));
 }
 
-/** Greedy answers of a policy to prompts, decoded to text. */
-function answer(
-  params: Parameters<typeof generate>[0],
-  config: Parameters<typeof generate>[1],
-  tokenizer: Tokenizer,
-  prompts: readonly Prompt[],
-  maxNewTokens: number,
-): string[] {
-  const out: string[] = [];
-  for (let at = 0; at < prompts.length; at += 16) {
-    const chunk = prompts
-      .slice(at, at + 16)
-      .map((p) => Array.from(encodePrompt(tokenizer, p, { maxLength: config.contextLength - maxNewTokens })));
-    const r = generate(params, config, chunk, {
-      maxNewTokens,
-      temperature: 0,
-      eosId: tokenizer.eosId,
-      padId: tokenizer.padId,
-    });
-    for (const tokens of r.tokens) out.push(tokenizer.decode(tokens.filter((t) => t !== tokenizer.eosId)));
-  }
-  return out;
-}
-
+/**
+ * The paper's study (see this file's header), each stage cached in `<out>/stages/`, with the same run
+ * functions the commands use. Returns the report (also written as report.json, .md and .html).
+ */
 export async function reproduce(
   options: ReproduceOptions,
+  progress: RunProgress = silentProgress,
 ): Promise<{ report: Report; written: WrittenReport; interrupted: boolean }> {
-  const { preset, out, progress, signal } = options;
+  const { preset, out, signal, strategies } = options;
+  const archNames = strategies.architectures.map((a) => a.name);
+  const ruleLabels = strategies.rules.map((r) => r.label);
   const timings: Record<string, number> = {};
-  checkRunSettings(out, { preset, seeds: options.seeds });
+  const isDefault =
+    archNames.join() === REPRODUCE_ARCHITECTURES.join() &&
+    ruleLabels.join() === REPRODUCE_RULES.map((r) => r.label).join();
+  // A study of other architectures or rules records them; the paper's study keeps the settings it always had.
+  checkRunSettings(out, {
+    preset,
+    seeds: options.seeds,
+    ...(isDefault ? {} : { architectures: archNames, rules: ruleLabels }),
+  });
   const ae = await datasets.alpacaEval();
   const { proxy, gold } = splitTrainPairs(ae.pairs({ split: 'train' }));
   const evalPairs = ae.pairs({ split: 'eval' });
@@ -199,18 +256,20 @@ export async function reproduce(
     // One SFT policy, as in the paper: every reward model and PPO run starts from it; seeds vary the rest.
     const sftDir = path.join(out, 'sft');
     const sft = await stage(out, 'sft', progress, async () => {
-      const r = await runSft({
-        size: preset.size,
-        contextLength: preset.contextLength,
-        data: 'alpaca-eval',
-        out: sftDir,
-        maxSteps: preset.sft.maxSteps,
-        batchSize: preset.sft.batchSize,
-        seed: 0,
-        resume: existsSync(sftDir),
+      const r = await runSft(
+        {
+          size: preset.size,
+          contextLength: preset.contextLength,
+          data: 'alpaca-eval',
+          out: sftDir,
+          maxSteps: preset.sft.maxSteps,
+          batchSize: preset.sft.batchSize,
+          seed: 0,
+          resume: existsSync(sftDir),
+          signal,
+        },
         progress,
-        signal,
-      });
+      );
       if (r.stoppedEarly) throw new Interrupted('interrupted');
       return {
         steps: r.steps,
@@ -225,33 +284,34 @@ export async function reproduce(
       const rng = new Rng(seed).fork('reproduce');
       const trainPairs = sample(proxy, preset.rm.trainPairs, rng.fork('train-pairs'));
       const heldOut = sample(evalPairs, preset.rm.evalPairs, rng.fork('eval-pairs'));
-      for (const arch of REPRODUCE_ARCHITECTURES) {
+      for (const resolved of strategies.architectures) {
+        const arch = resolved.name;
         check(signal);
         const dir = path.join(out, 'rm', `${arch}-s${seed}`);
         const rm = await stage(out, `rm-${arch}-s${seed}`, progress, async (): Promise<RmStage> => {
-          const r = await runRewardTraining({
-            architecture: arch,
-            architectureOptions: {},
-            architectures: options.architectures,
-            members: arch === 'single' ? 1 : MEMBERS,
-            size: preset.size,
-            contextLength: preset.contextLength,
-            init: sftDir,
-            train: trainPairs,
-            eval: heldOut,
-            dataDescription: 'alpaca-eval train split, proxy part',
-            config: {
-              batchSize: preset.rm.batchSize,
-              gradAccum: preset.rm.gradAccum,
-              epochs: preset.rm.epochs,
-              ...(preset.rm.maxSteps === undefined ? {} : { maxSteps: preset.rm.maxSteps }),
-              seed,
+          const r = await runRewardTraining(
+            {
+              architecture: resolved,
+              members: membersOf(arch),
+              size: preset.size,
+              contextLength: preset.contextLength,
+              init: sftDir,
+              train: trainPairs,
+              eval: heldOut,
+              dataDescription: 'alpaca-eval train split, proxy part',
+              config: {
+                batchSize: preset.rm.batchSize,
+                gradAccum: preset.rm.gradAccum,
+                epochs: preset.rm.epochs,
+                ...(preset.rm.maxSteps === undefined ? {} : { maxSteps: preset.rm.maxSteps }),
+                seed,
+              },
+              out: dir,
+              resume: existsSync(dir),
+              signal,
             },
-            out: dir,
-            resume: existsSync(dir),
             progress,
-            signal,
-          });
+          );
           if (r.stoppedEarly || r.metrics === undefined) throw new Interrupted('interrupted');
           return {
             accuracy: r.metrics.accuracy,
@@ -277,24 +337,20 @@ export async function reproduce(
         }),
       );
       const ns = preset.bestOfN.ns.filter((n) => pools.every((p) => p.candidates.length >= n));
-      for (const arch of REPRODUCE_ARCHITECTURES) {
+      for (const arch of archNames) {
         check(signal);
         const bon = await stage(out, `bon-${arch}-s${seed}`, progress, async (): Promise<BonStage> => {
-          const loaded = await loadEnsemble(path.join(out, 'rm', `${arch}-s${seed}`), options.architectures);
-          const tokenizer = new Tokenizer(Vocab.fromJSON(loaded.vocabJson));
+          const loaded = await loadRewardModel(
+            path.join(out, 'rm', `${arch}-s${seed}`),
+            strategies.architectureRegistry,
+          );
           let peakBytes = tf.memory().numBytes;
           try {
-            const scored = scorePools(loaded.ensemble, tokenizer, pools, {
-              onProgress: (p) => {
-                peakBytes = Math.max(peakBytes, tf.memory().numBytes);
-                progress.update(p.rows, p.totalRows, `Best-of-n scoring (${arch})`);
-              },
+            const scored = scoreCandidates(loaded, pools, undefined, progress, () => {
+              peakBytes = Math.max(peakBytes, tf.memory().numBytes);
+              return `Best-of-n scoring (${arch})`;
             });
-            const report = evaluateOffline(
-              scored,
-              RULES.map((r) => ({ label: r.label, rule: createAggregationRule(r.spec as never) })),
-              ns,
-            );
+            const report = evaluateOffline(scored, strategies.rules, ns);
             return {
               curves: Object.fromEntries(
                 report.rules.map((r) => [
@@ -323,29 +379,29 @@ export async function reproduce(
     // --- gold reward model (the PPO judge), trained on the gold part only
     const goldDir = path.join(out, 'rm', 'gold');
     await stage(out, 'gold-rm', progress, async () => {
-      const r = await runRewardTraining({
-        architecture: 'single',
-        architectureOptions: {},
-        architectures: options.architectures,
-        members: 1,
-        size: preset.size,
-        contextLength: preset.contextLength,
-        init: sftDir,
-        train: sample(gold, preset.rm.trainPairs, new Rng(1000).fork('gold')),
-        eval: sample(evalPairs, preset.rm.evalPairs, new Rng(1000).fork('gold-eval')),
-        dataDescription: 'alpaca-eval train split, gold part (disjoint from the proxy part)',
-        config: {
-          batchSize: preset.rm.batchSize,
-          gradAccum: preset.rm.gradAccum,
-          epochs: preset.rm.epochs,
-          ...(preset.rm.maxSteps === undefined ? {} : { maxSteps: preset.rm.maxSteps * 2 }),
-          seed: 1000,
+      const r = await runRewardTraining(
+        {
+          architecture: strategies.gold,
+          members: 1,
+          size: preset.size,
+          contextLength: preset.contextLength,
+          init: sftDir,
+          train: sample(gold, preset.rm.trainPairs, new Rng(1000).fork('gold')),
+          eval: sample(evalPairs, preset.rm.evalPairs, new Rng(1000).fork('gold-eval')),
+          dataDescription: 'alpaca-eval train split, gold part (disjoint from the proxy part)',
+          config: {
+            batchSize: preset.rm.batchSize,
+            gradAccum: preset.rm.gradAccum,
+            epochs: preset.rm.epochs,
+            ...(preset.rm.maxSteps === undefined ? {} : { maxSteps: preset.rm.maxSteps * 2 }),
+            seed: 1000,
+          },
+          out: goldDir,
+          resume: existsSync(goldDir),
+          signal,
         },
-        out: goldDir,
-        resume: existsSync(goldDir),
         progress,
-        signal,
-      });
+      );
       if (r.stoppedEarly || r.metrics === undefined) throw new Interrupted('interrupted');
       return { accuracy: r.metrics.accuracy, ece: r.metrics.ece };
     });
@@ -358,13 +414,14 @@ export async function reproduce(
     );
     const trainPrompts = ae.split('train').map((i) => ae.prompt(i.id));
     for (const seed of seeds.slice(0, preset.ppo.seeds)) {
-      for (const arch of REPRODUCE_ARCHITECTURES) {
+      for (const arch of archNames) {
         check(signal);
         const ppo = await stage(
           out,
           `ppo-${arch}-s${seed}`,
           progress,
-          async (): Promise<PpoStage> => runPpoStage(options, arch, seed, goldDir, trainPrompts, evalPrompts),
+          async (): Promise<PpoStage> =>
+            runPpoStage(options, progress, arch, seed, goldDir, trainPrompts, evalPrompts),
         );
         (ppos[arch] ??= []).push(ppo);
       }
@@ -376,12 +433,12 @@ export async function reproduce(
 
   // --- the report (from whatever stages have finished)
   const architectures: Record<string, ArchitectureReport> = {};
-  for (const arch of REPRODUCE_ARCHITECTURES) {
+  for (const arch of archNames) {
     const r = rms[arch];
     if (r === undefined || r.length === 0) continue;
     const b = bons[arch] ?? [];
     const bestOfN: BestOfNRow[] = [];
-    for (const rule of RULES) {
+    for (const rule of strategies.rules) {
       const first = b[0]?.curves[rule.label] ?? [];
       for (let i = 0; i < first.length; i++) {
         const perSeed = b.map(
@@ -406,14 +463,14 @@ export async function reproduce(
     };
   }
   const ppo: PpoPoint[] = [];
-  for (const arch of REPRODUCE_ARCHITECTURES) {
+  for (const arch of archNames) {
     const runs = ppos[arch] ?? [];
     const first = runs[0]?.points ?? [];
     for (let i = 0; i < first.length; i++) {
       const pts = runs.map((r) => r.points[i]).filter((p) => p !== undefined);
       ppo.push({
         arch,
-        rule: 'mean',
+        rule: strategies.ppoRule.label,
         step: (first[i] as { step: number }).step,
         goldWinRate: meanOf(pts.map((p) => p.goldWinRate)),
         stderr: meanOf(pts.map((p) => p.stderr)),
@@ -433,7 +490,7 @@ export async function reproduce(
         'Best-of-n: GPT-4 verdicts shipped with AlpacaEval (preference table); PPO: a gold reward model trained on a disjoint part of the train split',
       versions: options.versions,
       complete: !interrupted,
-      members: MEMBERS,
+      members: REPRODUCE_MEMBERS,
     },
     architectures,
     ppo,
@@ -458,95 +515,90 @@ export async function reproduce(
 
 async function runPpoStage(
   options: ReproduceOptions,
+  progress: RunProgress,
   arch: string,
   seed: number,
   goldDir: string,
   trainPrompts: readonly Prompt[],
   evalPrompts: readonly Prompt[],
 ): Promise<PpoStage> {
-  const { preset, out, progress, signal } = options;
+  const { preset, out, signal, strategies } = options;
   const sftDir = path.join(out, 'sft');
-  const policy = await loadPolicy(sftDir);
-  const reference = await loadPolicy(sftDir);
-  const policyTokenizer = new Tokenizer(Vocab.fromJSON(policy.vocabJson));
-  const proxy = await loadEnsemble(path.join(out, 'rm', `${arch}-s${seed}`), options.architectures);
-  const goldRm = await loadEnsemble(goldDir, options.architectures);
+  const maxNew = preset.ppo.maxNewTokens;
+  const greedy = { maxNewTokens: maxNew, batchSize: 16 };
+  // The SFT policy's answers: what every PPO policy is judged against.
+  const reference = await loadPolicyWithTokenizer(sftDir);
+  let sftAnswers: string[];
+  try {
+    sftAnswers = answerPrompts(reference, evalPrompts, greedy);
+  } finally {
+    disposeGpt(reference.params);
+  }
+  const goldRm = await loadRewardModel(goldDir, strategies.architectureRegistry);
   const goldJudge = rewardModelJudge({
     ensemble: goldRm.ensemble,
-    tokenizer: new Tokenizer(Vocab.fromJSON(goldRm.vocabJson)),
-    rule: createAggregationRule('mean'),
-  });
-  const maxNew = preset.ppo.maxNewTokens;
-  const sftAnswers = answer(reference.params, reference.config, policyTokenizer, evalPrompts, maxNew);
-  const trainer = new PpoTrainer({
-    policy: { config: policy.config, params: policy.params, tokenizer: policyTokenizer },
-    reference: reference.params,
-    reward: {
-      ensemble: proxy.ensemble,
-      tokenizer: new Tokenizer(Vocab.fromJSON(proxy.vocabJson)),
-      rule: createAggregationRule('mean'),
-    },
-    prompts: trainPrompts,
-    ppo: resolvePpoConfig({
-      steps: preset.ppo.steps,
-      rolloutBatch: preset.ppo.rolloutBatch,
-      stepBatch: preset.ppo.stepBatch,
-      maxNewTokens: maxNew,
-      seed,
-      lr: 1e-4,
-      warmupSteps: Math.min(5, Math.floor(preset.ppo.steps / 4)),
-    }),
-    outDir: path.join(out, 'ppo', `${arch}-s${seed}`),
-    onProgress: (log) =>
-      progress.update(
-        log.step,
-        log.steps,
-        `PPO ${arch}: reward ${log.reward.toFixed(3)} KL ${log.kl.toFixed(3)}`,
-      ),
-    signal,
+    tokenizer: goldRm.tokenizer,
+    rule: strategies.ppoRule.rule,
   });
   const points: PpoStage['points'] = [];
-  const judge = async (step: number, kl: number, reward: number): Promise<void> => {
-    const answers = answer(policy.params, policy.config, policyTokenizer, evalPrompts, maxNew);
-    const outcomes: Outcome[] = [];
-    for (let i = 0; i < evalPrompts.length; i++) {
-      const p = evalPrompts[i] as Prompt;
-      outcomes.push(
-        outcomeOf(
-          await goldJudge.compare({
-            instruction: p.instruction,
-            input: p.input,
-            a: answers[i] as string,
-            b: sftAnswers[i] as string,
-          }),
-        ),
-      );
-    }
-    const w = winRate(outcomes);
-    points.push({
-      step,
-      goldWinRate: w.winRate,
-      stderr: Number.isFinite(w.stderr) ? w.stderr : 0,
-      kl,
-      reward,
-    });
-  };
+  const runDir = path.join(out, 'ppo', `${arch}-s${seed}`);
   try {
-    if (existsSync(path.join(out, 'ppo', `${arch}-s${seed}`, 'train-state'))) await trainer.resume();
-    await judge(trainer.step, 0, Number.NaN);
-    while (trainer.step < preset.ppo.steps) {
-      const summary = await trainer.train({
-        stopAtStep: Math.min(preset.ppo.steps, trainer.step + preset.ppo.evalEvery),
-      });
-      if (summary.aborted) throw new Interrupted('interrupted');
-      await judge(trainer.step, summary.last?.kl ?? 0, summary.last?.reward ?? Number.NaN);
-    }
+    const summary = await runPpo(
+      {
+        policy: sftDir,
+        reward: path.join(out, 'rm', `${arch}-s${seed}`),
+        architectures: strategies.architectureRegistry,
+        rule: strategies.ppoRule.rule,
+        prompts: trainPrompts,
+        ppo: resolvePpoConfig({
+          steps: preset.ppo.steps,
+          rolloutBatch: preset.ppo.rolloutBatch,
+          stepBatch: preset.ppo.stepBatch,
+          maxNewTokens: maxNew,
+          seed,
+          lr: 1e-4,
+          warmupSteps: Math.min(5, Math.floor(preset.ppo.steps / 4)),
+        }),
+        out: runDir,
+        resume: existsSync(path.join(runDir, 'train-state')),
+        signal,
+        evaluate: {
+          every: preset.ppo.evalEvery,
+          run: async ({ step, policy, last }) => {
+            const answers = answerPrompts(policy, evalPrompts, greedy);
+            const outcomes: Outcome[] = [];
+            for (let i = 0; i < evalPrompts.length; i++) {
+              const p = evalPrompts[i] as Prompt;
+              outcomes.push(
+                outcomeOf(
+                  await goldJudge.compare({
+                    instruction: p.instruction,
+                    input: p.input,
+                    a: answers[i] as string,
+                    b: sftAnswers[i] as string,
+                  }),
+                ),
+              );
+            }
+            const w = winRate(outcomes);
+            points.push({
+              step,
+              goldWinRate: w.winRate,
+              stderr: Number.isFinite(w.stderr) ? w.stderr : 0,
+              kl: last?.kl ?? 0,
+              reward: last?.reward ?? Number.NaN,
+            });
+          },
+        },
+      },
+      {
+        update: (done, total, detail) => progress.update(done, total, `PPO ${arch}: ${detail ?? ''}`),
+        log: (message) => progress.log(message),
+      },
+    );
+    if (summary.aborted) throw new Interrupted('interrupted');
     return { points: points.map((p) => ({ ...p, reward: Number.isFinite(p.reward) ? p.reward : 0 })) };
   } finally {
-    trainer.dispose();
-    proxy.ensemble.dispose();
     goldRm.ensemble.dispose();
-    disposeGpt(policy.params);
-    disposeGpt(reference.params);
   }
 }

@@ -1,0 +1,274 @@
+/**
+ * Best-of-n (`quorum best-of-n`):
+ *   online:  sample n answers per prompt from a policy, keep the one with the highest aggregate;
+ *   offline: choose among pre-generated answers and estimate the gold win rate of Best-of-n for every n
+ *            from one pool (unbiased estimator), with the random and longest-answer baselines.
+ */
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { disposeGpt } from '@quorum/backbone';
+import {
+  type BestOfNConfig,
+  bestOfNStream,
+  type CurvePoint,
+  evaluateOffline,
+  type LabelledRule,
+  type OfflineReport,
+  type Pool,
+  poolsFromAlpacaEval,
+  readPoolFile,
+  readPromptFile,
+  type ScoredPool,
+  scorePools,
+  selectFromPool,
+} from '@quorum/best-of-n';
+import type { StrategyRegistry } from '@quorum/core';
+import { datasets, type Prompt } from '@quorum/data';
+import type { EnsembleArchitecture, LoadedEnsemble } from '@quorum/ensemble';
+import { loadPolicyWithTokenizer, loadRewardModel } from './load.js';
+import { type RunProgress, silentProgress } from './progress.js';
+
+/** The shipped dataset's name where a pool or prompt file is expected. */
+export const ALPACA_EVAL = 'alpaca-eval';
+
+/** Candidate pools: the shipped AlpacaEval answers of `split` (51 judged per instruction) or a JSONL file. */
+export async function loadPools(
+  source: string,
+  split: 'eval' | 'train' = 'eval',
+  limit?: number,
+): Promise<Pool[]> {
+  const pools =
+    source === ALPACA_EVAL
+      ? poolsFromAlpacaEval((await datasets.alpacaEval()).candidatePools(split))
+      : await readPoolFile(source);
+  return limit === undefined ? pools : pools.slice(0, limit);
+}
+
+/** Prompts: the shipped AlpacaEval instructions of `split`, or a JSONL of {instruction, input?}. */
+export async function loadPrompts(
+  source: string,
+  split: 'eval' | 'train' = 'eval',
+  limit?: number,
+): Promise<Prompt[]> {
+  let prompts: Prompt[];
+  if (source === ALPACA_EVAL) {
+    const data = await datasets.alpacaEval();
+    prompts = data.split(split).map((i) => data.prompt(i.id));
+  } else prompts = await readPromptFile(source);
+  return limit === undefined ? prompts : prompts.slice(0, limit);
+}
+
+interface BestOfNCommon {
+  /** The reward-model folder. */
+  readonly reward: string;
+  /** Architectures the reward model may use (plugins included). */
+  readonly architectures: StrategyRegistry<EnsembleArchitecture>;
+}
+
+export interface OfflineBestOfNOptions extends BestOfNCommon {
+  readonly mode: 'offline';
+  readonly pools: readonly Pool[];
+  /** Names the pools in the report, e.g. `alpaca-eval:eval` or the file. */
+  readonly poolSource: string;
+  /** The rules compared, each with its label. */
+  readonly rules: readonly LabelledRule[];
+  /** The curve's n values. */
+  readonly ns: readonly number[];
+  /** Answers per reward forward pass. */
+  readonly batchSize: number;
+  /** Writes the report (JSON) here when given. */
+  readonly out?: string | undefined;
+}
+
+export interface OnlineBestOfNOptions extends BestOfNCommon {
+  readonly mode: 'online';
+  /** The policy folder to sample from. */
+  readonly policy: string;
+  readonly prompts: readonly Prompt[];
+  /** The one rule that chooses. */
+  readonly rule: LabelledRule;
+  /** n, sampling and chunking, resolved with @quorum/best-of-n's `resolveBestOfNConfig`. */
+  readonly config: BestOfNConfig;
+  /** One JSON row per prompt, streamed here. */
+  readonly out: string;
+}
+
+export type BestOfNRunOptions = OfflineBestOfNOptions | OnlineBestOfNOptions;
+
+/** What the offline report file holds before the curves. */
+interface OfflineHeader {
+  readonly kind: 'quorum-best-of-n-offline';
+  readonly pool: string;
+  readonly reward: { readonly dir: string; readonly architecture: string; readonly members: number };
+  readonly rules: readonly { readonly label: string; readonly rule: string }[];
+}
+
+export type OfflineBestOfNResult =
+  | {
+      readonly mode: 'offline';
+      readonly gold: true;
+      readonly header: OfflineHeader;
+      readonly report: OfflineReport;
+      readonly answers: number;
+    }
+  | {
+      readonly mode: 'offline';
+      readonly gold: false;
+      readonly header: OfflineHeader;
+      /** Each rule's pick per pool (no verdicts, so no win rate). */
+      readonly perPrompt: readonly Record<string, unknown>[];
+      readonly answers: number;
+    };
+
+export interface OnlineBestOfNResult {
+  readonly mode: 'online';
+  readonly prompts: number;
+  readonly n: number;
+  /** Mean over prompts of the chosen answer's aggregate. */
+  readonly meanBest: number;
+  /** Mean over prompts of the mean aggregate of all n samples. */
+  readonly meanSample: number;
+}
+
+export type BestOfNRunResult = OfflineBestOfNResult | OnlineBestOfNResult;
+
+/** Runs Best-of-n online or offline (see this file's header). */
+export async function runBestOfN(
+  options: OfflineBestOfNOptions,
+  progress?: RunProgress,
+): Promise<OfflineBestOfNResult>;
+export async function runBestOfN(
+  options: OnlineBestOfNOptions,
+  progress?: RunProgress,
+): Promise<OnlineBestOfNResult>;
+export async function runBestOfN(
+  options: BestOfNRunOptions,
+  progress?: RunProgress,
+): Promise<BestOfNRunResult>;
+export async function runBestOfN(
+  options: BestOfNRunOptions,
+  progress: RunProgress = silentProgress,
+): Promise<BestOfNRunResult> {
+  return options.mode === 'offline' ? runOffline(options, progress) : runOnline(options, progress);
+}
+
+/** Every candidate of every pool scored once by each member (the ensemble is disposed by the caller). */
+export function scoreCandidates(
+  reward: Pick<LoadedEnsemble, 'ensemble' | 'tokenizer'>,
+  pools: readonly Pool[],
+  batchSize: number | undefined,
+  progress: RunProgress,
+  detail?: () => string,
+): ScoredPool[] {
+  return scorePools(reward.ensemble, reward.tokenizer, pools, {
+    ...(batchSize === undefined ? {} : { batchSize }),
+    onProgress: (p) =>
+      progress.update(p.rows, p.totalRows, detail?.() ?? `${p.pools}/${p.totalPools} prompts`),
+  });
+}
+
+async function runOffline(
+  options: OfflineBestOfNOptions,
+  progress: RunProgress,
+): Promise<OfflineBestOfNResult> {
+  const loaded = await loadRewardModel(options.reward, options.architectures);
+  const { ensemble } = loaded;
+  let scored: ScoredPool[];
+  try {
+    scored = scoreCandidates(loaded, options.pools, options.batchSize, progress);
+  } finally {
+    ensemble.dispose();
+  }
+  const answers = scored.reduce((n, p) => n + p.candidates.length, 0);
+  const header: OfflineHeader = {
+    kind: 'quorum-best-of-n-offline',
+    pool: options.poolSource,
+    reward: { dir: options.reward, architecture: ensemble.architecture, members: ensemble.members },
+    rules: options.rules.map((r) => ({ label: r.label, rule: r.rule.name })),
+  };
+  const hasGold = scored.every((p) => p.candidates.every((c) => c.gold !== undefined));
+  if (!hasGold) {
+    const perPrompt = scored.map((p) => ({
+      id: p.id,
+      instruction: p.prompt.instruction,
+      input: p.prompt.input,
+      candidates: p.candidates.length,
+      best: Object.fromEntries(
+        options.rules.map(({ label, rule }) => {
+          const { aggregates: _, ...choice } = selectFromPool(p, rule);
+          return [label, { ...choice, output: p.candidates[choice.index]?.output }];
+        }),
+      ),
+    }));
+    if (options.out !== undefined)
+      await writeFile(options.out, `${JSON.stringify({ ...header, ns: [], perPrompt }, null, 2)}\n`);
+    return { mode: 'offline', gold: false, header, perPrompt, answers };
+  }
+  const report = evaluateOffline(scored, options.rules, options.ns);
+  if (options.out !== undefined)
+    await writeFile(options.out, `${JSON.stringify({ ...header, ...report }, null, 2)}\n`);
+  return { mode: 'offline', gold: true, header, report, answers };
+}
+
+async function runOnline(options: OnlineBestOfNOptions, progress: RunProgress): Promise<OnlineBestOfNResult> {
+  const { rule, config, prompts } = options;
+  const policy = await loadPolicyWithTokenizer(options.policy);
+  let reward: LoadedEnsemble | undefined;
+  const out = createWriteStream(options.out);
+  let sumBest = 0;
+  let sumAll = 0;
+  try {
+    reward = await loadRewardModel(options.reward, options.architectures);
+    const stream = bestOfNStream(
+      policy,
+      { ensemble: reward.ensemble, tokenizer: reward.tokenizer, rule: rule.rule },
+      prompts,
+      config,
+      {
+        onChunk: (p) =>
+          progress.update(
+            p.promptIndex * p.n + p.done,
+            p.prompts * p.n,
+            `prompt ${p.promptIndex + 1}/${p.prompts}`,
+          ),
+      },
+    );
+    for (const result of stream) {
+      sumBest += result.best.aggregate;
+      sumAll += result.scores.aggregate.reduce((a, b) => a + b, 0) / result.n;
+      if (!out.write(`${JSON.stringify({ ...result, label: rule.label })}\n`)) await once(out, 'drain');
+    }
+  } finally {
+    out.end();
+    await once(out, 'close');
+    reward?.ensemble.dispose();
+    disposeGpt(policy.params);
+  }
+  const P = Math.max(prompts.length, 1);
+  return {
+    mode: 'online',
+    prompts: prompts.length,
+    n: config.n,
+    meanBest: sumBest / P,
+    meanSample: sumAll / P,
+  };
+}
+
+const cell = (p: CurvePoint | undefined): string =>
+  p === undefined ? '' : `${p.winRate.toFixed(1)} ± ${p.stderr.toFixed(1)}`;
+
+/** The table of an offline run: win rate ± stderr per (rule, n), then the baselines. */
+export function renderOfflineTable(report: OfflineReport): string {
+  const width = Math.max(16, ...report.rules.map((r) => r.label.length + 2));
+  const head = ['rule'.padEnd(width), ...report.ns.map((n) => `n=${n}`.padEnd(13))].join('');
+  const row = (label: string, points: readonly (CurvePoint | undefined)[]): string =>
+    [label.padEnd(width), ...points.map((p) => cell(p).padEnd(13))].join('').trimEnd();
+  return [
+    `gold win rate against the reference answer (%, mean over ${report.prompts} prompts ± standard error)`,
+    head.trimEnd(),
+    ...report.rules.map((r) => row(r.label, r.curve)),
+    row('random', [report.baselines.random]),
+    row('longest', report.baselines.longest),
+  ].join('\n');
+}
