@@ -1,7 +1,6 @@
 // score.ts — score answers with a trained reward ensemble from your own project (Node ≥ 20, ESM).
 import { aggregationRegistry } from '@quorum/aggregation';
 import { builtinBackendRegistry, initCompute } from '@quorum/core';
-import { Tokenizer, Vocab } from '@quorum/data';
 import { builtinArchitectureRegistry, loadEnsemble, scoreAnswers } from '@quorum/ensemble';
 
 // 1. Pick where tensors are computed (wasm by default; QUORUM_BACKEND=cpu also works).
@@ -10,8 +9,8 @@ console.log(`computing on ${backend.name}: ${backend.reason}`);
 
 // 2. Load a reward-model folder written by `quorum train-rm --out runs/rm`.
 const dir = process.argv[2] ?? 'runs/rm';
-const { ensemble, vocabJson } = await loadEnsemble(dir, builtinArchitectureRegistry());
-const tokenizer = new Tokenizer(Vocab.fromJSON(vocabJson, `${dir}/vocab.json`));
+// The folder's tokenizer comes with it (Quorum's vocab.json or a Hugging Face tokenizer.json).
+const { ensemble, tokenizer } = await loadEnsemble(dir, builtinArchitectureRegistry());
 
 // 3. Per-member rewards [k][N], then one reward per answer with a rule: lcb = mean − β·std.
 const rows = [

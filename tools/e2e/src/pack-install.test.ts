@@ -46,7 +46,9 @@ describe('published packages work outside the monorepo', () => {
         },
       );
       const [info] = JSON.parse(out) as { filename: string; files: { path: string }[] }[];
-      expect(info?.files.some((f) => f.path.startsWith('src/'))).toBe(false);
+      // Sources ship (the source maps point at them), tests do not.
+      expect(info?.files.some((f) => f.path.startsWith('src/'))).toBe(true);
+      expect(info?.files.some((f) => /\.test\.ts$/.test(f.path))).toBe(false);
       deps[`@quorum/${name}`] = `file:${path.join(tarballs, info?.filename as string)}`;
     }
     const tfjs = JSON.parse(

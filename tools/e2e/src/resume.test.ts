@@ -347,10 +347,12 @@ describe('ppo: SIGKILL and --resume (real processes)', () => {
     const first = run(ppoArgs(whole));
     expect(first.code, first.stderr).toBe(0);
 
+    // The resume messages are progress lines, which QUORUM_QUIET=1 silences.
     const stopped = await signalWhen(
       [...ppoArgs(killed), '--resume'],
       () => stateSteps(killed).length >= 1,
       'SIGKILL',
+      loud,
     );
     expect(stopped.signal).toBe('SIGKILL');
     expect(stopped.stderr).toMatch(/no checkpoint in \S+; starting at step 0/);
@@ -360,7 +362,7 @@ describe('ppo: SIGKILL and --resume (real processes)', () => {
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/--resume[\s\S]*--overwrite/);
 
-    const resumed = run([...ppoArgs(killed), '--resume']);
+    const resumed = run([...ppoArgs(killed), '--resume'], loud);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.stderr).toMatch(/ppo: resuming at step [1-9]/);
     expectSameFiles(whole, killed, ['backbone.safetensors', 'value-head.safetensors']);
