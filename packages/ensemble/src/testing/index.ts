@@ -195,7 +195,7 @@ export const ensembleArchitectureContract: ContractSuite<EnsembleArchitecture> =
             source: 'contract-test',
             options: z.object({}).passthrough(),
             create: () => arch,
-          }) as never,
+          }),
         );
         const { ensemble: loaded } = await loadEnsemble(dir, registry);
         expect(scoreSequences(loaded, seqs, tokenizer.padId)).toEqual(
