@@ -141,4 +141,22 @@ describe('parseOptionValue', () => {
   it('blank is not zero (was Number(" ") = 0)', () => {
     expect(parseKeyValues(['beta= '], FLAG)).toEqual({ beta: ' ' });
   });
+
+  it('with the schema, a text field gets the text as typed (apiKey=000123 was sent as 123)', () => {
+    const schema = z.object({ apiKey: z.string(), model: z.string(), n: z.number(), flag: z.boolean() });
+    fc.assert(
+      fc.property(fc.stringMatching(/^[0-9]{1,30}$/), fc.double({ noNaN: true }), (digits, n) => {
+        const out = parseKeyValues(
+          [`apiKey=${digits}`, 'model=4', `n=${n}`, 'flag=false'],
+          '--judge-opt',
+          schema,
+        );
+        expect(out).toEqual({ apiKey: digits, model: '4', n: Number(String(n)), flag: false });
+      }),
+      { numRuns: 300 },
+    );
+    // Without a schema, or for a key the schema does not know, values convert as before.
+    expect(parseKeyValues(['apiKey=000123'], '--judge-opt')).toEqual({ apiKey: 123 });
+    expect(parseKeyValues(['other=7'], '--judge-opt', schema)).toEqual({ other: 7 });
+  });
 });

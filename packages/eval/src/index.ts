@@ -10,13 +10,14 @@ export {
   type ScoreItem,
   type Verdict,
 } from './judge.js';
-export { type CacheEntry, cacheKey, VerdictCache } from './llm/cache.js';
+export { type CacheEntry, cacheKey, VerdictCache, type VerdictCacheOptions } from './llm/cache.js';
 export {
   JUDGE_ENV,
   type LlmJudge,
   type LlmJudgeEnvironment,
   type LlmJudgeOptions,
   type LlmJudgeStats,
+  type LlmVerdict,
   llmJudge,
   llmJudgeOptions,
   OPENAI_ENV,

@@ -157,4 +157,22 @@ describe('quorum eval', () => {
     expect(turn2.messages[1]!.content).toContain('### Assistant A:');
     expect(existsSync(path.join(out, 'judge-cache.jsonl'))).toBe(true);
   });
+
+  it('sends --judge-opt apiKey=000123 as typed (was Bearer 123)', async () => {
+    server.requests.length = 0;
+    const args = judgeArgs().map((a) => (a === `apiKey=${KEY}` ? 'apiKey=000123' : a));
+    await run([
+      '--bench',
+      'alpaca-eval',
+      '--policy',
+      policyDir,
+      ...args,
+      '--limit',
+      '1',
+      '--max-new-tokens',
+      '4',
+    ]);
+    expect(server.requests).toHaveLength(1);
+    expect(server.requests[0]!.headers.authorization).toBe('Bearer 000123');
+  });
 });

@@ -32,7 +32,7 @@ async function evalCommand(globals: GlobalOptions, o: EvalCommandOptions): Promi
   if (o.out !== undefined)
     prepareOutDir(o.out, { ...o, resumeMeans: 'reuse the judge verdicts cached there' });
   const ctx = await createContext(globals);
-  const judgeOptions = parseKeyValues(o.judgeOpt, '--judge-opt');
+  const judgeOptions = parseKeyValues(o.judgeOpt, '--judge-opt', judgeRegistry(ctx).get(o.judge).options);
   if (o.judge === 'llm' && judgeOptions.cache === undefined && o.out !== undefined)
     judgeOptions.cache = path.join(o.out, 'judge-cache.jsonl');
   const progress = progressLine(`eval ${o.bench}`);

@@ -3,7 +3,9 @@
  * arrives, so a rerun never asks twice and a crash loses at most the verdict being written. A line that
  * does not parse (the torn last line of a crash, or one that a later append moved up) is skipped on load
  * and counted; the next append starts on a fresh line. Entries hold the cache key, the model, the kind
- * of prompt and the judge's reply — never the API key, headers or URL.
+ * of prompt and the judge's reply — never the API key, headers or URL: the judge masks its key and any
+ * Authorization-like value in the reply before caching it, and the cache's own `mask` (when given) runs
+ * over the text fields of every entry it stores.
  */
 import {
   closeSync,
@@ -29,6 +31,11 @@ export interface CacheEntry {
   readonly content: string;
   /** Pairwise: P(first output shown) from log-probs, when the endpoint gave them. */
   readonly pFirst?: number;
+  /**
+   * Pairwise: the reply's text (`content`) names one output and its log-probs (`pFirst`) the other; the
+   * log-probs decided. Written for readers of the file; the judge re-reads both on load.
+   */
+  readonly conflict?: true;
   readonly time: string;
 }
 
@@ -45,8 +52,14 @@ function isEntry(v: unknown): v is CacheEntry {
     typeof e.model === 'string' &&
     (e.kind === 'pairwise' || e.kind === 'single') &&
     typeof e.content === 'string' &&
-    (e.pFirst === undefined || typeof e.pFirst === 'number')
+    (e.pFirst === undefined || typeof e.pFirst === 'number') &&
+    (e.conflict === undefined || e.conflict === true)
   );
+}
+
+export interface VerdictCacheOptions {
+  /** Applied to the text fields (`content`, `model`) of each entry before it is kept and written. */
+  readonly mask?: (text: string) => string;
 }
 
 export class VerdictCache {
@@ -54,8 +67,14 @@ export class VerdictCache {
   /** Lines skipped on load because they did not parse (e.g. torn by a crash). */
   readonly skippedLines: number;
 
+  private readonly mask: ((text: string) => string) | undefined;
+
   /** Opens (and reads) the cache at `file`; `undefined` keeps verdicts in memory only. */
-  constructor(readonly file: string | undefined) {
+  constructor(
+    readonly file: string | undefined,
+    options: VerdictCacheOptions = {},
+  ) {
+    this.mask = options.mask;
     let skipped = 0;
     if (file !== undefined && existsSync(file)) {
       const lines = readFileSync(file, 'utf8').split('\n');
@@ -83,10 +102,13 @@ export class VerdictCache {
     return this.entries.get(key);
   }
 
-  /** Records an entry in memory and appends it to the file (fsynced) before returning. */
-  put(entry: CacheEntry): void {
+  /** Records an entry (masked) in memory and appends it to the file (fsynced) before returning it. */
+  put(input: CacheEntry): CacheEntry {
+    const mask = this.mask;
+    const entry =
+      mask === undefined ? input : { ...input, model: mask(input.model), content: mask(input.content) };
     this.entries.set(entry.key, entry);
-    if (this.file === undefined) return;
+    if (this.file === undefined) return entry;
     mkdirSync(path.dirname(this.file), { recursive: true });
     const fd = openSync(this.file, 'a+');
     try {
@@ -102,5 +124,6 @@ export class VerdictCache {
     } finally {
       closeSync(fd);
     }
+    return entry;
   }
 }

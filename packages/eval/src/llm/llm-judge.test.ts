@@ -3,12 +3,14 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { inspect } from 'node:util';
+import { ConfigError } from '@quorum/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isJudgeError } from '../judge.js';
 import { judgeRegistry } from '../module.js';
 import { type FakeLlmServer, startFakeLlmServer } from '../testing/fake-llm-server.js';
 import { VerdictCache } from './cache.js';
 import { type LlmJudgeOptions, llmJudge } from './llm-judge.js';
+import { maskSecrets, secretForms } from './secrets.js';
 
 const KEY = 'sk-test-SECRET-0123456789';
 let server: FakeLlmServer;
@@ -325,5 +327,190 @@ describe('llm judge: the verdict cache', () => {
     expect(logs.join('\n')).not.toContain(KEY);
     expect(inspect(j, { depth: 10 })).not.toContain(KEY);
     expect(JSON.stringify(j)).not.toContain(KEY);
+  });
+});
+
+describe('llm judge: secrets on disk (issue 16)', () => {
+  const reply = (content: string, pm?: number): { status: number; body: string } => ({
+    status: 200,
+    body: JSON.stringify({
+      choices: [
+        {
+          message: { content },
+          logprobs:
+            pm === undefined
+              ? null
+              : {
+                  content: [
+                    {
+                      token: content.slice(0, 1),
+                      logprob: 0,
+                      top_logprobs: [
+                        { token: 'm', logprob: Math.log(pm) },
+                        { token: 'M', logprob: Math.log(1 - pm) },
+                      ],
+                    },
+                  ],
+                },
+        },
+      ],
+    }),
+  });
+
+  it('masks a key the endpoint echoes in a verdict, and other Authorization-like values, in the cache', async () => {
+    const file = path.join(tmp(), 'judge-cache.jsonl');
+    const j = judge({ cache: file });
+    const other = 'sk-proxy-Upstream-987654321';
+    server.queue(reply(`M — you sent Authorization: Bearer ${KEY}`, 0.3));
+    const v = await j.compare({ ...item, instruction: 'echo pairwise' });
+    expect(v.winner).toMatch(/^[ab]$/); // read from the log-probs
+    server.queue(
+      reply(
+        `Your key ${KEY} works; upstream "authorization": "Bearer ${other}", x-api-key: ${other}z. Rating: [[7]]`,
+      ),
+    );
+    expect(await j.score({ instruction: 'echo single', answer: 'a' })).toBe(7);
+    const text = readFileSync(file, 'utf8');
+    expect(text).not.toContain(KEY);
+    expect(text).not.toContain(`Bearer ${KEY}`);
+    expect(text).not.toContain(other);
+    expect(text).toContain('Authorization: Bearer ***');
+    expect(text).toContain('Your key *** works');
+    // the masked record reads back to the same verdicts, without a request
+    server.requests.length = 0;
+    const again = judge({ cache: file });
+    expect(await again.compare({ ...item, instruction: 'echo pairwise' })).toEqual(v);
+    expect(await again.score({ instruction: 'echo single', answer: 'a' })).toBe(7);
+    expect(server.requests).toHaveLength(0);
+    // the judge's object and the cache in memory hold the masked text too
+    expect(inspect(j, { depth: 10 })).not.toContain(KEY);
+  });
+
+  it('masks the key in its JSON-escaped form, and other bearer tokens, in errors and logs', async () => {
+    const odd = 'sk-"quoted"\\key-42';
+    const lines: string[] = [];
+    const j = llmJudge(
+      { baseUrl: server.url, model: 'm', apiKey: odd, retries: 1, backoffMs: 1 },
+      { env: {}, log: (m) => lines.push(m) },
+    );
+    server.queue(
+      { status: 503, body: JSON.stringify({ error: `busy, key ${odd}` }) },
+      { status: 400, body: `bad request; proxy used Bearer eyJhbGciOi.J9x2-abc_DEF and key ${odd}` },
+    );
+    const e = await j.compare(item).catch((x: unknown) => x);
+    const all = `${String(e)}\n${JSON.stringify(e)}\n${inspect(e, { depth: 10 })}\n${lines.join('\n')}`;
+    expect(all).not.toContain(odd);
+    expect(all).not.toContain(JSON.stringify(odd).slice(1, -1));
+    expect(all).not.toContain('eyJhbGciOi');
+    expect(all).not.toMatch(/quoted|key-42/); // nothing of the key, in any form
+    expect(String(e)).toContain('Bearer ***');
+  });
+});
+
+describe('maskSecrets', () => {
+  it('masks credentials but leaves prose alone', () => {
+    const secrets = secretForms(KEY);
+    expect(maskSecrets(`a ${KEY} b`, secrets)).toBe('a *** b');
+    expect(maskSecrets('Proxy-Authorization: Basic dXNlcjpwYXNz', [])).toBe('Proxy-Authorization: Basic ***');
+    expect(maskSecrets('{"api_key":"abc"}', [])).toBe('{"api_key":"***"}');
+    const prose = 'Basic arithmetic is right; the bearer of bad news. Rating: [[8]]';
+    expect(maskSecrets(prose, secrets)).toBe(prose);
+  });
+});
+
+describe('llm judge: string options stay strings (issue 16)', () => {
+  it('sends a key with leading zeros exactly as typed', async () => {
+    const j = judgeRegistry().create(
+      ['llm', { baseUrl: server.url, model: 'm', apiKey: '000123', backoffMs: 1 }],
+      '--judge',
+    );
+    await j.compare({ ...item, instruction: 'zeros' });
+    expect(server.requests.at(-1)!.headers.authorization).toBe('Bearer 000123');
+    await llmJudge(
+      { backoffMs: 1 },
+      { env: { QUORUM_JUDGE_BASE_URL: server.url, QUORUM_JUDGE_MODEL: 'm', QUORUM_JUDGE_API_KEY: '000123' } },
+    ).compare({ ...item, instruction: 'zeros env' });
+    expect(server.requests.at(-1)!.headers.authorization).toBe('Bearer 000123');
+  });
+
+  it('refuses a key that arrives as a number (--judge-opt apiKey=000123 read as 123) without echoing it', () => {
+    // What the CLI's key=value parser hands over for `--judge-opt apiKey=000123` today.
+    const create = () =>
+      judgeRegistry().create(['llm', { baseUrl: server.url, model: 'm', apiKey: 123 }], '--judge');
+    expect(create).toThrow(ConfigError);
+    expect(create).toThrow(expect.objectContaining({ location: { field: '--judge(llm).apiKey' } }));
+    expect(create).toThrow(/QUORUM_JUDGE_API_KEY/);
+    const e = (() => {
+      try {
+        create();
+      } catch (x) {
+        return x as Error;
+      }
+      return undefined;
+    })();
+    expect(String(e)).not.toContain('123');
+    expect(() =>
+      llmJudge({ baseUrl: server.url, model: 'm', apiKey: 987654 as unknown as string }, { env: {} }),
+    ).toThrow(ConfigError);
+    expect(server.requests).toHaveLength(0);
+  });
+});
+
+describe('llm judge: a verdict token that disagrees with its log-probs (issue 16)', () => {
+  const conflicting = (token: 'm' | 'M', pm: number) => ({
+    status: 200,
+    body: JSON.stringify({
+      choices: [
+        {
+          message: { content: token },
+          logprobs: {
+            content: [
+              {
+                token,
+                logprob: Math.log(token === 'm' ? pm : 1 - pm),
+                top_logprobs: [
+                  { token: 'm', logprob: Math.log(pm) },
+                  { token: 'M', logprob: Math.log(1 - pm) },
+                ],
+              },
+            ],
+          },
+        },
+      ],
+    }),
+  });
+
+  it('lets the log-probs decide, records the conflict in the result and the cache, and warns', async () => {
+    const file = path.join(tmp(), 'judge-cache.jsonl');
+    const lines: string[] = [];
+    const make = () =>
+      llmJudge(
+        { baseUrl: server.url, model: 'judge-model', apiKey: KEY, backoffMs: 1, cache: file },
+        { env: {}, log: (m) => lines.push(m) },
+      );
+    const it1 = { ...item, instruction: 'conflict' };
+    server.queue(conflicting('m', 0.1)); // says "the first", but P(first) = 0.1
+    const v = await make().compare(it1);
+    const prompt = (JSON.parse(server.requests.at(-1)!.body) as { messages: { content: string }[] })
+      .messages[1]!.content;
+    const aFirst = prompt.indexOf(it1.a) < prompt.indexOf(it1.b);
+    const shownFirst = aFirst ? 'a' : 'b';
+    const shownSecond = aFirst ? 'b' : 'a';
+    expect(v).toEqual({
+      winner: shownSecond,
+      p: expect.closeTo(aFirst ? 0.1 : 0.9, 10),
+      conflict: { token: shownFirst, logprobs: shownSecond },
+    });
+    expect(lines).toEqual([expect.stringMatching(/conflict.*log-probs/)]);
+    const record = JSON.parse(readFileSync(file, 'utf8').trim()) as Record<string, unknown>;
+    expect(record).toMatchObject({ content: 'm', pFirst: expect.closeTo(0.1, 10), conflict: true });
+    // read back from the cache: the same verdict, the conflict still reported
+    expect(await make().compare(it1)).toEqual(v);
+    expect(server.requests).toHaveLength(1);
+    // an agreeing reply has no conflict field and no warning
+    lines.length = 0;
+    const agreeing = await make().compare({ ...item, instruction: 'agree' });
+    expect(agreeing).not.toHaveProperty('conflict');
+    expect(lines).toEqual([]);
   });
 });

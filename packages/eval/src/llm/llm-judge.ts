@@ -11,11 +11,18 @@
  *   the judge throws a QuorumError with code `E_JUDGE` naming the last problem. Other 4xx fail at once.
  *   A reply without a readable verdict (`m`/`M`, `[[rating]]`) also throws `E_JUDGE` and is not cached.
  *   Callers that grade many items (the `quorum eval` command) record such items as failed and go on.
+ * - Verdicts: when the endpoint returns log-probs, P(m) decides the winner (AlpacaEval 2.0's weighted
+ *   judges); the reply's text decides only without them (or at P = 0.5). A reply whose text names the
+ *   other output than its log-probs is a *conflict*: the verdict carries `conflict: { token, logprobs }`
+ *   (both readings, as `a`/`b`), the cached record `conflict: true`, and the logger gets a warning.
  * - Cache: verdicts are appended to a JSONL file keyed by sha256(model + prompt) (see cache.ts).
  * - Secrets: the API key is sent only in the Authorization header; it is kept in a closure (not a
- *   property), never logged, and scrubbed from every error and log message.
+ *   property) and masked (`***`, see secrets.ts) in everything the judge writes or says: cached replies,
+ *   log lines and errors; so is any Authorization-like value or bearer token an endpoint echoes. The key
+ *   must be text: a number (what a command line may make of `apiKey=000123`) is refused, since it no
+ *   longer holds the key as typed.
  */
-import { ConfigError, Rng, sha256Hex } from '@quorum/core';
+import { ConfigError, type QuorumError, Rng, resolveOptions, sha256Hex } from '@quorum/core';
 import { datasets, type JudgePrompt } from '@quorum/data';
 import { z } from 'zod';
 import { type CompareItem, type Judge, judgeError, type ScoreItem, type Verdict } from '../judge.js';
@@ -28,6 +35,7 @@ import {
   singleMessages,
   type TopLogprobs,
 } from './prompts.js';
+import { maskSecrets, secretForms } from './secrets.js';
 
 /** Quorum's own variables for unset options; they take precedence over the OpenAI ones. */
 export const JUDGE_ENV = {
@@ -43,9 +51,17 @@ export const OPENAI_ENV = {
 } as const;
 
 /** The first value that is set and not empty. */
-function firstSet<T extends string | number>(...values: readonly (T | undefined)[]): T | undefined {
+function firstSet(...values: readonly (string | undefined)[]): string | undefined {
   return values.find((v) => v !== undefined && v !== '');
 }
+
+/**
+ * The key as text. A number is refused rather than turned back into text: `000123` read as 123, or a long
+ * digit string past 2^53, would send another key. The message never shows the value.
+ */
+const apiKeyText = z.custom<string>((v) => typeof v === 'string', {
+  error: `must be text, not a number (a number loses leading zeros and digits, so the key sent would not be yours): set ${JUDGE_ENV.apiKey} (or ${OPENAI_ENV.apiKey}) instead, or write the key as a JSON string in a config file`,
+});
 
 export const llmJudgeOptions = z
   .object({
@@ -54,10 +70,10 @@ export const llmJudgeOptions = z
     /** e.g. `gpt-4-turbo`; default: env QUORUM_JUDGE_MODEL. */
     model: z.string().optional(),
     /**
-     * Bearer token; default: env QUORUM_JUDGE_API_KEY, else OPENAI_API_KEY (none sent when both are unset).
-     * Numbers are accepted as text.
+     * Bearer token, sent exactly as given; default: env QUORUM_JUDGE_API_KEY, else OPENAI_API_KEY (none sent
+     * when both are unset). Text only: a number is refused (it cannot hold leading zeros).
      */
-    apiKey: z.union([z.string(), z.number()]).optional(),
+    apiKey: apiKeyText.optional(),
     /** One request's limit, body included. Judges of long answers can take a while. */
     timeoutMs: z.number().int().positive().default(60_000),
     /** Attempts after the first on timeouts, connection errors, 429, 5xx and malformed bodies. */
@@ -83,8 +99,17 @@ export interface LlmJudgeEnvironment {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** MT-Bench judge prompts (default: the shipped ones). */
   readonly judgePrompts?: readonly JudgePrompt[];
-  /** Called with a line about each retry (never holds the key). */
+  /** Called with a line about each retry and each verdict conflict (never holds the key). */
   readonly log?: (message: string) => void;
+}
+
+/** A pairwise verdict of the `llm` judge. */
+export interface LlmVerdict extends Verdict {
+  /**
+   * Set when the reply's text and its log-probs name different winners (both readings, as `a`/`b`);
+   * `winner` and `p` follow the log-probs.
+   */
+  readonly conflict?: { readonly token: 'a' | 'b'; readonly logprobs: 'a' | 'b' };
 }
 
 /** Counters of a judge's traffic. */
@@ -98,6 +123,7 @@ export interface LlmJudgeStats {
 export interface LlmJudge extends Judge {
   readonly model: string;
   readonly cache: VerdictCache;
+  compare(item: CompareItem): Promise<LlmVerdict>;
   /** MT-Bench single-answer grade, 1–10. */
   score(item: ScoreItem): Promise<number>;
   stats(): LlmJudgeStats;
@@ -113,6 +139,12 @@ function retryAfterMs(header: string | null): number | undefined {
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }
 
+/** The first 60 characters of `text` on one line, for log lines. */
+function excerptOf(text: string): string {
+  const t = text.replace(/\s+/g, ' ').trim();
+  return t.length > 60 ? `${t.slice(0, 60)}…` : t;
+}
+
 /** The longest a Retry-After is honoured. */
 const MAX_RETRY_AFTER_MS = 10 * 60_000;
 
@@ -123,12 +155,13 @@ const MAX_RETRY_AFTER_MS = 10 * 60_000;
  * the judge refuses to start rather than send answers somewhere unasked.
  */
 export function llmJudge(input: LlmJudgeOptions = {}, environment: LlmJudgeEnvironment = {}): LlmJudge {
-  const o = llmJudgeOptions.parse(input);
+  const o = resolveOptions(llmJudgeOptions, input, 'judge(llm)');
   const env = environment.env ?? process.env;
   const baseUrl = firstSet(o.baseUrl, env[JUDGE_ENV.baseUrl], env[OPENAI_ENV.baseUrl]);
   const model = firstSet(o.model, env[JUDGE_ENV.model]);
-  const rawKey = firstSet(o.apiKey, env[JUDGE_ENV.apiKey], env[OPENAI_ENV.apiKey]);
-  const apiKey = rawKey === undefined ? undefined : String(rawKey);
+  const apiKey = firstSet(o.apiKey, env[JUDGE_ENV.apiKey], env[OPENAI_ENV.apiKey]);
+  const secrets = secretForms(apiKey);
+  const scrub = (text: string): string => maskSecrets(text, secrets);
   if (baseUrl === undefined) {
     throw new ConfigError('the llm judge needs a base URL', {
       location: { field: 'judge(llm).baseUrl' },
@@ -141,7 +174,6 @@ export function llmJudge(input: LlmJudgeOptions = {}, environment: LlmJudgeEnvir
       hint: `set ${JUDGE_ENV.model} (e.g. gpt-4-turbo) or pass --judge-opt model=NAME`,
     });
   }
-  const scrub = (text: string): string => (apiKey === undefined ? text : text.split(apiKey).join('***'));
   let url: URL;
   try {
     url = new URL(`${baseUrl.replace(/\/+$/, '')}/chat/completions`);
@@ -153,7 +185,8 @@ export function llmJudge(input: LlmJudgeOptions = {}, environment: LlmJudgeEnvir
   }
   const where = scrub(`${url.origin}${url.pathname}`);
   const log = (message: string): void => environment.log?.(scrub(message));
-  const cache = new VerdictCache(o.cache);
+  const fail = (message: string, hint: string): QuorumError => judgeError(scrub(message), scrub(hint));
+  const cache = new VerdictCache(o.cache, { mask: scrub });
   const rng = new Rng(o.seed);
   const inflight = new Map<string, Promise<CacheEntry>>();
   let requests = 0;
@@ -216,7 +249,7 @@ export function llmJudge(input: LlmJudgeOptions = {}, environment: LlmJudgeEnvir
             : status === 404
               ? `check the base URL (it should end where /chat/completions is appended, e.g. …/v1) and the model name "${model}"`
               : 'check the model name; if the endpoint refuses log-probs, pass --judge-opt logprobs=false';
-        throw judgeError(`the judge endpoint ${where} answered HTTP ${status}: ${excerpt(text)}`, hint);
+        throw fail(`the judge endpoint ${where} answered HTTP ${status}: ${excerpt(text)}`, hint);
       }
       let json: unknown;
       try {
@@ -243,7 +276,7 @@ export function llmJudge(input: LlmJudgeOptions = {}, environment: LlmJudgeEnvir
         : undefined;
       return { content, top };
     }
-    throw judgeError(
+    throw fail(
       `the judge endpoint ${where} failed ${o.retries + 1} time${o.retries === 0 ? '' : 's'}; last: ${problem}`,
       'check that the endpoint is up; raise --judge-opt retries=N or timeoutMs=MS for a slow or busy one',
     );
@@ -265,26 +298,28 @@ export function llmJudge(input: LlmJudgeOptions = {}, environment: LlmJudgeEnvir
     const pending = inflight.get(key);
     if (pending !== undefined) return pending;
     const run = (async () => {
-      const { content, top } = await chat(messages, extra);
-      const reading = kind === 'pairwise' ? parsePairwise(content, top) : undefined;
+      const reply = await chat(messages, extra);
+      // Masked before it is read, kept or written: what is cached reads back to the same verdict.
+      const content = scrub(reply.content);
+      const reading = kind === 'pairwise' ? parsePairwise(content, reply.top) : undefined;
       const entry: CacheEntry = {
         key,
-        model: model as string,
+        model: scrub(model as string),
         kind,
         content,
         ...(reading?.pFirst === undefined ? {} : { pFirst: reading.pFirst }),
+        ...(reading?.conflict === undefined ? {} : { conflict: reading.conflict }),
         time: new Date().toISOString(),
       };
       if (!valid(entry)) {
-        throw judgeError(
+        throw fail(
           `the judge's reply has no ${kind === 'pairwise' ? 'model identifier (m or M)' : '[[rating]] from 1 to 10'}: ${excerpt(content)}`,
           kind === 'pairwise'
             ? 'use a model that follows the AlpacaEval prompt (or enable logprobs); the item is not cached'
             : 'use a model that follows the MT-Bench format "Rating: [[5]]"; the item is not cached',
         );
       }
-      cache.put(entry);
-      return entry;
+      return cache.put(entry);
     })().finally(() => inflight.delete(key));
     inflight.set(key, run);
     return run;
@@ -305,13 +340,15 @@ export function llmJudge(input: LlmJudgeOptions = {}, environment: LlmJudgeEnvir
     return r !== undefined && r >= 1 && r <= 10 ? r : undefined;
   };
   let prompts: Promise<readonly JudgePrompt[]> | undefined;
+  /** Keys of the conflicting verdicts already reported by this judge (one warning per verdict). */
+  const warned = new Set<string>();
 
   return {
     name: 'llm',
     model,
     cache,
     stats: () => ({ requests, retries, cacheHits }),
-    async compare(item: CompareItem): Promise<Verdict> {
+    async compare(item: CompareItem): Promise<LlmVerdict> {
       const input = item.input ?? '';
       if (item.a === item.b) return { winner: 'tie', p: 0.5 };
       // The order depends on the unordered pair only: compare(a, b) and compare(b, a) send one prompt.
@@ -330,10 +367,18 @@ export function llmJudge(input: LlmJudgeOptions = {}, environment: LlmJudgeEnvir
       );
       const reading = readPair(entry)!;
       const firstIsA = first === item.a;
-      const aWins = (reading.choice === 'first') === firstIsA;
-      const winner = aWins ? 'a' : 'b';
+      const side = (shown: 'first' | 'second'): 'a' | 'b' => ((shown === 'first') === firstIsA ? 'a' : 'b');
+      const winner = side(reading.choice);
       if (reading.pFirst === undefined) return { winner };
-      return { winner, p: firstIsA ? reading.pFirst : 1 - reading.pFirst };
+      const p = firstIsA ? reading.pFirst : 1 - reading.pFirst;
+      if (reading.conflict === undefined || reading.token === undefined) return { winner, p };
+      if (!warned.has(entry.key)) {
+        warned.add(entry.key);
+        log(
+          `judge: verdict conflict on "${excerptOf(item.instruction)}": the reply says ${reading.token === 'first' ? 'm' : 'M'} (answer ${side(reading.token)}) but its log-probs give P(m) = ${reading.pFirst.toFixed(3)} (answer ${winner}); the log-probs decide`,
+        );
+      }
+      return { winner, p, conflict: { token: side(reading.token), logprobs: winner } };
     },
     async score(item: ScoreItem): Promise<number> {
       prompts ??=

@@ -3,7 +3,8 @@
  *
  * Pairwise: AlpacaEval 2.0's annotator prompt (`alpaca_eval_clf`, used by `weighted_alpaca_eval_gpt4_turbo`),
  * written out here: the judge answers with one model identifier, `m` (the first output) or `M` (the
- * second), and when the endpoint returns log-probabilities, the probability of `m` vs `M` gives p.
+ * second), and when the endpoint returns log-probabilities, the probability of `m` vs `M` gives p and
+ * decides the verdict (a reply whose text disagrees is flagged as a conflict, see `parsePairwise`).
  *
  * Single answer: MT-Bench's `single-v1` prompts from the shipped FastChat judge_prompts (with the
  * reference answer for math, reasoning and coding, and the multi-turn variants for turn 2), parsed as
@@ -77,16 +78,25 @@ export function pairwiseMessages(
   ];
 }
 
-/** The first output ('first') or the second ('second') from a reply, and P(first) from log-probs when given. */
+/**
+ * What a pairwise reply says. `choice` is the verdict; the rule (AlpacaEval 2.0's weighted judges): when the
+ * first token's log-probs give P(m) ≠ 0.5 they decide, else the reply's text (`m`/`M`) does, else (P = 0.5
+ * with unreadable text) the first output.
+ */
 export interface PairwiseReading {
   readonly choice: 'first' | 'second';
+  /** P(first output) from the first token's log-probs, when the endpoint gave them. */
   readonly pFirst?: number;
+  /** What the reply's text says (`m` → 'first', `M` → 'second'), when it is readable. */
+  readonly token?: 'first' | 'second';
+  /** Set when the text and the log-probs name different outputs; `choice` follows the log-probs. */
+  readonly conflict?: true;
 }
 
 /** Top log-probabilities of the reply's first token, as OpenAI-compatible endpoints return them. */
 export type TopLogprobs = readonly { readonly token: string; readonly logprob: number }[];
 
-/** Reads `m` / `M` from the reply (and p from the first token's top log-probs). Undefined when unreadable. */
+/** Reads `m` / `M` from the reply and p from the first token's top log-probs. Undefined when neither is readable. */
 export function parsePairwise(content: string, top: TopLogprobs | undefined): PairwiseReading | undefined {
   let pFirst: number | undefined;
   if (top !== undefined) {
@@ -104,12 +114,18 @@ export function parsePairwise(content: string, top: TopLogprobs | undefined): Pa
     }
   }
   const text = content.trim().replace(/^["'`]+|["'`.]+$/g, '');
-  let choice: 'first' | 'second' | undefined;
-  if (text === 'm') choice = 'first';
-  else if (text === 'M') choice = 'second';
-  else if (pFirst !== undefined) choice = pFirst >= 0.5 ? 'first' : 'second';
+  const token = text === 'm' ? 'first' : text === 'M' ? 'second' : undefined;
+  const byLogprobs = pFirst === undefined || pFirst === 0.5 ? undefined : pFirst > 0.5 ? 'first' : 'second';
+  const choice = byLogprobs ?? token ?? (pFirst === undefined ? undefined : 'first');
   if (choice === undefined) return undefined;
-  return pFirst === undefined ? { choice } : { choice, pFirst };
+  return {
+    choice,
+    ...(pFirst === undefined ? {} : { pFirst }),
+    ...(token === undefined ? {} : { token }),
+    ...(token !== undefined && byLogprobs !== undefined && token !== byLogprobs
+      ? { conflict: true as const }
+      : {}),
+  };
 }
 
 /** MT-Bench categories judged with a reference answer (as FastChat's NEED_REF_CATS). */
