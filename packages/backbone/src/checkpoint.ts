@@ -4,15 +4,29 @@
  */
 import {
   CheckpointError,
+  type ConfinedFile,
+  checkFiniteTensors,
+  checkTensorDTypes,
   decodeSafetensors,
   encodeSafetensors,
-  readSafetensors,
+  escapedMessage,
+  escapeUntrusted,
+  MAX_SAFETENSORS_BYTES,
+  printable,
+  QuorumError,
+  readConfinedBytes,
+  readSafetensorsHeader,
   recordsToTensors,
+  requireConfinedFile,
+  type SafetensorsDType,
+  type SafetensorsHeader,
+  statFile,
+  type TensorRecord,
   tensorsToRecords,
   writeSafetensors,
 } from '@quorum/core';
 import * as tf from '@tensorflow/tfjs';
-import { type GptConfig, resolveGptConfig } from './config.js';
+import { type GptConfig, gptParameterShapes, resolveGptConfig } from './config.js';
 import { type GptParams, loadGptParameters, namedParameters } from './model.js';
 import type { OptimizerState } from './optim.js';
 
@@ -22,23 +36,114 @@ function gptMetadata(config: GptConfig): Record<string, string> {
   return { format: FORMAT, config: JSON.stringify(config) };
 }
 
-function configFromMetadata(metadata: Record<string, string>, file: string | undefined): GptConfig {
-  const text = metadata.config;
-  if (metadata.format !== FORMAT || text === undefined) {
-    throw new CheckpointError(`not a Quorum backbone file (format "${metadata.format ?? 'none'}")`, {
-      ...(file === undefined ? {} : { location: { file } }),
-      hint: 'pass a backbone.safetensors written by Quorum, or give the config explicitly',
+/** The float dtypes a backbone's weights may be stored in (each becomes float32). */
+export const GPT_WEIGHT_DTYPES: readonly SafetensorsDType[] = ['F32', 'F16', 'BF16', 'F64'];
+
+/**
+ * A GptConfig read from a checkpoint (`raw` is untrusted JSON): validated and bounded by
+ * `resolveGptConfig`, with any problem a CheckpointError naming `file` and the field (values escaped).
+ */
+export function gptConfigFromCheckpoint(raw: unknown, file: string, field: string): GptConfig {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new CheckpointError(`field "${field}" is ${printable(raw, 40)}, not a model config object`, {
+      location: { file, field },
+      hint: 'the checkpoint is damaged; save it again',
     });
   }
   try {
-    return resolveGptConfig(JSON.parse(text), 'config');
+    return resolveGptConfig(raw, field);
   } catch (cause) {
-    throw new CheckpointError('the backbone config in the metadata is invalid', {
-      ...(file === undefined ? {} : { location: { file } }),
-      hint: 'the file was written by an incompatible version',
-      cause,
+    if (!(cause instanceof QuorumError)) throw cause;
+    throw new CheckpointError(`has an invalid model config: ${escapedMessage(cause)}`, {
+      location: { file, field: escapeUntrusted(cause.location?.field ?? field) },
+      hint:
+        cause.hint === undefined
+          ? 'the checkpoint is damaged or was written for another model; save it again'
+          : escapeUntrusted(cause.hint),
     });
   }
+}
+
+function configFromMetadata(metadata: Record<string, string>, file: string | undefined): GptConfig {
+  const text = metadata.config;
+  if (metadata.format !== FORMAT || text === undefined) {
+    throw new CheckpointError(
+      `not a Quorum backbone file (format ${metadata.format === undefined ? 'none' : printable(metadata.format, 40)})`,
+      {
+        ...(file === undefined ? {} : { location: { file } }),
+        hint: 'pass a backbone.safetensors written by Quorum, or give the config explicitly',
+      },
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new CheckpointError('the backbone config in the metadata is not valid JSON', {
+      location: { file: file ?? '<backbone bytes>', field: '__metadata__.config' },
+      hint: 'the file was written by an incompatible version or is damaged',
+    });
+  }
+  return gptConfigFromCheckpoint(raw, file ?? '<backbone bytes>', 'config');
+}
+
+/**
+ * Checks a backbone file's header against its config before any tensor data is read: exactly the
+ * config's tensors (no more), each with its shape and a float dtype. With the header's check that the
+ * tensors cover the file, this bounds what a load allocates by the file's size.
+ */
+function checkGptHeader(config: GptConfig, header: SafetensorsHeader, file: string): void {
+  checkTensorDTypes(header, GPT_WEIGHT_DTYPES, file);
+  const shapes = gptParameterShapes(config);
+  const held = new Map(header.tensors.map((t) => [t.name, t]));
+  for (const [name, shape] of Object.entries(shapes)) {
+    const t = held.get(name);
+    if (t === undefined) {
+      throw new CheckpointError(`tensor "${name}" [${shape.join(', ')}] is missing`, {
+        location: { file, field: name },
+        hint: 'the file was written for another model config (its metadata and tensors disagree)',
+      });
+    }
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new CheckpointError(
+        `tensor "${name}" has shape [${t.shape.join(', ')}], the config in its metadata needs [${shape.join(', ')}]`,
+        { location: { file, field: name }, hint: 'the file is damaged; save the model again' },
+      );
+    }
+  }
+  const extra = header.tensors.find((t) => !Object.hasOwn(shapes, t.name));
+  if (extra !== undefined) {
+    throw new CheckpointError(
+      `holds tensor ${printable(extra.name)}, which the config in its metadata does not have`,
+      { location: { file }, hint: 'the file is damaged or is not a Quorum backbone; save the model again' },
+    );
+  }
+}
+
+/** Reads a located backbone file: header and config checked against each other, then the data. */
+async function loadLocatedGpt(located: ConfinedFile): Promise<{ config: GptConfig; params: GptParams }> {
+  const header = await readSafetensorsHeader(located);
+  const config = configFromMetadata(header.metadata, located.shown);
+  checkGptHeader(config, header, located.shown);
+  const contents = decodeSafetensors(await readConfinedBytes(located), located.shown);
+  return fromContents(contents.tensors, contents.metadata, located.shown);
+}
+
+/**
+ * `name` of the checkpoint folder `dir` (a name inside it: see @quorum/core's confined reads) as a
+ * backbone. Everything is checked before a weight is allocated.
+ */
+export async function loadGptFromFolder(
+  dir: string,
+  name: string,
+  options: { readonly listedAt?: { file: string; field: string }; readonly missingHint?: string } = {},
+): Promise<{ config: GptConfig; params: GptParams }> {
+  const located = await requireConfinedFile(dir, name, {
+    maxBytes: MAX_SAFETENSORS_BYTES,
+    listedAt: options.listedAt,
+    ...(options.missingHint === undefined ? {} : { missingHint: options.missingHint }),
+  });
+  return loadLocatedGpt(located);
 }
 
 /** The backbone as safetensors bytes (config in the metadata). */
@@ -58,6 +163,24 @@ function fromContents(
   file: string | undefined,
 ): { config: GptConfig; params: GptParams } {
   const config = configFromMetadata(metadata, file);
+  const source = file ?? '<backbone bytes>';
+  checkGptHeader(
+    config,
+    {
+      tensors: Object.entries(records).map(([name, r]) => ({
+        name,
+        dtype: r.dtype,
+        shape: r.shape,
+        begin: 0,
+        end: 0,
+      })),
+      metadata,
+      dataStart: 0,
+      fileBytes: 0,
+    },
+    source,
+  );
+  checkFiniteTensors(records as Record<string, TensorRecord>, source);
   const tensors = recordsToTensors(records, file);
   try {
     return { config, params: loadGptParameters(config, tensors, file === undefined ? {} : { file }) };
@@ -71,9 +194,20 @@ export async function saveGpt(file: string, config: GptConfig, params: GptParams
   await writeSafetensors(file, await tensorsToRecords(namedParameters(params)), gptMetadata(config));
 }
 
+/**
+ * Reads a backbone file. It must be a regular file whose header explains its size, holding exactly
+ * the tensors of the config in its metadata (float dtypes, finite values); all of this is checked
+ * before a weight is allocated.
+ */
 export async function loadGpt(file: string): Promise<{ config: GptConfig; params: GptParams }> {
-  const contents = await readSafetensors(file);
-  return fromContents(contents.tensors, contents.metadata, file);
+  const located = await statFile(file, { maxBytes: MAX_SAFETENSORS_BYTES });
+  if (located === undefined) {
+    throw new CheckpointError('file not found', {
+      location: { file },
+      hint: 'Check the path, or train/save the model first.',
+    });
+  }
+  return loadLocatedGpt(located);
 }
 
 /**

@@ -77,24 +77,42 @@ export function gptDims(config: GptConfig): GptDims {
   };
 }
 
+/**
+ * Upper bounds of a config, checked before anything is allocated: a config read from a checkpoint is
+ * untrusted, and `dModel` 16384 × 64 layers would ask for terabytes. Each bound is far above any model
+ * TensorFlow.js can run here (vocabularies of real models stay under 300k ids, contexts under 1M).
+ */
+export const GPT_CONFIG_LIMITS = {
+  vocabSize: 2 ** 20,
+  contextLength: 2 ** 20,
+  dModel: 65_536,
+  nLayers: 1024,
+  nHeads: 1024,
+  mlpRatio: 64,
+  mlpHidden: 2 ** 20,
+  headDim: 4096,
+  /** Parameters of one backbone (8 GiB as float32): more than one process here can hold. */
+  parameters: 2 ** 31,
+} as const;
+
 export const gptConfigSchema = z
   .object({
     // The project's compacted GPT-2 vocabulary keeps the 4096 most frequent ids of the shipped data.
-    vocabSize: z.number().int().min(2).default(4096),
+    vocabSize: z.number().int().min(2).max(GPT_CONFIG_LIMITS.vocabSize).default(4096),
     // 128 tokens hold an instruction plus a short answer; attention cost grows with its square.
-    contextLength: z.number().int().min(1).default(128),
+    contextLength: z.number().int().min(1).max(GPT_CONFIG_LIMITS.contextLength).default(128),
     // The nano model: small enough for unit tests and a two-minute SFT run on 2 cores.
-    dModel: z.number().int().min(1).default(64),
-    nLayers: z.number().int().min(1).default(2),
-    nHeads: z.number().int().min(1).default(2),
+    dModel: z.number().int().min(1).max(GPT_CONFIG_LIMITS.dModel).default(64),
+    nLayers: z.number().int().min(1).max(GPT_CONFIG_LIMITS.nLayers).default(2),
+    nHeads: z.number().int().min(1).max(GPT_CONFIG_LIMITS.nHeads).default(2),
     // GPT-2's ratio.
-    mlpRatio: z.number().int().min(1).default(4),
+    mlpRatio: z.number().int().min(1).max(GPT_CONFIG_LIMITS.mlpRatio).default(4),
     // Tiny models trained for minutes do not overfit enough to need dropout; it also costs time.
     dropout: z.number().min(0).max(0.9).default(0),
     // GPT-2's learned table is the simplest; 'rope' generalises better to unseen lengths.
     positional: z.enum(['learned', 'rope']).default('learned'),
     // PyTorch's nn.LayerNorm default, so the golden parity fixtures match.
-    layerNormEps: z.number().positive().default(1e-5),
+    layerNormEps: z.number().positive().max(1).default(1e-5),
     // GPT-2 ties them: saves V×D parameters, most of a tiny model.
     tieEmbeddings: z.boolean().default(true),
     // The family fields default to the Quorum GPT, so configs written before they existed load unchanged.
@@ -102,12 +120,12 @@ export const gptConfigSchema = z
     mlp: z.enum(['gelu', 'swiglu']).default('gelu'),
     // GPT-2's gelu_new, what Quorum always used.
     geluApprox: z.enum(['tanh', 'none']).default('tanh'),
-    mlpHidden: z.number().int().min(1).optional(),
-    nKvHeads: z.number().int().min(1).optional(),
-    headDim: z.number().int().min(1).optional(),
+    mlpHidden: z.number().int().min(1).max(GPT_CONFIG_LIMITS.mlpHidden).optional(),
+    nKvHeads: z.number().int().min(1).max(GPT_CONFIG_LIMITS.nHeads).optional(),
+    headDim: z.number().int().min(1).max(GPT_CONFIG_LIMITS.headDim).optional(),
     // The RoPE paper's and Llama's base.
     ropeTheta: z.number().positive().default(10000),
-    rotaryDims: z.number().int().min(2).optional(),
+    rotaryDims: z.number().int().min(2).max(GPT_CONFIG_LIMITS.headDim).optional(),
     parallelResidual: z.boolean().default(false),
     attnBias: z.enum(['all', 'qkv', 'none']).default('all'),
     mlpBias: z.boolean().default(true),
@@ -144,6 +162,16 @@ export function resolveGptConfig(input: unknown, path = ''): GptConfig {
       location: field('rotaryDims'),
       hint: 'set positional "rope", or drop rotaryDims',
     });
+  }
+  const parameters = paramCount(config);
+  if (parameters > GPT_CONFIG_LIMITS.parameters) {
+    throw new ConfigError(
+      `the config has ${parameters.toExponential(3)} parameters, more than the ${GPT_CONFIG_LIMITS.parameters} a backbone may have`,
+      {
+        location: field('dModel'),
+        hint: 'choose a smaller dModel, nLayers, vocabSize or MLP width (the preset "small" has 12.3M)',
+      },
+    );
   }
   return config;
 }

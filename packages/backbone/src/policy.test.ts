@@ -1,8 +1,25 @@
 // A policy folder stores its tokenizer's files as text (the backbone knows no tokenizer) and reports them.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { builtinBackendRegistry, CheckpointError, ConfigError, initCompute, Rng } from '@quorum/core';
+import {
+  builtinBackendRegistry,
+  CheckpointError,
+  ConfigError,
+  decodeSafetensors,
+  encodeSafetensors,
+  initCompute,
+  Rng,
+} from '@quorum/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type GptConfig, resolveGptConfig } from './config.js';
 import { disposeGpt, type GptParams, initGpt, namedParameters } from './model.js';
@@ -114,5 +131,118 @@ describe('policy folders and their tokenizer files', () => {
     await expect(loadPolicy(dir)).rejects.toThrow(
       /field "tokenizerFiles" must list the tokenizer's file names/,
     );
+  });
+});
+
+// A policy folder from someone else is untrusted input (issue 16).
+describe('loadPolicy of an untrusted folder', () => {
+  const SENTINEL = 'SENTINEL-c0ffee';
+  async function folder(): Promise<string> {
+    const dir = tempDir();
+    await savePolicy(dir, { config, params, vocab: { id: 'v', size: 32 }, tokenizerFiles: hfFiles });
+    return dir;
+  }
+  async function refusal(dir: string): Promise<CheckpointError> {
+    const start = Date.now();
+    const err = await loadPolicy(dir).then(
+      (p) => {
+        disposeGpt(p.params);
+        return undefined;
+      },
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(CheckpointError);
+    expect(Date.now() - start).toBeLessThan(3000);
+    expect((err as Error).message).not.toContain(SENTINEL);
+    return err as CheckpointError;
+  }
+  const manifestOf = (dir: string) => JSON.parse(readFileSync(path.join(dir, 'quorum.json'), 'utf8'));
+  const weights = (dir: string) => path.join(dir, 'backbone.safetensors');
+  const rewrite = (dir: string, change: (c: ReturnType<typeof decodeSafetensors>) => void) => {
+    const c = decodeSafetensors(readFileSync(weights(dir)));
+    change(c);
+    writeFileSync(weights(dir), encodeSafetensors(c.tensors, c.metadata));
+  };
+
+  it('refuses a quorum.json that is null or not JSON, without quoting it', async () => {
+    const dir = await folder();
+    writeFileSync(path.join(dir, 'quorum.json'), 'null');
+    expect((await refusal(dir)).message).toMatch(/quorum\.json field "json": is null, not a JSON object/);
+    writeFileSync(path.join(dir, 'quorum.json'), `{"kind": ${SENTINEL}}`);
+    expect((await refusal(dir)).message).toMatch(/quorum\.json field "json": is not valid JSON/);
+  });
+
+  it('refuses tokenizerFiles outside the folder and a backbone that is a FIFO or a link to /dev/zero', async () => {
+    const dir = await folder();
+    writeFileSync(
+      path.join(dir, 'quorum.json'),
+      JSON.stringify({ ...manifestOf(dir), tokenizerFiles: ['../../etc/passwd'] }),
+    );
+    expect((await refusal(dir)).message).toMatch(/field "tokenizerFiles"/);
+    const fifo = await folder();
+    rmSync(weights(fifo));
+    execFileSync('mkfifo', [weights(fifo)]);
+    expect((await refusal(fifo)).message).toMatch(
+      /backbone\.safetensors: is not a regular file \(it is a FIFO\)/,
+    );
+    const zero = await folder();
+    rmSync(weights(zero));
+    symlinkSync('/dev/zero', weights(zero));
+    expect((await refusal(zero)).message).toMatch(/outside the model folder/);
+  });
+
+  it('bounds the config (quorum.json and the weights metadata) before allocating', async () => {
+    const dir = await folder();
+    const m = manifestOf(dir);
+    writeFileSync(
+      path.join(dir, 'quorum.json'),
+      JSON.stringify({ ...m, gptConfig: { ...m.gptConfig, dModel: 16384, nLayers: 64, nHeads: 64 } }),
+    );
+    expect((await refusal(dir)).message).toMatch(/field "gptConfig.dModel": has an invalid model config/);
+    const meta = await folder();
+    rewrite(meta, (c) => {
+      c.metadata.config = JSON.stringify({ ...config, dModel: 16384, nLayers: 64, nHeads: 64 });
+    });
+    expect((await refusal(meta)).message).toMatch(/backbone\.safetensors field "config\.dModel"/);
+    // a config within the bounds whose tensors the file does not hold: refused from the header alone
+    const shape = await folder();
+    rewrite(shape, (c) => {
+      c.metadata.config = JSON.stringify({ ...config, dModel: 1024, nHeads: 8 });
+    });
+    expect((await refusal(shape)).message).toMatch(
+      /tensor "wte" has shape \[32, 16\], the config in its metadata needs \[32, 1024\]/,
+    );
+  });
+
+  it('refuses an I32 tensor, and NaN or Inf weights, naming the tensor', async () => {
+    const dir = await folder();
+    rewrite(dir, (c) => {
+      const w = c.tensors.wte as { shape: number[]; data: Float32Array };
+      c.tensors.wte = { dtype: 'I32', shape: w.shape, data: new Int32Array(w.data.length) };
+    });
+    expect((await refusal(dir)).message).toMatch(/field "wte": tensor 'wte' has dtype I32/);
+    const nan = await folder();
+    rewrite(nan, (c) => {
+      (c.tensors['ln_f.g']?.data as Float32Array)[1] = Number.NaN;
+    });
+    expect((await refusal(nan)).message).toMatch(/field "ln_f\.g": tensor 'ln_f\.g' holds NaN at element 1/);
+  });
+
+  it('refuses an invalid vocab.json with a typed error instead of a SyntaxError', async () => {
+    const dir = tempDir();
+    await savePolicy(dir, { config, params, vocab: { id: 'v', size: 32, json: { a: 1 } } });
+    writeFileSync(path.join(dir, 'vocab.json'), `{${SENTINEL}`);
+    expect((await refusal(dir)).message).toMatch(/vocab\.json field "json": is not valid JSON/);
+  });
+
+  it('escapes the strings it prints (kind)', async () => {
+    const dir = await folder();
+    writeFileSync(
+      path.join(dir, 'quorum.json'),
+      JSON.stringify({ ...manifestOf(dir), kind: 'x\u001b[2J\n  hint: run this' }),
+    );
+    const err = await refusal(dir);
+    expect(err.message.split('\n')).toHaveLength(2);
+    expect(err.message).toContain('kind is "x\\u001b[2J\\n  hint: run this"');
   });
 });

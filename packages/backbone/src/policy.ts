@@ -13,15 +13,26 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { CheckpointError, ConfigError, writeFileAtomic, writeJsonAtomic } from '@quorum/core';
-import { loadGpt, saveGpt } from './checkpoint.js';
+import {
+  CheckpointError,
+  ConfigError,
+  checkConfinedName,
+  printable,
+  readConfinedJson,
+  statConfinedFile,
+  writeFileAtomic,
+  writeJsonAtomic,
+} from '@quorum/core';
+import { gptConfigFromCheckpoint, loadGptFromFolder, saveGpt } from './checkpoint.js';
 import type { GptConfig } from './config.js';
-import type { GptParams } from './model.js';
+import { disposeGpt, type GptParams } from './model.js';
 
 export const POLICY_MANIFEST = 'quorum.json';
 export const POLICY_WEIGHTS = 'backbone.safetensors';
 /** The tokenizer file of folders written before quorum.json listed `tokenizerFiles`. */
 const LEGACY_TOKENIZER_FILES: readonly string[] = ['vocab.json'];
+/** Largest tokenizer file a policy folder may hold (a Hugging Face tokenizer.json is tens of MB). */
+const TOKENIZER_FILE_LIMIT = 64 * 1024 * 1024;
 
 export interface PolicyManifest {
   readonly kind: 'quorum-policy';
@@ -156,7 +167,15 @@ export interface LoadedPolicy {
   readonly vocabJson: unknown;
 }
 
-export async function loadPolicy(dir: string): Promise<LoadedPolicy> {
+/** quorum.json, vocab.json: JSON files of a policy folder are small; larger ones are refused unread. */
+const POLICY_JSON_LIMIT = 16 * 1024 * 1024;
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** quorum.json of a policy folder, every field checked (it is untrusted input). */
+async function readPolicyManifest(dir: string): Promise<PolicyManifest> {
   const file = path.join(dir, POLICY_MANIFEST);
   if (!existsSync(file)) {
     throw new CheckpointError(`no ${POLICY_MANIFEST} in ${dir}`, {
@@ -166,33 +185,82 @@ export async function loadPolicy(dir: string): Promise<LoadedPolicy> {
         : 'check the path to the policy',
     });
   }
-  const manifest = JSON.parse(await readFile(file, 'utf8')) as PolicyManifest;
-  if (manifest.kind !== 'quorum-policy') {
-    throw new CheckpointError(`kind is ${JSON.stringify(manifest.kind)}, expected "quorum-policy"`, {
-      location: { file, field: 'kind' },
-      hint: 'pass a policy folder written by `quorum sft` (a reward model is not a policy)',
-    });
-  }
-  const listed = manifest.tokenizerFiles ?? LEGACY_TOKENIZER_FILES;
-  if (!Array.isArray(listed) || listed.length === 0 || !listed.every(isTokenizerFileName)) {
-    throw new CheckpointError(
-      `field "tokenizerFiles" must list the tokenizer's file names, got ${JSON.stringify(listed)}`,
-      {
-        location: { file, field: 'tokenizerFiles' },
-        hint: 'the checkpoint is damaged; save the policy again',
-      },
+  const raw = await readConfinedJson(dir, POLICY_MANIFEST, { maxBytes: POLICY_JSON_LIMIT });
+  const bad = (
+    field: string,
+    message: string,
+    hint = 'the checkpoint is damaged; save the policy again',
+  ): never => {
+    throw new CheckpointError(message, { location: { file, field }, hint });
+  };
+  if (!isObject(raw)) return bad('json', `is ${printable(raw, 40)}, not a JSON object`);
+  if (raw.kind !== 'quorum-policy') {
+    return bad(
+      'kind',
+      `kind is ${printable(raw.kind, 60)}, expected "quorum-policy"`,
+      'pass a policy folder written by `quorum sft` (a reward model is not a policy)',
     );
   }
-  for (const name of listed) {
-    if (!existsSync(path.join(dir, name))) {
+  const vocab = raw.vocab;
+  if (!isObject(vocab) || typeof vocab.id !== 'string' || !Number.isSafeInteger(vocab.size)) {
+    return bad('vocab', `field "vocab" is ${printable(vocab, 60)}, not {id: string, size: integer}`);
+  }
+  const gptConfig = gptConfigFromCheckpoint(raw.gptConfig, file, 'gptConfig');
+  if (vocab.size !== gptConfig.vocabSize) {
+    return bad(
+      'vocab.size',
+      `vocab.size is ${vocab.size} but gptConfig.vocabSize is ${gptConfig.vocabSize}`,
+      'the folder mixes files from two runs; save the policy again',
+    );
+  }
+  const listed = raw.tokenizerFiles ?? LEGACY_TOKENIZER_FILES;
+  if (
+    !Array.isArray(listed) ||
+    listed.length === 0 ||
+    listed.length > 64 ||
+    !listed.every(isTokenizerFileName)
+  ) {
+    return bad(
+      'tokenizerFiles',
+      `field "tokenizerFiles" must list the tokenizer's file names, got ${printable(listed, 80)}`,
+    );
+  }
+  listed.forEach((name, i) => {
+    checkConfinedName(name, { file, field: `tokenizerFiles[${i}]` });
+  });
+  return {
+    ...(raw as unknown as PolicyManifest),
+    gptConfig,
+    vocab: { id: vocab.id, size: vocab.size as number },
+    tokenizerFiles: listed,
+  };
+}
+
+/**
+ * Loads a policy folder, which is untrusted input: quorum.json is checked field by field (its config
+ * bounded), every file is read only inside the folder, as a regular file whose size is checked before
+ * it is read, and the weights' header must match the config (float dtypes, finite values) before a
+ * weight is allocated. Every problem is a CheckpointError naming the file and field.
+ */
+export async function loadPolicy(dir: string): Promise<LoadedPolicy> {
+  const file = path.join(dir, POLICY_MANIFEST);
+  const manifest = await readPolicyManifest(dir);
+  const listed = manifest.tokenizerFiles as readonly string[];
+  for (const [i, name] of listed.entries()) {
+    const found = await statConfinedFile(dir, name, {
+      maxBytes: TOKENIZER_FILE_LIMIT,
+      listedAt: { file, field: `tokenizerFiles[${i}]` },
+    });
+    if (found === undefined) {
       throw new CheckpointError(`lists tokenizer file ${name}, which is missing`, {
         location: { file, field: 'tokenizerFiles' },
         hint: `copy ${name} back from where the policy was trained, or save the policy again`,
       });
     }
   }
-  const { config, params } = await loadGpt(path.join(dir, POLICY_WEIGHTS));
+  const { config, params } = await loadGptFromFolder(dir, POLICY_WEIGHTS);
   if (config.vocabSize !== manifest.vocab.size) {
+    disposeGpt(params);
     throw new CheckpointError(
       `the weights have vocabSize ${config.vocabSize} but quorum.json names a vocabulary of ${manifest.vocab.size}`,
       {
@@ -201,8 +269,14 @@ export async function loadPolicy(dir: string): Promise<LoadedPolicy> {
       },
     );
   }
-  const vocabJson = listed.includes('vocab.json')
-    ? (JSON.parse(await readFile(path.join(dir, 'vocab.json'), 'utf8')) as unknown)
-    : undefined;
+  let vocabJson: unknown;
+  try {
+    vocabJson = listed.includes('vocab.json')
+      ? await readConfinedJson(dir, 'vocab.json', { maxBytes: POLICY_JSON_LIMIT })
+      : undefined;
+  } catch (error) {
+    disposeGpt(params);
+    throw error;
+  }
   return { manifest, config, params, tokenizerFiles: listed, vocabJson };
 }

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
+import { printable } from './printable.js';
 
 /**
  * A strategy as written in a config: `"lcb"` or `["lcb", { "beta": 0.5 }]`. `StrategySpecOf<D>` is the
@@ -37,7 +38,7 @@ export function parseStrategySpec(spec: unknown, path: string): { name: string; 
 export function describeValue(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return `an array of length ${value.length}`;
-  if (typeof value === 'string') return `"${clip(value)}"`;
+  if (typeof value === 'string') return printable(value, 40);
   if (typeof value === 'object') return 'an object';
   if (typeof value === 'function') return 'a function';
   return `${typeof value} ${clip(String(value))}`;

@@ -12,10 +12,16 @@
  * symlink must resolve inside it too), its size is checked before reading, and bad JSON is a `DataError`
  * naming the file.
  */
-import { constants } from 'node:fs';
-import { open, realpath, stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { CheckpointError, DataError, describeValue } from '@quorum/core';
+import {
+  CheckpointError,
+  DataError,
+  escapeUntrusted,
+  printable,
+  readConfinedBytes,
+  statConfinedFile,
+} from '@quorum/core';
 import { HF_TOKENIZER_OPTIONS_FILE, type HfPromptFormatChoice, HfTokenizer } from './hf-tokenizer.js';
 import { Tokenizer } from './tokenizer.js';
 import { Vocab } from './vocab.js';
@@ -45,75 +51,26 @@ export interface LoadTokenizerOptions {
   readonly onWarning?: ((message: string) => void) | undefined;
 }
 
-/** The real path of `name` in the folder, or undefined when absent; throws when it leaves the folder or is not a file. */
-async function locate(realDir: string, dir: string, name: string): Promise<string | undefined> {
-  const file = path.join(realDir, name);
-  let real: string;
-  try {
-    real = await realpath(file);
-  } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new CheckpointError(`cannot be read (${(cause as Error).message})`, {
-      location: { file: path.join(dir, name) },
-      hint: 'check the file permissions',
-      cause,
-    });
-  }
-  const rel = path.relative(realDir, real);
-  if (rel.startsWith('..') || path.isAbsolute(rel)) {
-    throw new CheckpointError(`is a link to ${real}, outside the model folder`, {
-      location: { file: path.join(dir, name) },
-      hint: 'copy the real file into the folder (cp -L); Quorum reads a model folder only inside it',
-    });
-  }
-  const info = await stat(real);
-  if (!info.isFile()) {
-    throw new CheckpointError('is not a regular file', {
-      location: { file: path.join(dir, name) },
-      hint: `replace it with the model's ${name}`,
-    });
-  }
-  return real;
+/** Reads `name` of the folder as text through @quorum/core's confined reads, or undefined when absent. */
+async function readFolderText(dir: string, name: string, limit: number): Promise<string | undefined> {
+  const file = await statConfinedFile(dir, name, { maxBytes: limit });
+  if (file === undefined) return undefined;
+  return new TextDecoder().decode(await readConfinedBytes(file));
 }
 
-/** Reads a located file as text, refusing it before reading when it exceeds its size limit. */
-async function readLimited(real: string, shown: string, limit: number): Promise<string> {
-  const handle = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW);
-  try {
-    const info = await handle.stat();
-    if (!info.isFile() || info.size > limit) {
-      throw new CheckpointError(
-        info.isFile()
-          ? `is ${info.size} bytes, more than the ${limit} bytes a tokenizer file may have`
-          : 'is not a regular file',
-        {
-          location: { file: shown },
-          hint: 'pass the folder of a real model; this file is not a tokenizer file',
-        },
-      );
-    }
-    const buffer = Buffer.alloc(info.size);
-    let at = 0;
-    while (at < info.size) {
-      const { bytesRead } = await handle.read(buffer, at, info.size - at, at);
-      if (bytesRead === 0) break;
-      at += bytesRead;
-    }
-    return buffer.subarray(0, at).toString('utf8');
-  } finally {
-    await handle.close();
-  }
-}
-
+/** JSON of a tokenizer file; bad JSON is a DataError naming the file, never quoting it. */
 function parseJson(text: string, file: string): unknown {
   try {
     return JSON.parse(text);
   } catch (cause) {
-    throw new DataError(`is not valid JSON (${(cause as Error).message})`, {
-      location: { file, field: 'json' },
-      hint: 'the file is damaged; copy it again from the model',
-      cause,
-    });
+    const at = /position (\d+)/.exec((cause as Error).message)?.[1];
+    throw new DataError(
+      `is not valid JSON${at === undefined ? '' : ` (error at character ${at} of ${text.length})`}`,
+      {
+        location: { file, field: 'json' },
+        hint: 'the file is damaged; copy it again from the model',
+      },
+    );
   }
 }
 
@@ -130,17 +87,14 @@ function parseReadOptions(
     });
   for (const key of Object.keys(o)) {
     if (key !== 'promptFormat' && key !== 'vocabSize')
-      throw bad(key, `unknown key ${JSON.stringify(key)} (known: promptFormat, vocabSize)`);
+      throw bad(escapeUntrusted(key), `unknown key ${printable(key)} (known: promptFormat, vocabSize)`);
   }
   const format = o.promptFormat;
   if (format !== undefined && format !== 'auto' && format !== 'chat-template' && format !== 'instruction')
-    throw bad(
-      'promptFormat',
-      `must be "auto", "chat-template" or "instruction", got ${describeValue(format)}`,
-    );
+    throw bad('promptFormat', `must be "auto", "chat-template" or "instruction", got ${printable(format)}`);
   const size = o.vocabSize;
   if (size !== undefined && !(typeof size === 'number' && Number.isSafeInteger(size) && size > 0))
-    throw bad('vocabSize', `must be a positive integer, got ${describeValue(size)}`);
+    throw bad('vocabSize', `must be a positive integer, got ${printable(size)}`);
   return {
     ...(format === undefined ? {} : { promptFormat: format }),
     ...(size === undefined ? {} : { vocabSize: size as number }),
@@ -150,7 +104,7 @@ function parseReadOptions(
 function parseObject(text: string, file: string): Record<string, unknown> {
   const value = parseJson(text, file);
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new DataError(`expected a JSON object, got ${describeValue(value)}`, {
+    throw new DataError(`expected a JSON object, got ${printable(value)}`, {
       location: { file, field: 'json' },
       hint: 'the file is damaged; copy it again from the model',
     });
@@ -166,10 +120,8 @@ export async function loadTokenizer(
   dir: string,
   options: LoadTokenizerOptions = {},
 ): Promise<Tokenizer | HfTokenizer> {
-  let realDir: string;
   try {
-    realDir = await realpath(dir);
-    if (!(await stat(realDir)).isDirectory()) throw new Error('not a directory');
+    if (!(await stat(await realpath(dir))).isDirectory()) throw new Error('not a directory');
   } catch (cause) {
     throw new CheckpointError('is not a model folder', {
       location: { file: dir },
@@ -177,12 +129,8 @@ export async function loadTokenizer(
       cause,
     });
   }
-  const read = async (name: string): Promise<string | undefined> => {
-    const real = await locate(realDir, dir, name);
-    return real === undefined
-      ? undefined
-      : readLimited(real, path.join(dir, name), TOKENIZER_FILE_LIMITS[name] ?? 1024 * 1024);
-  };
+  const read = (name: string): Promise<string | undefined> =>
+    readFolderText(dir, name, TOKENIZER_FILE_LIMITS[name] ?? 1024 * 1024);
 
   const vocabText = await read('vocab.json');
   if (vocabText !== undefined) {

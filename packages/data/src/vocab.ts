@@ -4,7 +4,7 @@
  * table instead of 50,257. The map is saved with every checkpoint and has a stable id (a hash).
  */
 import { createHash } from 'node:crypto';
-import { DataError, describeValue } from '@quorum/core';
+import { DataError, printable } from '@quorum/core';
 import bpeRanks from 'gpt-tokenizer/bpeRanks/r50k_base';
 import { encode } from 'gpt-tokenizer/encoding/r50k_base';
 
@@ -218,20 +218,22 @@ export class Vocab {
         location: { file, field },
         hint: 'the vocabulary file is damaged or not a Quorum vocabulary; rebuild it with scripts/build-vocab.mjs',
       });
-    if (json === null || typeof json !== 'object')
-      throw fail('format', `expected a vocabulary object, got ${describeValue(json)}`);
+    if (json === null || typeof json !== 'object' || Array.isArray(json))
+      throw fail('format', `expected a vocabulary object, got ${printable(json, 40)}`);
     const j = json as Record<string, unknown>;
     if (j.format !== 'quorum-vocab' || j.version !== 1)
       throw fail(
         'format',
-        `unsupported vocabulary format ${describeValue(j.format)} version ${describeValue(j.version)}`,
+        `unsupported vocabulary format ${printable(j.format)} version ${printable(j.version)}`,
       );
-    if (j.base !== 'r50k_base') throw fail('base', `unsupported base tokenizer ${describeValue(j.base)}`);
+    if (j.base !== 'r50k_base') throw fail('base', `unsupported base tokenizer ${printable(j.base)}`);
     if (JSON.stringify(j.specials) !== JSON.stringify(SPECIALS))
       throw fail('specials', `specials must be ${JSON.stringify(SPECIALS)}`);
     if (j.rare !== 'unk' && j.rare !== 'split')
-      throw fail('rare', `rare must be "unk" or "split", got ${describeValue(j.rare)}`);
+      throw fail('rare', `rare must be "unk" or "split", got ${printable(j.rare)}`);
     if (!Array.isArray(j.tokens)) throw fail('tokens', 'tokens must be a list of r50k ids');
+    if (j.tokens.length > BASE_VOCAB_SIZE)
+      throw fail('tokens', `tokens lists ${j.tokens.length} ids; r50k_base has ${BASE_VOCAB_SIZE}`);
     const seen = new Set<number>();
     j.tokens.forEach((t, i) => {
       if (
@@ -242,14 +244,14 @@ export class Vocab {
       ) {
         throw fail(
           `tokens[${i}]`,
-          `tokens[${i}] must be a distinct r50k id in 0..${BASE_VOCAB_SIZE - 1}, got ${describeValue(t)}`,
+          `tokens[${i}] must be a distinct r50k id in 0..${BASE_VOCAB_SIZE - 1}, got ${printable(t)}`,
         );
       }
       seen.add(t as number);
     });
     const vocab = new Vocab(j.tokens as number[], j.rare);
     if (j.id !== undefined && j.id !== vocab.id)
-      throw fail('id', `stored id ${describeValue(j.id)} does not match the content (${vocab.id})`);
+      throw fail('id', `stored id ${printable(j.id)} does not match the content (${vocab.id})`);
     return vocab;
   }
 }

@@ -11,15 +11,31 @@
  */
 
 import { existsSync, mkdirSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { type GptConfig, resolveGptConfig } from '@quorum/backbone';
+import { type GptConfig, paramCount, resolveGptConfig } from '@quorum/backbone';
 import {
   CheckpointError,
   ConfigError,
+  type ConfinedFile,
+  checkConfinedName,
+  checkFiniteTensors,
+  checkTensorDTypes,
+  decodeSafetensors,
+  escapedMessage,
+  escapeUntrusted,
+  MAX_SAFETENSORS_BYTES,
+  printable,
+  QuorumError,
   Rng,
-  readSafetensors,
+  readConfinedBytes,
+  readConfinedJson,
+  readSafetensorsHeader,
   recordsToTensors,
+  requireConfinedFile,
+  type SafetensorsContents,
+  type SafetensorsDType,
+  type SafetensorsHeader,
   type StrategyRegistry,
   tensorsToRecords,
   writeFileAtomic,
@@ -27,8 +43,10 @@ import {
   writeSafetensors,
 } from '@quorum/core';
 import { loadTokenizer, type TextTokenizer, TOKENIZER_FILE_LIMITS, Tokenizer } from '@quorum/data';
+import { adapterParamCount, resolveLoraConfig } from '@quorum/lora';
 import type * as tf from '@tensorflow/tfjs';
 import type { EnsembleArchitecture, TrainableEnsemble } from './architecture.js';
+import { loraArchitectureOptions } from './architectures/lora.js';
 
 export const ENSEMBLE_MANIFEST = 'quorum.json';
 
@@ -157,7 +175,25 @@ export async function saveEnsemble(
   return manifest;
 }
 
-/** Reads and checks quorum.json of a reward-ensemble folder. */
+/** quorum.json is small; a larger one is refused before it is read. */
+const MANIFEST_LIMIT = 16 * 1024 * 1024;
+/** Most members a checkpoint may declare (the paper uses up to 10; each member costs memory). */
+export const MAX_ENSEMBLE_MEMBERS = 1024;
+/** Most weight files quorum.json may list. */
+const MAX_FILES = 4096;
+/** Element types of an ensemble's weights (each becomes float32); integer tensors are refused. */
+const WEIGHT_DTYPES: readonly SafetensorsDType[] = ['F32', 'F16', 'BF16', 'F64'];
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Reads and checks quorum.json of a reward-ensemble folder. The folder is untrusted input: every field
+ * is checked (types, `members` and the backbone config bounded, each `files` entry a plain name inside
+ * the folder), and every problem is a CheckpointError naming the file and key, with the folder's
+ * strings escaped.
+ */
 export async function readEnsembleManifest(dir: string): Promise<EnsembleManifest> {
   const file = path.join(dir, ENSEMBLE_MANIFEST);
   if (!existsSync(file)) {
@@ -168,31 +204,123 @@ export async function readEnsembleManifest(dir: string): Promise<EnsembleManifes
         : 'check the path to the reward model',
     });
   }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await readFile(file, 'utf8'));
-  } catch (cause) {
-    throw new CheckpointError(`is not valid JSON (${(cause as Error).message})`, {
-      location: { file },
-      hint: 'the checkpoint is damaged; retrain or restore it',
-      cause,
-    });
-  }
-  const m = raw as Partial<EnsembleManifest>;
+  const raw = await readConfinedJson(dir, ENSEMBLE_MANIFEST, { maxBytes: MANIFEST_LIMIT });
+  const damaged = 'the checkpoint is damaged; retrain or restore it';
+  const bad = (field: string, message: string, hint = damaged): never => {
+    throw new CheckpointError(message, { location: { file, field }, hint });
+  };
+  if (!isObject(raw)) return bad('json', `is ${printable(raw, 40)}, not a JSON object`);
+  const m = raw;
   if (m.kind !== 'quorum-reward-ensemble') {
-    throw new CheckpointError(`kind is ${JSON.stringify(m.kind)}, expected "quorum-reward-ensemble"`, {
-      location: { file, field: 'kind' },
-      hint: 'pass a reward-model folder (an SFT policy folder is not a reward model)',
-    });
+    return bad(
+      'kind',
+      `kind is ${printable(m.kind, 60)}, expected "quorum-reward-ensemble"`,
+      'pass a reward-model folder (an SFT policy folder is not a reward model)',
+    );
   }
   for (const field of ['architecture', 'members', 'gptConfig', 'vocab', 'files'] as const) {
-    if (m[field] === undefined)
-      throw new CheckpointError(`field "${field}" is missing`, {
-        location: { file, field },
-        hint: 'the checkpoint is damaged; retrain it',
-      });
+    if (m[field] === undefined) return bad(field, `field "${field}" is missing`);
   }
-  return { ...(m as EnsembleManifest), gptConfig: resolveGptConfig(m.gptConfig, 'gptConfig') };
+  if (m.formatVersion !== undefined && m.formatVersion !== 1) {
+    return bad(
+      'formatVersion',
+      `formatVersion is ${printable(m.formatVersion, 20)}; this version of Quorum reads format 1`,
+      'upgrade @quorum/ensemble to read this checkpoint',
+    );
+  }
+  if (typeof m.architecture !== 'string' || m.architecture === '' || m.architecture.length > 200) {
+    return bad(
+      'architecture',
+      `field "architecture" is ${printable(m.architecture, 60)}, not an architecture name`,
+    );
+  }
+  if (typeof m.architectureSource !== 'string' || m.architectureSource.length > 500) {
+    return bad(
+      'architectureSource',
+      `field "architectureSource" is ${printable(m.architectureSource, 60)}, not a package name`,
+    );
+  }
+  if (m.options !== undefined && !isObject(m.options)) {
+    return bad(
+      'options',
+      `field "options" is ${printable(m.options, 60)}, not an object of architecture options`,
+    );
+  }
+  const members = m.members;
+  if (
+    typeof members !== 'number' ||
+    !Number.isSafeInteger(members) ||
+    members < 1 ||
+    members > MAX_ENSEMBLE_MEMBERS
+  ) {
+    return bad(
+      'members',
+      `field "members" is ${printable(members, 30)}, not a whole number from 1 to ${MAX_ENSEMBLE_MEMBERS}`,
+    );
+  }
+  const gptConfig = gptConfigOf(m.gptConfig, file);
+  const vocab = m.vocab;
+  if (
+    !isObject(vocab) ||
+    typeof vocab.id !== 'string' ||
+    typeof vocab.size !== 'number' ||
+    !Number.isSafeInteger(vocab.size) ||
+    vocab.size < 1 ||
+    vocab.size > GPT_MAX_VOCAB
+  ) {
+    return bad(
+      'vocab',
+      `field "vocab" is ${printable(vocab, 80)}, not {id: string, size: a whole number from 1 to ${GPT_MAX_VOCAB}}`,
+    );
+  }
+  const files = m.files;
+  if (!Array.isArray(files) || files.length === 0 || files.length > MAX_FILES) {
+    return bad('files', `field "files" is ${printable(files, 60)}, not a list of the weight files' names`);
+  }
+  const seen = new Set<string>();
+  files.forEach((name, i) => {
+    checkConfinedName(name, { file, field: `files[${i}]` });
+    if (!(name as string).endsWith('.safetensors') || seen.has(name as string)) {
+      bad(
+        `files[${i}]`,
+        `names ${printable(name)}, ${seen.has(name as string) ? 'listed twice' : 'not a .safetensors file'}`,
+      );
+    }
+    seen.add(name as string);
+  });
+  if (m.training !== undefined && !isObject(m.training)) {
+    return bad('training', `field "training" is ${printable(m.training, 40)}, not an object`);
+  }
+  return {
+    ...(m as unknown as EnsembleManifest),
+    options: (m.options ?? {}) as Record<string, unknown>,
+    members,
+    gptConfig,
+    vocab: { id: vocab.id, size: vocab.size },
+    files: files as string[],
+  };
+}
+
+/** The largest vocabulary a checkpoint may name (the backbone's bound on vocabSize). */
+const GPT_MAX_VOCAB = 2 ** 20;
+
+/** quorum.json's backbone config, validated and bounded; a problem names the file and the key. */
+function gptConfigOf(raw: unknown, file: string): GptConfig {
+  if (!isObject(raw)) {
+    throw new CheckpointError(`field "gptConfig" is ${printable(raw, 40)}, not a model config object`, {
+      location: { file, field: 'gptConfig' },
+      hint: 'the checkpoint is damaged; retrain or restore it',
+    });
+  }
+  try {
+    return resolveGptConfig(raw, 'gptConfig');
+  } catch (cause) {
+    if (!(cause instanceof QuorumError)) throw cause;
+    throw new CheckpointError(`has an invalid backbone config: ${escapedMessage(cause)}`, {
+      location: { file, field: escapeUntrusted(cause.location?.field ?? 'gptConfig') },
+      hint: 'the checkpoint is damaged or was edited; retrain or restore it',
+    });
+  }
 }
 
 export interface LoadedEnsemble {
@@ -212,10 +340,50 @@ export interface LoadEnsembleOptions {
   readonly onWarning?: ((message: string) => void) | undefined;
 }
 
+/** One listed weight file, located and its header checked, before any tensor data is read. */
+interface CheckedFile {
+  readonly located: ConfinedFile;
+  readonly header: SafetensorsHeader;
+}
+
+/**
+ * The fewest parameters the ensemble `build` allocates for this manifest, from the config alone:
+ * a built-in architecture's exact count of backbones and adapters, else one backbone (every
+ * architecture stores at least one). Compared with what the files hold before anything is built.
+ */
+function parametersToBuild(manifest: EnsembleManifest, builtin: boolean): number {
+  const M = paramCount(manifest.gptConfig);
+  const k = manifest.members;
+  if (!builtin) return M;
+  if (manifest.architecture === 'independent') return k * M;
+  if (manifest.architecture === 'lora') {
+    const parsed = loraArchitectureOptions.safeParse(manifest.options);
+    if (!parsed.success) return M;
+    const { rank, alpha, dropout, targets, layers } = parsed.data;
+    return (
+      M +
+      k * adapterParamCount(manifest.gptConfig, resolveLoraConfig({ rank, alpha, dropout, targets, layers }))
+    );
+  }
+  return M;
+}
+
+function elementsOf(header: SafetensorsHeader): number {
+  let n = 0;
+  for (const t of header.tensors) n += t.shape.reduce((a, b) => a * b, 1);
+  return n;
+}
+
 /**
  * Loads a reward ensemble and its tokenizer. The architecture must be registered (a plugin's architecture
  * needs its plugin loaded); the tokenizer must be the one the manifest names; every tensor must be present
  * with the shape the architecture builds.
+ *
+ * The folder is untrusted input: quorum.json is checked field by field (`readEnsembleManifest`), every
+ * file it names is read only inside the folder as a regular file, each weight file's header is checked
+ * against its size and the config's parameter count against what the files hold before the ensemble is
+ * built, tensors must be float and finite, and every problem is a CheckpointError naming the file and
+ * key, the folder's strings escaped.
  */
 export async function loadEnsemble(
   dir: string,
@@ -223,12 +391,18 @@ export async function loadEnsemble(
   options: LoadEnsembleOptions = {},
 ): Promise<LoadedEnsemble> {
   const manifest = await readEnsembleManifest(dir);
+  const manifestFile = path.join(dir, ENSEMBLE_MANIFEST);
   if (!architectures.has(manifest.architecture)) {
+    const source = manifest.architectureSource;
+    // A package name or path is printed as is (so the hint can be pasted); anything else escaped.
+    const plain = /^[@A-Za-z0-9._/+-]{1,200}$/.test(source);
     throw new CheckpointError(
-      `needs ensemble architecture "${manifest.architecture}" from ${manifest.architectureSource}, which is not loaded. Loaded: ${architectures.names().join(', ')}`,
+      `needs ensemble architecture ${printable(manifest.architecture, 60)} from ${printable(source, 120)}, which is not loaded. Loaded: ${architectures.names().join(', ')}`,
       {
-        location: { file: path.join(dir, ENSEMBLE_MANIFEST), field: 'architecture' },
-        hint: `load it with --plugin ${manifest.architectureSource}`,
+        location: { file: manifestFile, field: 'architecture' },
+        hint: plain
+          ? `load it with --plugin ${source}`
+          : `load the plugin that registers it with --plugin (quorum.json names the package ${printable(source, 120)})`,
       },
     );
   }
@@ -238,29 +412,69 @@ export async function loadEnsemble(
   });
   if (tokenizer.id !== manifest.vocab.id) {
     throw new CheckpointError(
-      `names tokenizer ${JSON.stringify(manifest.vocab.id)}, but the folder's tokenizer is ${JSON.stringify(tokenizer.id)}`,
+      `names tokenizer ${printable(manifest.vocab.id)}, but the folder's tokenizer is ${printable(tokenizer.id)}`,
       {
-        location: { file: path.join(dir, ENSEMBLE_MANIFEST), field: 'vocab.id' },
+        location: { file: manifestFile, field: 'vocab.id' },
         hint: 'the tokenizer files were replaced; restore the ones the ensemble was trained with',
       },
     );
   }
-  const records: Record<string, Awaited<ReturnType<typeof readSafetensors>>> = {};
-  for (const file of manifest.files) records[file] = await readSafetensors(path.join(dir, file));
-  const arch = architectures.create([manifest.architecture, manifest.options], 'architecture');
-  const ensemble = arch.build({ gptConfig: manifest.gptConfig, members: manifest.members, rng: new Rng(0) });
+
+  // Headers first: each file located, a regular file whose size its header explains, float tensors only.
+  const checked = new Map<string, CheckedFile>();
+  for (const [i, name] of manifest.files.entries()) {
+    const located = await requireConfinedFile(dir, name, {
+      maxBytes: MAX_SAFETENSORS_BYTES,
+      listedAt: { file: manifestFile, field: `files[${i}]` },
+      missingHint: 'the checkpoint is incomplete; copy the whole folder again or retrain it',
+    });
+    const header = await readSafetensorsHeader(located);
+    checkTensorDTypes(header, WEIGHT_DTYPES, located.shown);
+    checked.set(name, { located, header });
+  }
+  const held = [...checked.values()].reduce((n, f) => n + elementsOf(f.header), 0);
+  const builtin = architectures.get(manifest.architecture).source === '@quorum/ensemble';
+  const needed = parametersToBuild(manifest, builtin);
+  if (needed > held) {
+    throw new CheckpointError(
+      `describes an ensemble of at least ${needed} parameters (${manifest.members} member(s) of a ${paramCount(manifest.gptConfig)}-parameter backbone), but its weight files hold ${held}`,
+      {
+        location: { file: manifestFile, field: 'gptConfig' },
+        hint: 'quorum.json does not match the weights; the checkpoint is damaged or was edited',
+      },
+    );
+  }
+
+  let arch: EnsembleArchitecture;
+  try {
+    arch = architectures.create([manifest.architecture, manifest.options], 'options');
+  } catch (cause) {
+    if (!(cause instanceof QuorumError)) throw cause;
+    throw new CheckpointError(
+      `has options the architecture ${printable(manifest.architecture, 60)} refuses: ${escapedMessage(cause)}`,
+      {
+        location: { file: manifestFile, field: escapeUntrusted(cause.location?.field ?? 'options') },
+        hint: 'the checkpoint was written by another version of the architecture, or edited',
+      },
+    );
+  }
+  const ensemble = wrapBuild(
+    () => arch.build({ gptConfig: manifest.gptConfig, members: manifest.members, rng: new Rng(0) }),
+    manifestFile,
+  );
   try {
     const expected = ensemble.tensorFiles();
     for (const [file, vars] of Object.entries(expected)) {
-      const contents = records[file];
+      const contents = checked.get(file);
       const where = path.join(dir, file);
       if (contents === undefined)
-        throw new CheckpointError('file is missing', {
+        throw new CheckpointError(`file is missing (quorum.json does not list it)`, {
           location: { file: where },
           hint: 'the checkpoint is incomplete; retrain it',
         });
+      const tensors = new Map(contents.header.tensors.map((t) => [t.name, t]));
       for (const [name, v] of Object.entries(vars)) {
-        const rec = contents.tensors[name];
+        const rec = tensors.get(name);
         if (rec === undefined) {
           throw new CheckpointError(`tensor "${name}" is missing`, {
             location: { file: where },
@@ -279,11 +493,33 @@ export async function loadEnsemble(
           );
         }
       }
+      const extra = contents.header.tensors.find((t) => !Object.hasOwn(vars, t.name));
+      if (extra !== undefined) {
+        throw new CheckpointError(
+          `holds tensor ${printable(extra.name)}, which the architecture does not build`,
+          {
+            location: { file: where },
+            hint: 'the quorum.json does not match the weights; the checkpoint is damaged',
+          },
+        );
+      }
+    }
+    const unused = manifest.files.find((name) => !Object.hasOwn(expected, name));
+    if (unused !== undefined) {
+      throw new CheckpointError(`lists ${printable(unused)}, which the architecture does not read`, {
+        location: { file: manifestFile, field: 'files' },
+        hint: 'the quorum.json does not match the architecture; the checkpoint is damaged',
+      });
+    }
+    // Only now the data: sizes are known to match the headers and the headers the architecture.
+    const records: Record<string, SafetensorsContents> = {};
+    for (const [file, { located }] of checked) {
+      const contents = decodeSafetensors(await readConfinedBytes(located), located.shown);
+      checkFiniteTensors(contents.tensors, located.shown);
+      records[file] = contents;
     }
     for (const [file, vars] of Object.entries(expected)) {
-      const tensors = recordsToTensors(
-        (records[file] as Awaited<ReturnType<typeof readSafetensors>>).tensors,
-      );
+      const tensors = recordsToTensors((records[file] as SafetensorsContents).tensors, path.join(dir, file));
       for (const [name, v] of Object.entries(vars)) v.assign(tensors[name] as tf.Tensor);
       for (const t of Object.values(tensors)) t.dispose();
     }
@@ -293,4 +529,20 @@ export async function loadEnsemble(
   }
   const vocabJson = tokenizer instanceof Tokenizer ? tokenizer.vocab.toJSON() : undefined;
   return { ensemble, manifest, tokenizer, vocabJson };
+}
+
+/** Runs an architecture's build; a QuorumError (a config it refuses) names quorum.json. */
+function wrapBuild(build: () => TrainableEnsemble, manifestFile: string): TrainableEnsemble {
+  try {
+    return build();
+  } catch (cause) {
+    if (!(cause instanceof QuorumError)) throw cause;
+    throw new CheckpointError(
+      `describes an ensemble the architecture cannot build: ${escapedMessage(cause)}`,
+      {
+        location: { file: manifestFile },
+        hint: 'the checkpoint is damaged or was written by another version of the architecture',
+      },
+    );
+  }
 }

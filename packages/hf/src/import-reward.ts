@@ -10,13 +10,20 @@
  */
 
 import { resolveGptConfig } from '@quorum/backbone';
-import { CheckpointError, ConfigError, Rng, recordsToTensors } from '@quorum/core';
+import {
+  CheckpointError,
+  ConfigError,
+  escapeUntrusted,
+  printable,
+  Rng,
+  recordsToTensors,
+} from '@quorum/core';
 import { loadTokenizer, type TextTokenizer } from '@quorum/data';
 import { builtinArchitectureRegistry, type TrainableEnsemble } from '@quorum/ensemble';
 import * as tf from '@tensorflow/tfjs';
 import { hfModelConfig } from './config.js';
 import { locate, readJson, realFolder } from './files.js';
-import { HF_CONFIG_FILE } from './load.js';
+import { checkFiniteRecords, HF_CONFIG_FILE, shapeText } from './load.js';
 import { hfMapping } from './mapping.js';
 import { HF_WEIGHT_DTYPES, indexHfWeights, readHfWeights } from './weights.js';
 
@@ -71,7 +78,7 @@ export async function loadHfRewardModel(
     Array.isArray(archs) &&
     !archs.some((a) => typeof a === 'string' && a.endsWith('ForSequenceClassification'))
   ) {
-    throw new ConfigError(`architectures ${JSON.stringify(archs)} has no *ForSequenceClassification`, {
+    throw new ConfigError(`architectures ${printable(archs, 120)} has no *ForSequenceClassification`, {
       location: { file: configFile.shown, field: 'architectures' },
       hint: 'a causal LM folder loads with loadHfModel; a reward model is a sequence-classification folder',
     });
@@ -97,14 +104,17 @@ export async function loadHfRewardModel(
       });
     }
     if (!(HF_WEIGHT_DTYPES as readonly string[]).includes(info.dtype)) {
-      throw new CheckpointError(`tensor "${name}" has dtype ${info.dtype}, which Quorum does not load`, {
-        location: { file: info.file, field: name },
-        hint: `Quorum loads weights stored as ${HF_WEIGHT_DTYPES.join(', ')}`,
-      });
+      throw new CheckpointError(
+        `tensor ${printable(name)} has dtype ${escapeUntrusted(String(info.dtype))}, which Quorum does not load`,
+        {
+          location: { file: info.file, field: name },
+          hint: `Quorum loads weights stored as ${HF_WEIGHT_DTYPES.join(', ')}`,
+        },
+      );
     }
     if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
       throw new CheckpointError(
-        `tensor "${name}" has shape [${info.shape.join(', ')}], config.json implies [${shape.join(', ')}]`,
+        `tensor ${printable(name)} has shape ${shapeText(info.shape)}, config.json implies [${shape.join(', ')}]`,
         {
           location: { file: info.file, field: name },
           hint: 'config.json and the weights come from different models',
@@ -119,7 +129,7 @@ export async function loadHfRewardModel(
       : undefined);
   if (labelCount !== undefined && labelCount !== k) {
     throw new CheckpointError(
-      `score.weight has ${k} rows but config.json names ${String(labelCount)} labels`,
+      `score.weight has ${k} rows but config.json names ${printable(labelCount, 20)} labels`,
       {
         location: { file: configFile.shown, field: 'num_labels' },
         hint: 'config.json and the weights come from different exports',
@@ -133,10 +143,13 @@ export async function loadHfRewardModel(
     throw new CheckpointError(
       `holds tensors a ${hf.modelType} reward model does not have: ${unexpected
         .slice(0, 5)
-        .map((n) => `"${n}"`)
+        .map((n) => printable(n))
         .join(', ')}`,
       {
-        location: { file: index.tensors.get(unexpected[0] as string)?.file ?? dir, field: unexpected[0] },
+        location: {
+          file: index.tensors.get(unexpected[0] as string)?.file ?? dir,
+          field: escapeUntrusted(unexpected[0] as string),
+        },
         hint: 'a PEFT adapter folder is not a model: load its base, or merge the adapter first',
       },
     );
@@ -148,14 +161,16 @@ export async function loadHfRewardModel(
       rawBias.length !== k ||
       rawBias.some((b) => typeof b !== 'number' || !Number.isFinite(b)))
   ) {
-    throw new ConfigError(`"quorum_score_bias" must be ${k} numbers, got ${JSON.stringify(rawBias)}`, {
+    throw new ConfigError(`"quorum_score_bias" must be ${k} numbers, got ${printable(rawBias, 80)}`, {
       location: { file: configFile.shown, field: 'quorum_score_bias' },
       hint: 'remove it, or write one bias per label',
     });
   }
   const tokenizer = await readTokenizer(dir, config.vocabSize, options);
 
-  const hfTensors = recordsToTensors(await readHfWeights(index, Object.keys(expected)));
+  const records = await readHfWeights(index, Object.keys(expected));
+  checkFiniteRecords(index, records);
+  const hfTensors = recordsToTensors(records);
   let ensemble: TrainableEnsemble | undefined;
   try {
     const quorum = mapping.toQuorum(hfTensors);

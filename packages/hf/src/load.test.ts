@@ -2,6 +2,7 @@
  * Bad model folders: each is a typed error naming the file and the key (or tensor) and what is supported,
  * raised before any weight is assigned (no variable is left behind).
  */
+import { execFileSync } from 'node:child_process';
 import { cp, mkdtemp, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -165,6 +166,50 @@ describe('loadHfModel rejects', () => {
     const err = await failure(dir);
     expect(err).toBeInstanceOf(CheckpointError);
     expect(err.message).toContain('"model.layers.0.self_attn.o_proj.bias"');
+  });
+
+  it('NaN or Inf weights, naming the tensor (issue 16)', async () => {
+    for (const bad of [Number.NaN, Number.NEGATIVE_INFINITY]) {
+      const dir = await copyOf('qwen2');
+      const file = path.join(dir, 'model.safetensors');
+      await editWeights(file, (t) => {
+        ((t['model.norm.weight'] as TensorRecord).data as Float32Array)[2] = bad;
+      });
+      const err = await failure(dir);
+      expect(err).toBeInstanceOf(CheckpointError);
+      expect(err.location).toEqual({ file, field: 'model.norm.weight' });
+      expect(err.message).toContain(`tensor 'model.norm.weight' holds ${bad} at element 2`);
+    }
+  });
+
+  it('prints tensor names and dtypes from the headers escaped, and never quotes a bad config.json (issue 16)', async () => {
+    const dir = await copyOf('qwen2');
+    await editWeights(path.join(dir, 'model.safetensors'), (t) => {
+      t['evil\u001b[2J\n  hint: run this'] = { dtype: 'F32', shape: [1], data: new Float32Array(1) };
+    });
+    const err = await failure(dir);
+    expect(err).toBeInstanceOf(CheckpointError);
+    expect(err.message.split('\n')).toHaveLength(2);
+    expect(err.message).toContain('"evil\\u001b[2J\\n  hint: run this"');
+    const json = await copyOf('qwen2');
+    await writeFile(path.join(json, 'config.json'), '{"model_type": SENTINEL-77}');
+    const bad = await failure(json);
+    expect(bad).toBeInstanceOf(CheckpointError);
+    expect(bad.message).toMatch(/config\.json field "json": is not valid JSON/);
+    expect(bad.message).not.toContain('SENTINEL');
+  });
+
+  it('a weight file that is a FIFO or a link to /dev/zero, before opening it (issue 16)', async () => {
+    const dir = await copyOf('qwen2');
+    await rm(path.join(dir, 'model.safetensors'));
+    await symlink('/dev/zero', path.join(dir, 'model.safetensors'));
+    expect((await failure(dir)).message).toContain('outside the model folder');
+    const fifo = await copyOf('qwen2');
+    await rm(path.join(fifo, 'model.safetensors'));
+    execFileSync('mkfifo', [path.join(fifo, 'model.safetensors')]);
+    const start = Date.now();
+    expect((await failure(fifo)).message).toContain('is not a regular file (it is a FIFO)');
+    expect(Date.now() - start).toBeLessThan(3000);
   });
 
   it('a hub id, saying to download the folder first; a missing folder', async () => {

@@ -6,12 +6,20 @@
  */
 import { existsSync } from 'node:fs';
 import { type GptConfig, type GptParams, loadGptParameters } from '@quorum/backbone';
-import { CheckpointError, ConfigError, recordsToTensors } from '@quorum/core';
+import {
+  CheckpointError,
+  ConfigError,
+  checkFiniteTensors,
+  escapeUntrusted,
+  printable,
+  recordsToTensors,
+  type TensorRecord,
+} from '@quorum/core';
 import * as tf from '@tensorflow/tfjs';
 import { type HfFamily, type HfModelConfig, hfModelConfig } from './config.js';
 import { locate, readJson, realFolder } from './files.js';
 import { hfMapping } from './mapping.js';
-import { HF_WEIGHT_DTYPES, indexHfWeights, readHfWeights } from './weights.js';
+import { HF_WEIGHT_DTYPES, type HfWeightIndex, indexHfWeights, readHfWeights } from './weights.js';
 
 export const HF_CONFIG_FILE = 'config.json';
 export const HF_GENERATION_CONFIG_FILE = 'generation_config.json';
@@ -72,7 +80,20 @@ async function readGeneration(
   };
 }
 
-/** Loads a Hugging Face model folder (see the file comment). */
+/** A shape from a header for a message: `[2, 16]`, or escaped when it is not a list of numbers. */
+export function shapeText(shape: unknown): string {
+  return Array.isArray(shape) && shape.every((d) => typeof d === 'number')
+    ? `[${shape.join(', ')}]`
+    : printable(shape, 60);
+}
+
+/** Refuses NaN and ±Infinity weights, naming the tensor and its file (a model with them scores NaN). */
+export function checkFiniteRecords(index: HfWeightIndex, records: Record<string, TensorRecord>): void {
+  for (const [name, record] of Object.entries(records)) {
+    checkFiniteTensors({ [name]: record }, index.tensors.get(name)?.file ?? index.files.join(', '));
+  }
+}
+
 /**
  * Reads and checks a Hugging Face folder's config.json alone (no weights): a hub id, a missing folder or
  * config.json, an unknown model_type or an unsupported setting is an error here. `loadTokenizer(dir, {
@@ -125,14 +146,17 @@ export async function loadHfModel(dir: string): Promise<HfModel> {
       });
     }
     if (!(HF_WEIGHT_DTYPES as readonly string[]).includes(info.dtype)) {
-      throw new CheckpointError(`tensor "${name}" has dtype ${info.dtype}, which Quorum does not load`, {
-        location: { file: info.file, field: name },
-        hint: `Quorum loads weights stored as ${HF_WEIGHT_DTYPES.join(', ')} (converted to float32); convert the model first`,
-      });
+      throw new CheckpointError(
+        `tensor ${printable(name)} has dtype ${escapeUntrusted(String(info.dtype))}, which Quorum does not load`,
+        {
+          location: { file: info.file, field: name },
+          hint: `Quorum loads weights stored as ${HF_WEIGHT_DTYPES.join(', ')} (converted to float32); convert the model first`,
+        },
+      );
     }
     if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
       throw new CheckpointError(
-        `tensor "${name}" has shape [${info.shape.join(', ')}], config.json implies [${shape.join(', ')}]`,
+        `tensor ${printable(name)} has shape ${shapeText(info.shape)}, config.json implies [${shape.join(', ')}]`,
         {
           location: { file: info.file, field: name },
           hint: `config.json (${configShown}) and the weights come from different models`,
@@ -148,16 +172,20 @@ export async function loadHfModel(dir: string): Promise<HfModel> {
     throw new CheckpointError(
       `holds tensors a ${hf.modelType} model of this config.json does not have: ${unexpected
         .slice(0, 5)
-        .map((n) => `"${n}"`)
+        .map((n) => printable(n))
         .join(', ')}${unexpected.length > 5 ? ` and ${unexpected.length - 5} more` : ''}`,
       {
-        location: { file: index.tensors.get(unexpected[0] as string)?.file ?? dir, field: unexpected[0] },
+        location: {
+          file: index.tensors.get(unexpected[0] as string)?.file ?? dir,
+          field: escapeUntrusted(unexpected[0] as string),
+        },
         hint: 'the model has parts Quorum does not run (another architecture or a head); it would not compute the same function',
       },
     );
   }
 
   const records = await readHfWeights(index, Object.keys(mapping.hfShapes));
+  checkFiniteRecords(index, records);
   const hfTensors = recordsToTensors(records);
   let params: GptParams;
   try {

@@ -51,8 +51,8 @@ async function readHeader(file: FolderFile): Promise<Record<string, { dtype: str
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder().decode(await readBytes(file, 8, Number(n))));
-  } catch (cause) {
-    throw corrupt(`has a header that is not valid JSON (${(cause as Error).message})`);
+  } catch {
+    throw corrupt('has a header that is not valid JSON');
   }
   if (!isPlainObject(header)) throw corrupt('has a header that is not a JSON object');
   const out: Record<string, { dtype: string; shape: number[] }> = {};

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { escapeUntrusted } from '@quorum/core';
 import * as tf from '@tensorflow/tfjs';
 import type { Command } from 'commander';
 import { type CliContext, createContext, type GlobalOptions, startCompute } from '../context.js';
@@ -45,27 +46,33 @@ export async function infoReport(ctx: CliContext): Promise<InfoReport> {
   };
 }
 
+/**
+ * Text from plugins and their definitions (names, descriptions, sources, entries) printed escaped, so
+ * that a control sequence or a line break in it cannot rewrite the terminal or forge a line.
+ */
+const shown = escapeUntrusted;
+
 function renderInfo(report: InfoReport, ctx: CliContext): string {
   const lines: string[] = [];
   lines.push(
     `backend     ${report.backend.name} (${report.backend.threads === 0 ? 'threads managed by the library' : `${report.backend.threads} thread${report.backend.threads === 1 ? '' : 's'}`})`,
   );
-  lines.push(`            why: ${report.backend.reason}`);
-  if (report.backend.details !== undefined) lines.push(`            ${report.backend.details}`);
+  lines.push(`            why: ${shown(report.backend.reason)}`);
+  if (report.backend.details !== undefined) lines.push(`            ${shown(report.backend.details)}`);
   lines.push('');
   lines.push('strategies (extension point: registered names)');
   for (const [id, registry] of ctx.registries) {
-    lines.push(`  ${id}: ${registry.names().join(', ') || '(none)'}`);
+    lines.push(`  ${id}: ${registry.names().map(shown).join(', ') || '(none)'}`);
     for (const d of registry.definitions())
-      lines.push(`      ${d.name.padEnd(16)} ${d.description}  [${d.source}]`);
+      lines.push(`      ${shown(d.name).padEnd(16)} ${shown(d.description)}  [${shown(d.source)}]`);
   }
   lines.push('');
   lines.push(
-    `plugins     ${report.plugins.length === 0 ? '(none)' : report.plugins.map((p) => `${p.name} (${p.entry})`).join('\n            ')}`,
+    `plugins     ${report.plugins.length === 0 ? '(none)' : report.plugins.map((p) => `${shown(p.name)} (${shown(p.entry)})`).join('\n            ')}`,
   );
   lines.push('');
   lines.push('versions');
-  for (const [name, v] of Object.entries(report.versions)) lines.push(`  ${name.padEnd(26)} ${v}`);
+  for (const [name, v] of Object.entries(report.versions)) lines.push(`  ${name.padEnd(26)} ${shown(v)}`);
   return lines.join('\n');
 }
 

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -112,6 +113,24 @@ describe('CheckpointStore', () => {
     expect(latest?.warnings).toHaveLength(2);
     expect(latest?.warnings[0]).toContain(`${manifest3}: manifest is not valid JSON`);
     expect(latest?.warnings[1]).toContain(`${missing2}: file of checkpoint step 2 is missing`);
+  });
+
+  it('refuses a file that is a FIFO, or larger than its manifest says, before reading it (issue 16)', async () => {
+    const store = new CheckpointStore(dir, { keep: 3 });
+    await store.save(1, filesFor(1), {});
+    await store.save(2, filesFor(2), {});
+    await store.save(3, filesFor(3), {});
+    const fifo = path.join(store.folderFor(3), 'state.json');
+    await rm(fifo);
+    execFileSync('mkfifo', [fifo]);
+    const grown = path.join(store.folderFor(2), 'state.json');
+    await writeFile(grown, 'x'.repeat(10_000));
+    const start = Date.now();
+    const latest = await store.latest();
+    expect(Date.now() - start).toBeLessThan(2000);
+    expect(latest?.step).toBe(1);
+    expect(latest?.warnings[0]).toContain(`${fifo}: is not a regular file (it is a FIFO)`);
+    expect(latest?.warnings[1]).toMatch(/state\.json: file is 10000 bytes but checkpoint\.json records \d+/);
   });
 
   it('rejects a manifest whose file names escape the folder', async () => {

@@ -9,9 +9,10 @@
  * what was wrong with the newer ones. One store (one writer) per folder.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { CheckpointError, ConfigError } from '../errors.js';
+import { readConfinedBytes, statFile } from './confined.js';
 import { fsyncDir, sha256Hex, writeFileSynced } from './files.js';
 
 /** The manifest file inside every checkpoint folder. */
@@ -258,11 +259,26 @@ export class CheckpointStore {
     checkStep(step);
     const folder = this.folderFor(step);
     const manifestFile = path.join(folder, CHECKPOINT_MANIFEST);
-    const manifest = parseManifest(await readBytes(manifestFile, step), manifestFile, step);
+    const manifest = parseManifest(
+      await readBytes(manifestFile, step, MANIFEST_LIMIT, (bytes) =>
+        damaged(
+          manifestFile,
+          `manifest is ${bytes} bytes, more than the ${MANIFEST_LIMIT} a manifest may have`,
+        ),
+      ),
+      manifestFile,
+      step,
+    );
     const files: [string, Uint8Array][] = [];
     for (const [name, entry] of Object.entries(manifest.files)) {
       const file = path.join(folder, name);
-      const data = await readBytes(file, step);
+      // The size is checked before the file is read (a FIFO or a device is refused unread).
+      const data = await readBytes(file, step, entry.bytes, (bytes) =>
+        damaged(
+          file,
+          `file is ${bytes} bytes but ${CHECKPOINT_MANIFEST} records ${entry.bytes} (truncated or overwritten)`,
+        ),
+      );
       if (data.byteLength !== entry.bytes) {
         throw new CheckpointError(
           `file is ${data.byteLength} bytes but ${CHECKPOINT_MANIFEST} records ${entry.bytes} (truncated or overwritten)`,
@@ -322,21 +338,48 @@ export class CheckpointStore {
   }
 }
 
-async function readBytes(file: string, step: number): Promise<Uint8Array> {
+/** checkpoint.json is small; a larger one is refused unread. */
+const MANIFEST_LIMIT = 64 * 1024 * 1024;
+
+/**
+ * A checkpoint file's bytes, read only when it is a regular file (not a FIFO or a device) of at most
+ * `expected` bytes; a larger one is refused unread with `tooLarge(size)`.
+ */
+async function readBytes(
+  file: string,
+  step: number,
+  expected: number,
+  tooLarge: (bytes: number) => CheckpointError,
+): Promise<Uint8Array> {
+  let located: Awaited<ReturnType<typeof statFile>>;
   try {
-    const buffer = await readFile(file);
-    return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+    located = await statFile(file, { maxBytes: Number.MAX_SAFE_INTEGER });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new CheckpointError(
-      code === 'ENOENT' ? `file of checkpoint step ${step} is missing` : `could not read the file: ${code}`,
-      {
-        location: { file },
-        hint: 'This checkpoint is incomplete; resume from an earlier one or start fresh.',
-        cause: err,
-      },
-    );
+    if (err instanceof CheckpointError) throw err;
+    throw missingOrUnreadable(file, step, err);
   }
+  if (located === undefined) throw missingOrUnreadable(file, step, undefined);
+  if (located.bytes > expected) throw tooLarge(located.bytes);
+  return readConfinedBytes(located);
+}
+
+function damaged(file: string, message: string): CheckpointError {
+  return new CheckpointError(message, {
+    location: { file },
+    hint: 'This checkpoint is damaged; resume from an earlier one or start fresh.',
+  });
+}
+
+function missingOrUnreadable(file: string, step: number, err: unknown): CheckpointError {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code ?? 'ENOENT';
+  return new CheckpointError(
+    code === 'ENOENT' ? `file of checkpoint step ${step} is missing` : `could not read the file: ${code}`,
+    {
+      location: { file },
+      hint: 'This checkpoint is incomplete; resume from an earlier one or start fresh.',
+      ...(err === undefined ? {} : { cause: err }),
+    },
+  );
 }
 
 function parseManifest(bytes: Uint8Array, file: string, step: number): CheckpointManifest {

@@ -9,8 +9,15 @@
  * copied, and each problem is a CheckpointError naming the file and tensor — never a crash or a
  * silent partial read.
  */
-import { readFile } from 'node:fs/promises';
 import { CheckpointError } from '../errors.js';
+import { escapeUntrusted, printable } from '../printable.js';
+import {
+  type ConfinedFile,
+  type ConfinedOptions,
+  readConfinedBytes,
+  requireConfinedFile,
+  statFile,
+} from './confined.js';
 import {
   allocateData,
   dataKindFor,
@@ -64,15 +71,14 @@ function elementCount(shape: readonly number[]): number {
   return n;
 }
 
+/** An untrusted header value for a message: escaped and clipped (a header is the file author's text). */
 function preview(value: unknown): string {
-  let text: string | undefined;
-  try {
-    text = JSON.stringify(value);
-  } catch {
-    text = undefined;
-  }
-  text ??= String(value);
-  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+  return printable(value, 60);
+}
+
+/** A tensor or metadata name from a header, for a message: escaped, so it cannot forge lines. */
+function nameOf(name: string): string {
+  return escapeUntrusted(name.length > 80 ? `${name.slice(0, 80)}…` : name);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -186,7 +192,10 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 
 function checkEntry(name: string, value: unknown, bufferBytes: number, source: string): Entry {
   const fail = (what: string, hint: string): never => {
-    throw new CheckpointError(`tensor '${name}' ${what}`, { location: { file: source, field: name }, hint });
+    throw new CheckpointError(`tensor '${nameOf(name)}' ${what}`, {
+      location: { file: source, field: nameOf(name) },
+      hint,
+    });
   };
   const corrupt = 'The file is corrupt or was not written by a safetensors writer; write it again.';
   if (!isPlainObject(value)) return fail(`has header entry ${preview(value)}, not an object`, corrupt);
@@ -229,35 +238,40 @@ function checkEntry(name: string, value: unknown, bufferBytes: number, source: s
   return { name, dtype, shape: [...shape], begin, end };
 }
 
-function decodeHeader(bytes: Uint8Array, source: string): { json: unknown; dataStart: number } {
+/** The length prefix: how many header bytes follow the first 8, checked against the bytes there are. */
+function headerLengthOf(prefix: Uint8Array, totalBytes: number, source: string): number {
   const short = 'The file is truncated or not a safetensors file; write it again.';
-  if (bytes.length < 8) {
+  if (totalBytes < 8) {
     throw new CheckpointError(
-      `file is ${bytes.length} bytes, shorter than the 8-byte header length that starts every safetensors file`,
+      `file is ${totalBytes} bytes, shorter than the 8-byte header length that starts every safetensors file`,
       { location: { file: source }, hint: short },
     );
   }
-  const declared = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  const declared = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
   if (declared > BigInt(MAX_HEADER_BYTES)) {
     throw new CheckpointError(
-      `header length is ${declared} bytes, over the ${MAX_HEADER_BYTES}-byte limit (the file has ${bytes.length} bytes)`,
+      `header length is ${declared} bytes, over the ${MAX_HEADER_BYTES}-byte limit (the file has ${totalBytes} bytes)`,
       { location: { file: source }, hint: short },
     );
   }
   const headerLength = Number(declared);
-  if (headerLength > bytes.length - 8) {
+  if (headerLength > totalBytes - 8) {
     throw new CheckpointError(
-      `header length is ${headerLength} bytes but only ${bytes.length - 8} bytes follow the length prefix`,
+      `header length is ${headerLength} bytes but only ${totalBytes - 8} bytes follow the length prefix`,
       { location: { file: source }, hint: short },
     );
   }
+  return headerLength;
+}
+
+/** The header's JSON object (never quoting the header in an error: it is the file author's text). */
+function parseHeaderJson(headerBytes: Uint8Array, source: string): Record<string, unknown> {
+  const short = 'The file is truncated or not a safetensors file; write it again.';
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(
-      bytes.subarray(8, 8 + headerLength),
-    );
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(headerBytes);
   } catch (err) {
-    throw new CheckpointError(`header (${headerLength} bytes) is not valid UTF-8`, {
+    throw new CheckpointError(`header (${headerBytes.length} bytes) is not valid UTF-8`, {
       location: { file: source },
       hint: short,
       cause: err,
@@ -267,11 +281,11 @@ function decodeHeader(bytes: Uint8Array, source: string): { json: unknown; dataS
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new CheckpointError(`header is not valid JSON: ${(err as Error).message}`, {
-      location: { file: source },
-      hint: short,
-      cause: err,
-    });
+    const at = /position (\d+)/.exec((err as Error).message)?.[1];
+    throw new CheckpointError(
+      `header is not valid JSON${at === undefined ? '' : ` (error at character ${at} of ${text.length})`}`,
+      { location: { file: source }, hint: short },
+    );
   }
   if (!isPlainObject(json)) {
     throw new CheckpointError(`header is JSON ${preview(json)}, not an object of tensors`, {
@@ -279,19 +293,39 @@ function decodeHeader(bytes: Uint8Array, source: string): { json: unknown; dataS
       hint: short,
     });
   }
-  return { json, dataStart: 8 + headerLength };
+  return json;
+}
+
+/** One tensor as the header describes it (offsets relative to the data after the header). */
+export interface SafetensorsTensorInfo {
+  readonly name: string;
+  readonly dtype: SafetensorsDType;
+  readonly shape: readonly number[];
+  readonly begin: number;
+  readonly end: number;
+}
+
+/** A checked header: every tensor's facts, the metadata, and where the data starts in the file. */
+export interface SafetensorsHeader {
+  readonly tensors: readonly SafetensorsTensorInfo[];
+  readonly metadata: Record<string, string>;
+  /** Byte offset of the data in the file (8 + header length). */
+  readonly dataStart: number;
+  /** The file's size, which the tensors cover exactly. */
+  readonly fileBytes: number;
 }
 
 /**
- * Parses safetensors bytes strictly. `file` names the source in errors. The tensor data is copied into
- * fresh, aligned typed arrays (the header may leave offsets unaligned), so `bytes` can be reused.
+ * Checks a parsed header against the file: every entry well-formed, the tensors tiling the data after
+ * the header exactly (no overlap, no hole, nothing left over), metadata strings only.
  */
-export function decodeSafetensors(bytes: Uint8Array, file?: string): SafetensorsContents {
-  const source = file ?? DEFAULT_SOURCE;
-  const { json, dataStart } = decodeHeader(bytes, source);
-  const bufferBytes = bytes.length - dataStart;
-  const header = json as Record<string, unknown>;
-
+function checkHeader(
+  header: Record<string, unknown>,
+  dataStart: number,
+  fileBytes: number,
+  source: string,
+): SafetensorsHeader {
+  const bufferBytes = fileBytes - dataStart;
   const metaEntries: [string, string][] = [];
   if (Object.hasOwn(header, METADATA_KEY)) {
     const meta = header[METADATA_KEY];
@@ -303,8 +337,8 @@ export function decodeSafetensors(bytes: Uint8Array, file?: string): Safetensors
     }
     for (const [key, value] of Object.entries(meta)) {
       if (typeof value !== 'string') {
-        throw new CheckpointError(`metadata value "${key}" is ${preview(value)}, not a string`, {
-          location: { file: source, field: `${METADATA_KEY}.${key}` },
+        throw new CheckpointError(`metadata value "${nameOf(key)}" is ${preview(value)}, not a string`, {
+          location: { file: source, field: `${METADATA_KEY}.${nameOf(key)}` },
           hint: 'safetensors metadata maps strings to strings; write the file again.',
         });
       }
@@ -326,18 +360,18 @@ export function decodeSafetensors(bytes: Uint8Array, file?: string): Safetensors
   for (const entry of byOffset) {
     if (entry.begin < expected) {
       throw new CheckpointError(
-        `tensor '${entry.name}' (bytes ${entry.begin}..${entry.end}) overlaps tensor '${previous?.name}' (bytes ${previous?.begin}..${previous?.end})`,
+        `tensor '${nameOf(entry.name)}' (bytes ${entry.begin}..${entry.end}) overlaps tensor '${nameOf(previous?.name ?? '')}' (bytes ${previous?.begin}..${previous?.end})`,
         {
-          location: { file: source, field: entry.name },
+          location: { file: source, field: nameOf(entry.name) },
           hint: 'The header is corrupt; write the file again.',
         },
       );
     }
     if (entry.begin > expected) {
       throw new CheckpointError(
-        `tensor '${entry.name}' starts at byte ${entry.begin}, leaving bytes ${expected}..${entry.begin} of the data unused`,
+        `tensor '${nameOf(entry.name)}' starts at byte ${entry.begin}, leaving bytes ${expected}..${entry.begin} of the data unused`,
         {
-          location: { file: source, field: entry.name },
+          location: { file: source, field: nameOf(entry.name) },
           hint: 'The header is corrupt (tensors must be contiguous); write the file again.',
         },
       );
@@ -354,9 +388,18 @@ export function decodeSafetensors(bytes: Uint8Array, file?: string): Safetensors
       },
     );
   }
+  return { tensors: entries, metadata, dataStart, fileBytes };
+}
 
+/** Copies the tensors a checked header describes out of the file's bytes. */
+function tensorsOf(
+  header: SafetensorsHeader,
+  bytes: Uint8Array,
+  source: string,
+): Record<string, TensorRecord> {
+  const { dataStart } = header;
   const tensorEntries: [string, TensorRecord][] = [];
-  for (const entry of entries) {
+  for (const entry of header.tensors) {
     const data = allocateData(entry.dtype, elementCount(entry.shape));
     const target = bytesOf(data);
     target.set(bytes.subarray(dataStart + entry.begin, dataStart + entry.end));
@@ -365,15 +408,30 @@ export function decodeSafetensors(bytes: Uint8Array, file?: string): Safetensors
       const bad = target.findIndex((b) => b > 1);
       if (bad >= 0) {
         throw new CheckpointError(
-          `tensor '${entry.name}' is BOOL but element ${bad} holds byte ${target[bad]} (only 0 and 1 are booleans)`,
-          { location: { file: source, field: entry.name }, hint: 'The file is corrupt; write it again.' },
+          `tensor '${nameOf(entry.name)}' is BOOL but element ${bad} holds byte ${target[bad]} (only 0 and 1 are booleans)`,
+          {
+            location: { file: source, field: nameOf(entry.name) },
+            hint: 'The file is corrupt; write it again.',
+          },
         );
       }
     }
-    tensorEntries.push([entry.name, { dtype: entry.dtype, shape: entry.shape, data }]);
+    tensorEntries.push([entry.name, { dtype: entry.dtype, shape: [...entry.shape], data }]);
   }
   // fromEntries defines own properties, so a tensor named "__proto__" stays an ordinary entry.
-  return { tensors: Object.fromEntries(tensorEntries), metadata };
+  return Object.fromEntries(tensorEntries);
+}
+
+/**
+ * Parses safetensors bytes strictly. `file` names the source in errors. The tensor data is copied into
+ * fresh, aligned typed arrays (the header may leave offsets unaligned), so `bytes` can be reused.
+ */
+export function decodeSafetensors(bytes: Uint8Array, file?: string): SafetensorsContents {
+  const source = file ?? DEFAULT_SOURCE;
+  const headerLength = headerLengthOf(bytes, bytes.length, source);
+  const json = parseHeaderJson(bytes.subarray(8, 8 + headerLength), source);
+  const header = checkHeader(json, 8 + headerLength, bytes.length, source);
+  return { tensors: tensorsOf(header, bytes, source), metadata: header.metadata };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -389,19 +447,126 @@ export async function writeSafetensors(
   await writeFileAtomic(file, encodeSafetensors(tensors, metadata, file));
 }
 
-/** Reads and strictly decodes a safetensors file; a missing or unreadable file is a CheckpointError. */
-export async function readSafetensors(file: string): Promise<SafetensorsContents> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(file);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new CheckpointError(code === 'ENOENT' ? 'file not found' : `could not read the file: ${code}`, {
+/** Largest safetensors file `readSafetensors` reads without a `maxBytes` (64 GiB: any model Quorum runs). */
+export const MAX_SAFETENSORS_BYTES = 64 * 1024 ** 3;
+
+/**
+ * Reads and checks the header of a located safetensors file alone: the length prefix and the header
+ * bytes are the only bytes read. Every entry is checked and the tensors must cover the rest of the file
+ * exactly, so the file's size is the one its header implies before any tensor data is read.
+ */
+export async function readSafetensorsHeader(file: ConfinedFile): Promise<SafetensorsHeader> {
+  const prefix = file.bytes >= 8 ? await readConfinedBytes(file, 0, 8) : new Uint8Array(0);
+  const headerLength = headerLengthOf(prefix, file.bytes, file.shown);
+  const json = parseHeaderJson(await readConfinedBytes(file, 8, headerLength), file.shown);
+  return checkHeader(json, 8 + headerLength, file.bytes, file.shown);
+}
+
+/** Options of `readConfinedSafetensors`. */
+export interface ReadSafetensorsOptions extends ConfinedOptions {
+  /** The dtypes every tensor must have (e.g. the float dtypes of weights); default any. */
+  readonly dtypes?: readonly SafetensorsDType[] | undefined;
+  /** Refuse NaN and ±Infinity in float tensors, naming the tensor (default true). */
+  readonly finite?: boolean | undefined;
+  /** Called with the checked header before the data is read; throw to refuse the file. */
+  readonly checkHeader?: ((header: SafetensorsHeader) => void) | undefined;
+}
+
+/** Refuses a tensor of a dtype not in `dtypes`, naming it, before its data is read. */
+export function checkTensorDTypes(
+  header: SafetensorsHeader,
+  dtypes: readonly SafetensorsDType[],
+  source: string,
+): void {
+  for (const t of header.tensors) {
+    if (!dtypes.includes(t.dtype)) {
+      throw new CheckpointError(
+        `tensor '${nameOf(t.name)}' has dtype ${t.dtype}; this checkpoint holds ${dtypes.join(', ')} tensors only`,
+        {
+          location: { file: source, field: nameOf(t.name) },
+          hint: `store it as ${dtypes.join(' or ')}; the file was not written by this loader's writer`,
+        },
+      );
+    }
+  }
+}
+
+/**
+ * Reads `name` inside the checkpoint folder `dir` strictly (see `confined.ts`): located, a regular
+ * file of at most `maxBytes`, header checked against the file's size (and by `checkHeader`), dtypes
+ * checked, and only then the data read and decoded; float tensors must be finite.
+ */
+export async function readConfinedSafetensors(
+  dir: string,
+  name: string,
+  options: ReadSafetensorsOptions & { readonly missingHint?: string },
+): Promise<SafetensorsContents> {
+  const file = await requireConfinedFile(dir, name, options);
+  const header = await readSafetensorsHeader(file);
+  if (options.dtypes !== undefined) checkTensorDTypes(header, options.dtypes, file.shown);
+  options.checkHeader?.(header);
+  const bytes = await readConfinedBytes(file);
+  const tensors = tensorsOf(header, bytes, file.shown);
+  if (options.finite !== false) checkFiniteTensors(tensors, file.shown);
+  return { tensors, metadata: header.metadata };
+}
+
+/**
+ * Reads and strictly decodes a safetensors file; a missing or unreadable file is a CheckpointError.
+ * The file must be a regular file (not a FIFO or a device) of at most `maxBytes` (default
+ * `MAX_SAFETENSORS_BYTES`) whose size its header explains, checked before the data is read.
+ */
+export async function readSafetensors(
+  file: string,
+  options: { readonly maxBytes?: number } = {},
+): Promise<SafetensorsContents> {
+  const located = await statFile(file, { maxBytes: options.maxBytes ?? MAX_SAFETENSORS_BYTES });
+  if (located === undefined) {
+    throw new CheckpointError('file not found', {
       location: { file },
-      hint:
-        code === 'ENOENT' ? 'Check the path, or train/save the model first.' : 'Check the file permissions.',
-      cause: err,
+      hint: 'Check the path, or train/save the model first.',
     });
   }
-  return decodeSafetensors(bytes, file);
+  const header = await readSafetensorsHeader(located);
+  return { tensors: tensorsOf(header, await readConfinedBytes(located), file), metadata: header.metadata };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Finite values
+// ---------------------------------------------------------------------------------------------------
+
+/** Index of the first NaN or ±Infinity of a float record, or -1 (integer dtypes are always finite). */
+function firstNonFinite(record: TensorRecord): number {
+  const { dtype, data } = record;
+  if (dtype === 'F32' || dtype === 'F64') {
+    const values = data as Float32Array | Float64Array;
+    for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return i;
+    return -1;
+  }
+  if (dtype === 'F16' || dtype === 'BF16') {
+    const exponent = dtype === 'F16' ? 0x7c00 : 0x7f80; // all-ones exponent: Inf or NaN
+    const bits = data as Uint16Array;
+    for (let i = 0; i < bits.length; i++) if ((bits[i] & exponent) === exponent) return i;
+  }
+  return -1;
+}
+
+/**
+ * Refuses NaN and ±Infinity in float tensors (weights with them score every input as NaN), naming the
+ * tensor and the first bad element. `file` names the source in the error.
+ */
+export function checkFiniteTensors(tensors: Record<string, TensorRecord>, file?: string): void {
+  for (const [name, record] of Object.entries(tensors)) {
+    const at = firstNonFinite(record);
+    if (at < 0) continue;
+    const value =
+      record.dtype === 'F32' || record.dtype === 'F64' ? String(record.data[at]) : 'NaN or Infinity';
+    throw new CheckpointError(
+      `tensor '${nameOf(name)}' holds ${value} at element ${at}; weights must be finite numbers`,
+      {
+        location: { file: file ?? DEFAULT_SOURCE, field: nameOf(name) },
+        hint: 'the model diverged before it was saved or the file is damaged; use an earlier checkpoint or retrain',
+      },
+    );
+  }
 }
