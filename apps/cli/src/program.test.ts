@@ -5,7 +5,15 @@ import { BackendError, CheckpointError, ConfigError, DataError, RegistryError } 
 import { RunInterrupted } from '@quorum/runs';
 import { type Command, CommanderError } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { commanderMessage, EXIT_CODES, exitCodeOf, formatError } from './errors.js';
+import {
+  commanderMessage,
+  debugRequested,
+  describeError,
+  EXIT_CODES,
+  exitCodeOf,
+  formatError,
+} from './errors.js';
+import { exitWithError } from './exit.js';
 import { buildProgram, runCli } from './program.js';
 
 /** A program whose output is captured instead of printed. */
@@ -115,6 +123,76 @@ describe('quorum grammar', () => {
     expect(formatError(new DataError('bad row', { location: { file: 'a.jsonl', line: 2 } }))).toMatch(
       /^quorum: a\.jsonl:2: bad row/,
     );
-    expect(formatError(new TypeError('bug'))).toMatch(/^quorum: internal error \(please report it/);
+    expect(formatError(new TypeError('bug'))).toBe(
+      'quorum: internal error: TypeError: bug (rerun with --debug for the stack, and please report it)\n',
+    );
+  });
+
+  it('an internal error is one line; --debug adds the stack and causes, for Quorum errors too', () => {
+    const bug = new Error('boom', { cause: new Error('the cause') });
+    expect(formatError(bug).split('\n')).toHaveLength(2); // one line and its newline
+    expect(formatError(bug)).not.toMatch(/\n\s+at /);
+    const debug = formatError(bug, { debug: true });
+    expect(debug).toMatch(/^quorum: internal error: boom \(please report it\)\nError: boom\n\s+at /);
+    expect(debug).toMatch(/the cause/);
+    expect(formatError(new DataError('bad row', {}), { debug: true })).toMatch(
+      /^quorum: bad row\nDataError: bad row\n\s+at /,
+    );
+  });
+
+  it('describes any thrown value meaningfully, never as "undefined"', () => {
+    expect(describeError(new RangeError('too deep'))).toBe('RangeError: too deep');
+    expect(describeError(new Error(''))).toBe('Error (no message)');
+    expect(describeError(Object.assign(new Error(''), { code: 'ERR_X' }))).toBe(
+      'Error (no message, code ERR_X)',
+    );
+    expect(describeError(Object.assign(new Error('failed'), { code: 'EIO' }))).toBe('failed (code EIO)');
+    expect(describeError(Object.assign(new Error('EIO: i/o error'), { code: 'EIO' }))).toBe('EIO: i/o error');
+    class WasmAbort extends Error {}
+    expect(describeError(new WasmAbort())).toBe('WasmAbort (no message)');
+    expect(describeError(new WasmAbort('abort(-1)'))).toBe('WasmAbort: abort(-1)');
+    expect(describeError('line one\n line two')).toBe('line one line two');
+    expect(describeError('')).toBe('an empty string was thrown');
+    expect(describeError(undefined)).toBe('undefined was thrown instead of an error');
+    expect(describeError(1234)).toBe('a number was thrown instead of an error: 1234');
+    expect(describeError({ status: 5 })).toBe('an object was thrown instead of an error: { status: 5 }');
+  });
+
+  it('reads --debug (before a --) and QUORUM_DEBUG', () => {
+    expect(debugRequested(['score', '--debug'], {})).toBe(true);
+    expect(debugRequested(['score', '--', '--debug'], {})).toBe(false);
+    expect(debugRequested(['score'], { QUORUM_DEBUG: '1' })).toBe(true);
+    expect(debugRequested(['score'], { QUORUM_DEBUG: '0' })).toBe(false);
+    expect(debugRequested(['score'], { QUORUM_DEBUG: '' })).toBe(false);
+    expect(debugRequested(['score'], {})).toBe(false);
+  });
+
+  it('exitWithError prints once, frees the tensors and exits with the code of the error', () => {
+    const run = (error: unknown, debug = false): { code: number; text: string } => {
+      let text = '';
+      let code = -1;
+      try {
+        exitWithError(error, {
+          debug,
+          write: (t) => (text += t),
+          exit: (c) => {
+            code = c;
+            throw new Error('exited');
+          },
+        });
+      } catch (e) {
+        if ((e as Error).message !== 'exited') throw e;
+      }
+      return { code, text };
+    };
+    expect(run(new TypeError('bug'))).toEqual({
+      code: 1,
+      text: 'quorum: internal error: TypeError: bug (rerun with --debug for the stack, and please report it)\n',
+    });
+    expect(run(new DataError('bad', {}))).toEqual({ code: 3, text: 'quorum: bad\n' });
+    expect(run(new CommanderError(2, 'commander.unknownOption', 'printed by commander'))).toEqual({
+      code: 2,
+      text: '',
+    });
   });
 });

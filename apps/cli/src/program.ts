@@ -39,6 +39,8 @@ export function buildProgram(): Command {
       new Option('--backend <name>', 'compute backend (default: the fastest available; env QUORUM_BACKEND)'),
     )
     .addOption(new Option('--config <file>', 'project config (default: ./quorum.config.json when present)'))
+    // Read by main.ts from argv (it must work for errors commander raises too); declared so it is accepted and listed.
+    .addOption(new Option('--debug', 'print the stack and causes of an error (env QUORUM_DEBUG=1)'))
     // Every command: commander's own errors in Quorum's style, thrown (main.ts exits with the usage code).
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(commanderMessage(text)) })
@@ -73,6 +75,9 @@ Start here:
 Every command explains itself: quorum <command> --help
 
 Errors go to stderr in one style: "quorum: <where>: <what went wrong>", then "hint: <how to fix it>".
+A bug is one line "quorum: internal error: <message>"; --debug (or QUORUM_DEBUG=1) adds its stack.
+Files a command writes appear only when it succeeds: a failed run leaves no partial output and an earlier
+file untouched; an output that is one of the command's inputs is refused.
 ${EXIT_CODES_HELP}`,
   );
   return program;

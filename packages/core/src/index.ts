@@ -20,6 +20,8 @@ export {
   wasmBinaryDir,
 } from './backend.js';
 export {
+  type AtomicOutput,
+  assertNotSameFile,
   bf16ArrayToF32,
   bf16ToF32,
   CHECKPOINT_MANIFEST,
@@ -27,7 +29,12 @@ export {
   type CheckpointManifest,
   CheckpointStore,
   type CheckpointStoreOptions,
+  type ConfinedFile,
+  type ConfinedOptions,
+  checkConfinedName,
+  checkFiniteTensors,
   checkpointFolderName,
+  checkTensorDTypes,
   type DTypeArrays,
   decodeSafetensors,
   dtypeBytes,
@@ -41,15 +48,31 @@ export {
   isSafetensorsDType,
   type LoadedCheckpoint,
   MAX_HEADER_BYTES,
+  MAX_SAFETENSORS_BYTES,
+  openAtomicOutput,
+  parseCheckpointJson,
+  type ReadSafetensorsOptions,
+  readConfinedBytes,
+  readConfinedFile,
+  readConfinedJson,
+  readConfinedSafetensors,
   readSafetensors,
+  readSafetensorsHeader,
   recordsToTensors,
+  requireConfinedFile,
   SAFETENSORS_DTYPES,
   type SafetensorsContents,
   type SafetensorsDType,
+  type SafetensorsHeader,
+  type SafetensorsTensorInfo,
+  type SameFileFields,
   sha256Hex,
+  statConfinedFile,
+  statFile,
   type TensorData,
   type TensorRecord,
   tensorsToRecords,
+  withAtomicOutput,
   writeFileAtomic,
   writeJsonAtomic,
   writeSafetensors,
@@ -85,6 +108,7 @@ export {
 } from './errors.js';
 export { FUSED_KERNELS, type FusedKernelName, hasFusedKernel } from './fused-kernels.js';
 export { coreModule } from './module.js';
+export { escapedMessage, escapeUntrusted, printable } from './printable.js';
 export {
   type AnyExtensionPoint,
   type DefinitionOf,
@@ -95,4 +119,13 @@ export {
   StrategyRegistry,
   type StrategySpecOf,
 } from './registry.js';
+export {
+  comparedSettings,
+  type ForcedResume,
+  forcedResumeWarning,
+  formatDifferences,
+  resumeRefusal,
+  type SettingDifference,
+  settingDifferences,
+} from './resume.js';
 export { Rng, type RngState } from './rng.js';

@@ -4,9 +4,6 @@
  *   offline: choose among pre-generated answers and estimate the gold win rate of Best-of-n for every n
  *            from one pool (unbiased estimator), with the random and longest-answer baselines.
  */
-import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { disposeGpt } from '@quorum/backbone';
 import {
   type BestOfNConfig,
@@ -23,10 +20,10 @@ import {
   scorePools,
   selectFromPool,
 } from '@quorum/best-of-n';
-import type { StrategyRegistry } from '@quorum/core';
+import { type AtomicOutput, openAtomicOutput, type StrategyRegistry } from '@quorum/core';
 import { datasets, type Prompt } from '@quorum/data';
 import type { EnsembleArchitecture, LoadedEnsemble } from '@quorum/ensemble';
-import { loadPolicyWithTokenizer, loadRewardModel } from './load.js';
+import { loadPolicyWithTokenizer, loadRewardModel, type PolicyWithTokenizer } from './load.js';
 import { type RunProgress, silentProgress } from './progress.js';
 
 /** The shipped dataset's name where a pool or prompt file is expected. */
@@ -77,7 +74,7 @@ export interface OfflineBestOfNOptions extends BestOfNCommon {
   readonly ns: readonly number[];
   /** Answers per reward forward pass. */
   readonly batchSize: number;
-  /** Writes the report (JSON) here when given. */
+  /** Writes the report (JSON) here when given: its folder is checked first, the file written at the end. */
   readonly out?: string | undefined;
 }
 
@@ -90,7 +87,7 @@ export interface OnlineBestOfNOptions extends BestOfNCommon {
   readonly rule: LabelledRule;
   /** n, sampling and chunking, resolved with @quorum/best-of-n's `resolveBestOfNConfig`. */
   readonly config: BestOfNConfig;
-  /** One JSON row per prompt, streamed here. */
+  /** One JSON row per prompt, streamed to a temp file renamed here once every prompt is done. */
   readonly out: string;
 }
 
@@ -168,7 +165,33 @@ export function scoreCandidates(
   });
 }
 
+/** Opens `file` for an all-or-nothing write when given (so a bad path fails before any scoring). */
+async function openOut(file: string | undefined): Promise<AtomicOutput | undefined> {
+  return file === undefined ? undefined : openAtomicOutput(file);
+}
+
 async function runOffline(
+  options: OfflineBestOfNOptions,
+  progress: RunProgress,
+): Promise<OfflineBestOfNResult> {
+  const out = await openOut(options.out);
+  try {
+    const result = await offlineResult(options, progress);
+    if (out !== undefined) {
+      const body = result.gold
+        ? { ...result.header, ...result.report }
+        : { ...result.header, ns: [], perPrompt: result.perPrompt };
+      await out.write(`${JSON.stringify(body, null, 2)}\n`);
+      await out.commit();
+    }
+    return result;
+  } catch (error) {
+    await out?.abort();
+    throw error;
+  }
+}
+
+async function offlineResult(
   options: OfflineBestOfNOptions,
   progress: RunProgress,
 ): Promise<OfflineBestOfNResult> {
@@ -201,24 +224,21 @@ async function runOffline(
         }),
       ),
     }));
-    if (options.out !== undefined)
-      await writeFile(options.out, `${JSON.stringify({ ...header, ns: [], perPrompt }, null, 2)}\n`);
     return { mode: 'offline', gold: false, header, perPrompt, answers };
   }
   const report = evaluateOffline(scored, options.rules, options.ns);
-  if (options.out !== undefined)
-    await writeFile(options.out, `${JSON.stringify({ ...header, ...report }, null, 2)}\n`);
   return { mode: 'offline', gold: true, header, report, answers };
 }
 
 async function runOnline(options: OnlineBestOfNOptions, progress: RunProgress): Promise<OnlineBestOfNResult> {
   const { rule, config, prompts } = options;
-  const policy = await loadPolicyWithTokenizer(options.policy);
+  const out = await openAtomicOutput(options.out);
+  let policy: PolicyWithTokenizer | undefined;
   let reward: LoadedEnsemble | undefined;
-  const out = createWriteStream(options.out);
   let sumBest = 0;
   let sumAll = 0;
   try {
+    policy = await loadPolicyWithTokenizer(options.policy);
     reward = await loadRewardModel(options.reward, options.architectures);
     const stream = bestOfNStream(
       policy,
@@ -237,13 +257,15 @@ async function runOnline(options: OnlineBestOfNOptions, progress: RunProgress): 
     for (const result of stream) {
       sumBest += result.best.aggregate;
       sumAll += result.scores.aggregate.reduce((a, b) => a + b, 0) / result.n;
-      if (!out.write(`${JSON.stringify({ ...result, label: rule.label })}\n`)) await once(out, 'drain');
+      await out.write(`${JSON.stringify({ ...result, label: rule.label })}\n`);
     }
+    await out.commit();
+  } catch (error) {
+    await out.abort();
+    throw error;
   } finally {
-    out.end();
-    await once(out, 'close');
     reward?.ensemble.dispose();
-    disposeGpt(policy.params);
+    if (policy !== undefined) disposeGpt(policy.params);
   }
   const P = Math.max(prompts.length, 1);
   return {

@@ -10,12 +10,19 @@
  *      reward model trained on the gold part of the train split (which no proxy sees) — Figure 2(b);
  *   5. costs: parameters, peak tensor memory, training time per architecture.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { AggregationRule } from '@quorum/aggregation';
 import { disposeGpt } from '@quorum/backbone';
 import { evaluateOffline, type LabelledRule, type Pool, poolsFromAlpacaEval } from '@quorum/best-of-n';
-import { ConfigError, Rng, type StrategyRegistry, type StrategySpec, writeJsonAtomic } from '@quorum/core';
+import {
+  ConfigError,
+  Rng,
+  type StrategyRegistry,
+  type StrategySpec,
+  writeFileAtomic,
+  writeJsonAtomic,
+} from '@quorum/core';
 import { datasets, type PreferencePair, type Prompt } from '@quorum/data';
 import type { EnsembleArchitecture } from '@quorum/ensemble';
 import {
@@ -128,10 +135,10 @@ function membersOf(arch: string): number {
  * The cached stages are only valid for the settings that made them: the first run records its preset and
  * seed count in <out>/reproduce.json, and a later run with other settings is refused (not silently mixed).
  */
-function checkRunSettings(
+async function checkRunSettings(
   out: string,
   settings: { preset: RunPreset; seeds: number; architectures?: string[]; rules?: string[] },
-): void {
+): Promise<void> {
   const file = path.join(out, 'reproduce.json');
   const wanted = JSON.stringify(settings);
   if (existsSync(file)) {
@@ -149,7 +156,7 @@ function checkRunSettings(
     return;
   }
   mkdirSync(out, { recursive: true });
-  writeFileSync(file, `${wanted}\n`);
+  await writeFileAtomic(file, `${wanted}\n`);
 }
 
 /** Runs `fn` once: its JSON result is kept in <out>/stages/<name>.json and read back on later runs. */
@@ -239,7 +246,7 @@ export async function reproduce(
     archNames.join() === REPRODUCE_ARCHITECTURES.join() &&
     ruleLabels.join() === REPRODUCE_RULES.map((r) => r.label).join();
   // A study of other architectures or rules records them; the paper's study keeps the settings it always had.
-  checkRunSettings(out, {
+  await checkRunSettings(out, {
     preset,
     seeds: options.seeds,
     ...(isDefault ? {} : { architectures: archNames, rules: ruleLabels }),

@@ -1,10 +1,10 @@
 // `quorum best-of-n` end to end through commander, with a tiny saved policy and reward ensemble.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { disposeGpt, initGpt, loadPolicy, savePolicy } from '@quorum/backbone';
 import { argmax } from '@quorum/best-of-n';
-import { builtinBackendRegistry, ConfigError, initCompute, Rng } from '@quorum/core';
+import { builtinBackendRegistry, ConfigError, DataError, initCompute, Rng } from '@quorum/core';
 import { projectTokenizer } from '@quorum/data';
 import { builtinArchitectureRegistry, loadEnsemble } from '@quorum/ensemble';
 import { saveTinyEnsemble, tinyGptConfig } from '@quorum/ensemble/testing';
@@ -230,5 +230,33 @@ describe('quorum best-of-n --policy (online)', () => {
     await expect(
       run('--reward', rewardDir, '--pool', 'alpaca-eval', '--limit', '1', '--n', '64', '--out', fresh),
     ).rejects.toThrow(/n = 64 exceeds the \d+ candidates of alpaca-eval\/\d+/);
+  });
+});
+
+describe('quorum best-of-n outputs', () => {
+  it('refuses an --out that is the --pool or --prompts file, and writes nothing when a run fails', async () => {
+    const pool = path.join(dir, 'own-pool.jsonl');
+    writeFileSync(pool, `${JSON.stringify({ instruction: 'Say hi.', output: 'Hi!' })}\n`);
+    const before = readFileSync(pool, 'utf8');
+    await expect(run('--pool', pool, '--reward', rewardDir, '--out', pool, '--overwrite')).rejects.toThrow(
+      /field "--out": .*is the input file .*own-pool\.jsonl/,
+    );
+    await expect(
+      run('--policy', policyDir, '--prompts', pool, '--reward', rewardDir, '--out', pool, '--overwrite'),
+    ).rejects.toThrow(/is the input file/);
+    expect(readFileSync(pool, 'utf8')).toBe(before);
+    // The report's folder is checked before any answer is scored.
+    const nowhere = path.join(dir, 'no-such-folder', 'bon.json');
+    const error = await run('--pool', pool, '--reward', path.join(dir, 'no-rm'), '--out', nowhere).catch(
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(DataError);
+    expect((error as Error).message).toMatch(/the folder .*no-such-folder does not exist/);
+    // Online: the reward model fails to load after the output was opened; no (empty) file is left.
+    const online = path.join(dir, 'failed-online.jsonl');
+    await expect(
+      run('--policy', policyDir, '--prompts', pool, '--reward', path.join(dir, 'no-rm'), '--out', online),
+    ).rejects.toThrow();
+    expect(existsSync(online)).toBe(false);
   });
 });

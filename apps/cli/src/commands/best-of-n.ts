@@ -7,7 +7,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { resolveBestOfNConfig } from '@quorum/best-of-n';
-import { ConfigError } from '@quorum/core';
+import { assertNotSameFile, ConfigError } from '@quorum/core';
 import { ALPACA_EVAL, loadPools, loadPrompts, renderOfflineTable, runBestOfN } from '@quorum/runs';
 import { type Command, Option } from 'commander';
 import { finiteNumber, intList, nonNegativeInt, positiveInt } from '../args.js';
@@ -76,6 +76,9 @@ async function bestOfNCommand(globals: GlobalOptions, opts: BestOfNCliOptions): 
       },
     );
   }
+  // The file read (--pool offline, --prompts online) must not be the one written.
+  if (opts.pool !== undefined) assertNotSameFile(opts.pool, opts.out, { input: '--pool', output: '--out' });
+  else assertNotSameFile(opts.prompts, opts.out, { input: '--prompts', output: '--out' });
   checkOut(opts.out, opts.overwrite);
   const ctx = await createContext(globals);
   const rules = rulesFromFlags(ruleRegistry(ctx), opts);

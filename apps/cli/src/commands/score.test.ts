@@ -88,6 +88,24 @@ describe('quorum score', () => {
     expect(first.reward).toBeCloseTo(Math.min(...(first.rewards as number[])), 6);
   });
 
+  it('refuses an --out that is the --input (before asking for --overwrite) and passes --chunk-bytes on', async () => {
+    const before = readFileSync(input, 'utf8');
+    for (const extra of [[], ['--overwrite']])
+      await expect(run('--model', model, '--input', input, '--output', input, ...extra)).rejects.toThrow(
+        /is the input file .*answers\.jsonl; writing it would destroy/,
+      );
+    expect(readFileSync(input, 'utf8')).toBe(before);
+    const output = path.join(dir, 'small-chunks.jsonl');
+    await expect(
+      run('--model', model, '--input', input, '--out', output, '--chunk-bytes', '64'),
+    ).rejects.toThrow(
+      /answers\.jsonl:1: the row is .*, more than a chunk may hold \(64 bytes\)[\s\S]*--chunk-bytes/,
+    );
+    await expect(
+      run('--model', model, '--input', input, '--out', output, '--chunk-bytes', '0'),
+    ).rejects.toThrow(/expected a positive integer/);
+  });
+
   it('marks --out as required', async () => {
     await expect(run('--model', model, '--input', input)).rejects.toThrow(
       /required option '--out <file.jsonl>'/,

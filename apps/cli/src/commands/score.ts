@@ -4,7 +4,7 @@
  * and `std` (the members' spread).
  */
 import { existsSync, statSync } from 'node:fs';
-import { ConfigError } from '@quorum/core';
+import { assertNotSameFile, ConfigError } from '@quorum/core';
 import { scoreFile } from '@quorum/runs';
 import { type Command, Option } from 'commander';
 import { positiveInt } from '../args.js';
@@ -36,6 +36,7 @@ interface ScoreOptions {
   lambda?: number;
   batchSize: number;
   chunk: number;
+  chunkBytes?: number;
   overwrite?: boolean;
 }
 
@@ -67,9 +68,15 @@ export function registerScore(program: Command): void {
         .argParser(positiveInt),
     )
     .addOption(
-      new Option('--chunk <n>', 'rows read before scoring and writing them')
+      new Option('--chunk <n>', 'rows read before scoring them (memory is bounded by this and --chunk-bytes)')
         .default(512)
         .argParser(positiveInt),
+    )
+    .addOption(
+      new Option(
+        '--chunk-bytes <n>',
+        'bytes of rows (as JSON) read before scoring them; a longer row is an error (default: 67108864, 64 MiB)',
+      ).argParser(positiveInt),
     )
     .addHelpText(
       'after',
@@ -79,6 +86,8 @@ Each output row is the input row plus:
   reward   the aggregate chosen with --agg (default: mean)
   std      the members' population std (0 for a single model, never NaN)
 
+--out appears only when every row is scored: a bad row, a non-finite reward or a full disk leaves no
+partial file and an earlier --out untouched. An --out that is the --input (also through a link) is refused.
 --output is accepted as the old name of --out.
 
 Examples:
@@ -87,6 +96,7 @@ Examples:
   $ quorum score --model runs/rm --input a.jsonl --out b.jsonl --agg uwo --agg-opt lambda=0.2`,
     )
     .action(async (opts: ScoreOptions, cmd: Command) => {
+      assertNotSameFile(opts.input, opts.out, { input: '--input', output: '--out' });
       if (opts.overwrite !== true && existsSync(opts.out) && statSync(opts.out).size > 0) {
         throw new ConfigError(`${opts.out} exists and is not empty`, {
           location: { field: '--out' },
@@ -106,6 +116,7 @@ Examples:
           out: opts.out,
           batchSize: opts.batchSize,
           chunk: opts.chunk,
+          chunkBytes: opts.chunkBytes,
         },
         progress,
       );

@@ -8,6 +8,18 @@ export {
   type LoadedCheckpoint,
 } from './checkpoint-store.js';
 export {
+  type ConfinedFile,
+  type ConfinedOptions,
+  checkConfinedName,
+  parseCheckpointJson,
+  readConfinedBytes,
+  readConfinedFile,
+  readConfinedJson,
+  requireConfinedFile,
+  statConfinedFile,
+  statFile,
+} from './confined.js';
+export {
   bf16ArrayToF32,
   bf16ToF32,
   type DTypeArrays,
@@ -24,13 +36,30 @@ export {
   type TensorData,
   type TensorRecord,
 } from './dtypes.js';
-export { sha256Hex, writeFileAtomic, writeJsonAtomic } from './files.js';
 export {
+  type AtomicOutput,
+  assertNotSameFile,
+  openAtomicOutput,
+  type SameFileFields,
+  sha256Hex,
+  withAtomicOutput,
+  writeFileAtomic,
+  writeJsonAtomic,
+} from './files.js';
+export {
+  checkFiniteTensors,
+  checkTensorDTypes,
   decodeSafetensors,
   encodeSafetensors,
   MAX_HEADER_BYTES,
+  MAX_SAFETENSORS_BYTES,
+  type ReadSafetensorsOptions,
+  readConfinedSafetensors,
   readSafetensors,
+  readSafetensorsHeader,
   type SafetensorsContents,
+  type SafetensorsHeader,
+  type SafetensorsTensorInfo,
   writeSafetensors,
 } from './safetensors.js';
 export { recordsToTensors, tensorsToRecords } from './tensor-records.js';
