@@ -38,6 +38,25 @@ export function resumeOption(what = 'continue the run in --out from its last che
   return new Option('--resume', what);
 }
 
+/**
+ * `--force-resume`: resume even when the saved state was trained with other settings. `compared` lists
+ * the settings this command compares (shown in its help).
+ */
+export function forceResumeOption(compared: string): Option {
+  return new Option(
+    '--force-resume',
+    `like --resume, but go on when the saved state's settings differ from this run's (without it such a resume is refused, listing them): a warning lists the differences and quorum.json records saved and new values. Compared: ${compared}`,
+  );
+}
+
+/** `--max-line-bytes`: the longest line a JSONL data file may have. */
+export function maxLineBytesOption(): Option {
+  return new Option(
+    '--max-line-bytes <n>',
+    'longest line of a JSONL data file in bytes (default: 8388608, 8 MiB); a longer line is an error naming file:line, read no further than the limit',
+  ).argParser(positiveInt);
+}
+
 /** `--agg <rule>` (one rule) or `--agg <rules>` (comma-separated, `several`). */
 export function aggOption(several = false): Option {
   const option = new Option(

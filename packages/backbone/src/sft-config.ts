@@ -41,8 +41,9 @@ export const sftConfigSchema = z
     evalMaxExamples: z.number().int().min(1).default(128),
     // Progress callback every N steps.
     logEvery: z.number().int().min(1).default(10),
-    // Checkpoint every N steps when an output folder is set (0 = only at the end).
-    checkpointEvery: z.number().int().min(0).default(100),
+    // Checkpoint every N steps when an output folder is set (0 = only at the end). Unset: a quarter of
+    // maxSteps, at most 100 (`defaultSftCheckpointEvery`), so a short run still has a few to resume from.
+    checkpointEvery: z.number().int().min(0).optional(),
 
     // Seeds the data order and dropout.
     seed: z.number().int().default(0),
@@ -55,4 +56,17 @@ export type SftConfigInput = z.input<typeof sftConfigSchema>;
 /** Validates and completes SFT options; errors name the field (under `path`). */
 export function resolveSftConfig(input: unknown, path = 'sft'): SftConfig {
   return resolveOptions(sftConfigSchema, input, path);
+}
+
+/** Settings a resume may change without mixing two runs: how often to log, evaluate and save. */
+export const SFT_RESUMABLE_CHANGES: readonly (keyof SftConfig)[] = [
+  'logEvery',
+  'evalEvery',
+  'evalMaxExamples',
+  'checkpointEvery',
+];
+
+/** The checkpoint interval when none is set: min(100, ⌈maxSteps / 4⌉). */
+export function defaultSftCheckpointEvery(maxSteps: number): number {
+  return Math.max(1, Math.min(100, Math.ceil(maxSteps / 4)));
 }

@@ -1,13 +1,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { builtinBackendRegistry, DataError, initCompute, Rng } from '@quorum/core';
+import { builtinBackendRegistry, ConfigError, DataError, initCompute, Rng } from '@quorum/core';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeGpt, encodeGpt, loadGpt, saveGpt } from './checkpoint.js';
 import { type GptConfig, resolveGptConfig } from './config.js';
 import { disposeGpt, gptHidden, initGpt, namedParameters, tokenLogProbs } from './model.js';
-import { resolveSftConfig } from './sft-config.js';
+import { defaultSftCheckpointEvery, resolveSftConfig } from './sft-config.js';
 import { makeSftBatch, type SftExample, type SftProgress, SftTrainer, sftLoss } from './sft-trainer.js';
 
 let dir: string;
@@ -138,6 +138,113 @@ describe('SftTrainer', () => {
     for (const t of [a, c]) t.dispose();
     disposeGpt(full);
     disposeGpt(fresh);
+  });
+
+  it('refuses to resume with another seed, lr or maxSteps (listing saved and now), unless forceResume', async () => {
+    const data = examples(5, 7);
+    const out = path.join(dir, 'resume-settings');
+    const sft = resolveSftConfig({ maxSteps: 6, batchSize: 3, checkpointEvery: 3, evalEvery: 0, seed: 1 });
+    const params = initGpt(config, new Rng(8));
+    const settings = { data: 'a.jsonl' };
+    const first = new SftTrainer({ config, params, sft, train: data, eval: data, outDir: out, settings });
+    first.evaluateInitial();
+    await first.train({ stopAtStep: 3 });
+    first.dispose();
+
+    const changed = resolveSftConfig({
+      ...sft,
+      seed: 2,
+      lr: 3e-4,
+      maxSteps: 9,
+      logEvery: 1,
+      checkpointEvery: 1,
+    });
+    const make = (
+      over: { forceResume?: boolean; settings?: Record<string, unknown> } = {},
+      notes: string[] = [],
+    ) =>
+      new SftTrainer({
+        config,
+        params,
+        sft: changed,
+        train: data,
+        outDir: out,
+        settings,
+        onNote: (m) => notes.push(m),
+        ...over,
+      });
+    const refused = make();
+    const error = await refused.resume().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as ConfigError).message;
+    expect(message).toContain('maxSteps: saved 6, now 9');
+    expect(message).toContain('lr: saved 0.001, now 0.0003');
+    expect(message).toContain('seed: saved 1, now 2');
+    // How often it logs and saves may change.
+    expect(message).not.toMatch(/logEvery|checkpointEvery/);
+    expect((error as ConfigError).hint).toContain('--force-resume');
+    refused.dispose();
+    const otherData = make({ settings: { data: 'b.jsonl' } });
+    const sameConfig = new SftTrainer({
+      config,
+      params,
+      sft,
+      train: data,
+      outDir: out,
+      settings: { data: 'b.jsonl' },
+    });
+    await expect(sameConfig.resume()).rejects.toThrow('data: saved "a.jsonl", now "b.jsonl"');
+    for (const t of [otherData, sameConfig]) t.dispose();
+
+    const notes: string[] = [];
+    const forced = make({ forceResume: true }, notes);
+    expect(await forced.resume()).toBe(3);
+    expect(notes.join('\n')).toMatch(
+      /warning: resuming with settings that differ[\s\S]*seed: saved 1, now 2/,
+    );
+    expect(forced.forcedResumes).toEqual([
+      {
+        step: 3,
+        differences: [
+          { setting: 'maxSteps', saved: 6, now: 9 },
+          { setting: 'lr', saved: 1e-3, now: 3e-4 },
+          { setting: 'seed', saved: 1, now: 2 },
+        ],
+      },
+    ]);
+    // The initial eval loss survives the resume.
+    expect(forced.initialEvalLoss).toBeGreaterThan(0);
+    await forced.train();
+    forced.dispose();
+    const again = make();
+    expect(await again.resume()).toBe(9); // the forced settings are the saved ones now
+    expect(again.forcedResumes).toHaveLength(1);
+    again.dispose();
+    disposeGpt(params);
+  });
+
+  it('checkpoints a few times per run when checkpointEvery is unset: min(100, ⌈maxSteps / 4⌉)', async () => {
+    expect([1, 24, 60, 300, 2000].map(defaultSftCheckpointEvery)).toEqual([1, 6, 15, 75, 100]);
+    const params = initGpt(config, new Rng(8));
+    const sft = resolveSftConfig({ maxSteps: 8, batchSize: 3, evalEvery: 0, logEvery: 1 });
+    const out = path.join(dir, 'interval');
+    const t = new SftTrainer({
+      config,
+      params,
+      sft,
+      train: examples(5, 7),
+      outDir: out,
+      onProgress: (p) => {
+        if (p.step === 7) throw new Error('killed');
+      },
+    });
+    expect(t.checkpointEvery).toBe(2);
+    await expect(t.train()).rejects.toThrow('killed');
+    t.dispose();
+    const r = new SftTrainer({ config, params, sft, train: examples(5, 7), outDir: out });
+    expect(await r.resume()).toBe(6);
+    r.dispose();
+    disposeGpt(params);
   });
 
   it('rejects bad examples naming the row', () => {

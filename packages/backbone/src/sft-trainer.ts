@@ -1,9 +1,20 @@
 /**
  * Supervised fine-tuning over pre-tokenised sequences: next-token cross-entropy on the response
  * tokens only (the caller's loss mask), AdamW with warmup + cosine/constant, gradient accumulation,
- * clipping, periodic eval loss, a progress callback, and resumable checkpoints.
+ * clipping, periodic eval loss, a progress callback, and resumable checkpoints. A checkpoint records the
+ * settings it was trained with; resuming with other settings is refused (listing them) unless forceResume.
  */
-import { CheckpointError, CheckpointStore, DataError, Rng } from '@quorum/core';
+import {
+  CheckpointError,
+  CheckpointStore,
+  comparedSettings,
+  DataError,
+  type ForcedResume,
+  forcedResumeWarning,
+  Rng,
+  resumeRefusal,
+  settingDifferences,
+} from '@quorum/core';
 import * as tf from '@tensorflow/tfjs';
 import { assignNamed, decodeOptimizerState, encodeGpt, encodeOptimizerState } from './checkpoint.js';
 import type { GptConfig } from './config.js';
@@ -16,7 +27,7 @@ import {
   namedParameters,
 } from './model.js';
 import { AdamW, valueAndGrads } from './optim.js';
-import type { SftConfig } from './sft-config.js';
+import { defaultSftCheckpointEvery, SFT_RESUMABLE_CHANGES, type SftConfig } from './sft-config.js';
 import { checkpointFiles, decodeGptCheckpoint } from './train-state.js';
 
 /** One training sequence: `lossMask[i] = 1` when `ids[i]` is a response token to learn (a target). */
@@ -117,6 +128,19 @@ export interface SftTrainerOptions {
   readonly outDir?: string | undefined;
   /** Id for right padding (masked out). Default 0. */
   readonly padId?: number;
+  /**
+   * The caller's settings of the run beyond `sft` (data, init, max length, …), saved with every checkpoint.
+   * On resume they and `sft` (all but logEvery, evalEvery, evalMaxExamples, checkpointEvery) must equal the
+   * saved ones.
+   */
+  readonly settings?: Readonly<Record<string, unknown>> | undefined;
+  /**
+   * Resume even when the settings differ from the checkpoint's: `resume()` goes on, `onNote` says what
+   * differs, and `forcedResumes` (saved with later checkpoints) records it.
+   */
+  readonly forceResume?: boolean | undefined;
+  /** Called with a line worth showing (a forced resume's differences). */
+  readonly onNote?: ((message: string) => void) | undefined;
 }
 
 function validateExamples(examples: readonly SftExample[], config: GptConfig, field: string): void {
@@ -158,6 +182,12 @@ export class SftTrainer {
   private dropoutRng: Rng;
   private order: number[] = [];
   private cursor = 0;
+  private forced: ForcedResume[] = [];
+  /**
+   * The eval loss before training (set it with `evaluateInitial()` at step 0); saved with every checkpoint
+   * and restored by `resume()`, so a resumed run still reports where it started.
+   */
+  initialEvalLoss: number | undefined;
 
   constructor(options: SftTrainerOptions) {
     const { sft, config } = options;
@@ -194,6 +224,27 @@ export class SftTrainer {
   /** Optimizer steps done. */
   get step(): number {
     return this.optimizer.step;
+  }
+
+  /** Steps between checkpoints: `sft.checkpointEvery`, or min(100, ⌈maxSteps / 4⌉) when it is unset. */
+  get checkpointEvery(): number {
+    return this.opts.sft.checkpointEvery ?? defaultSftCheckpointEvery(this.opts.sft.maxSteps);
+  }
+
+  /** Every resume of this run that went ahead with other settings (forceResume), oldest first. */
+  get forcedResumes(): readonly ForcedResume[] {
+    return this.forced;
+  }
+
+  /** Evaluates the untrained model and keeps the loss as `initialEvalLoss`. */
+  evaluateInitial(): number | undefined {
+    this.initialEvalLoss = this.evaluate();
+    return this.initialEvalLoss;
+  }
+
+  /** The settings a resume compares. */
+  private settings(): Record<string, unknown> {
+    return comparedSettings(this.opts.sft, SFT_RESUMABLE_CHANGES, this.opts.settings);
   }
 
   private nextExamples(n: number): SftExample[] {
@@ -296,10 +347,8 @@ export class SftTrainer {
         windowTokens = 0;
         windowStart = performance.now();
       }
-      if (
-        this.store !== undefined &&
-        (last || (sft.checkpointEvery > 0 && step % sft.checkpointEvery === 0))
-      ) {
+      const every = this.checkpointEvery;
+      if (this.store !== undefined && (last || (every > 0 && step % every === 0))) {
         await this.saveCheckpoint();
       }
     }
@@ -323,6 +372,9 @@ export class SftTrainer {
         rng: this.rng.state(),
         dropoutRng: this.dropoutRng.state(),
         sft: this.opts.sft,
+        settings: this.settings(),
+        forcedResumes: this.forced,
+        initialEvalLoss: this.initialEvalLoss,
       };
       return await this.store.save(
         this.step,
@@ -338,11 +390,28 @@ export class SftTrainer {
     }
   }
 
-  /** Loads the newest good checkpoint in outDir, if any; returns its step. */
+  /**
+   * Loads the newest good checkpoint in outDir, if any; returns its step. A checkpoint trained with other
+   * settings is a ConfigError listing them (saved and now) unless `forceResume`.
+   */
   async resume(): Promise<number | undefined> {
     const loaded = await this.store?.latest();
     if (loaded === undefined) return undefined;
     const file = checkpointFiles(loaded, 'an SFT');
+    const trainer = JSON.parse(new TextDecoder().decode(file('trainer.json'))) as {
+      order: number[];
+      cursor: number;
+      rng: ReturnType<Rng['state']>;
+      dropoutRng: ReturnType<Rng['state']>;
+      settings?: Record<string, unknown>;
+      forcedResumes?: ForcedResume[];
+      initialEvalLoss?: number | null;
+    };
+    // Checkpoints written before settings were recorded have none to compare.
+    const differences =
+      trainer.settings === undefined ? [] : settingDifferences(trainer.settings, this.settings());
+    if (differences.length > 0 && this.opts.forceResume !== true)
+      throw resumeRefusal(differences, loaded.dir, loaded.step);
     const tensors = decodeGptCheckpoint(
       loaded,
       'model.safetensors',
@@ -356,16 +425,16 @@ export class SftTrainer {
     } finally {
       tf.dispose([...Object.values(tensors), ...Object.values(opt.tensors)]);
     }
-    const trainer = JSON.parse(new TextDecoder().decode(file('trainer.json'))) as {
-      order: number[];
-      cursor: number;
-      rng: ReturnType<Rng['state']>;
-      dropoutRng: ReturnType<Rng['state']>;
-    };
     this.order = trainer.order;
     this.cursor = trainer.cursor;
     this.rng = Rng.fromState(trainer.rng);
     this.dropoutRng = Rng.fromState(trainer.dropoutRng);
+    this.initialEvalLoss = trainer.initialEvalLoss ?? undefined;
+    this.forced = [...(trainer.forcedResumes ?? [])];
+    if (differences.length > 0) {
+      this.opts.onNote?.(forcedResumeWarning(differences));
+      this.forced.push({ step: loaded.step, differences });
+    }
     return loaded.step;
   }
 

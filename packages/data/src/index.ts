@@ -33,7 +33,11 @@ export {
 } from './hf-tokenizer.js';
 export { hhRlhf } from './hh-rlhf.js';
 export {
+  DEFAULT_MAX_JSON_DEPTH,
+  DEFAULT_MAX_LINE_BYTES,
+  filterJsonlFile,
   JsonlReader,
+  jsonDepth,
   type OnError,
   parseJsonLine,
   type ReadJsonlOptions,

@@ -1,11 +1,12 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { DataError } from '@quorum/core';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { readJsonl } from './jsonl.js';
+import type { DatasetFormat } from './formats.js';
+import { DEFAULT_MAX_LINE_BYTES, filterJsonlFile, jsonDepth, readJsonl } from './jsonl.js';
 import { loadPreferencePairs, loadSftExamples } from './load.js';
 import { datasetPath } from './paths.js';
 
@@ -190,5 +191,128 @@ describe('readJsonl', () => {
       ),
       { numRuns: 60, seed: 7 },
     );
+  });
+});
+
+const trlRow = (extra = ''): string => `{"prompt": "Hi", "chosen": "Hello!", "rejected": "Go away."${extra}}`;
+
+describe('line length and nesting limits (issue 16)', () => {
+  it('refuses a line over maxLineBytes (default 8 MiB) at file:line, naming the limit and how to raise it', async () => {
+    // A valid row of 9 MiB: it used to load (and a 50 MB one peaked at 1.3 GB RSS).
+    const long = trlRow(`, "note": "${'x'.repeat(9 * 1024 * 1024)}"`);
+    for (const gz of [false, true]) {
+      const path = file([trlRow(), long, trlRow()], gz);
+      const error = await rejection(loadPreferencePairs(path));
+      expect(error.location).toEqual({ file: path, line: 2 });
+      expect(error.message).toContain('longer than 8 MiB (8388608 bytes)');
+      expect(error.hint).toContain('maxLineBytes');
+      expect(error.hint).toContain('--max-line-bytes');
+      const skipped = await loadPreferencePairs(path, { onError: 'skip' });
+      expect(skipped.pairs.map((p) => p.id)).toEqual([
+        `${path.split('/').pop()}:1`,
+        `${path.split('/').pop()}:3`,
+      ]);
+      expect(skipped.stats).toMatchObject({ rows: 3, skipped: 1 });
+      expect((await loadPreferencePairs(path, { maxLineBytes: 16 * 1024 * 1024 })).pairs).toHaveLength(3);
+    }
+    expect(DEFAULT_MAX_LINE_BYTES).toBe(8 * 1024 * 1024);
+  });
+
+  it('counts the limit in bytes, not characters, and without the line break (LF, CRLF, CR)', async () => {
+    const row = trlRow(', "n": "é"'); // é is 2 bytes
+    const bytes = Buffer.byteLength(row);
+    for (const eol of ['\n', '\r\n', '\r']) {
+      const path = join(dir, `eol-${n++}.jsonl`);
+      writeFileSync(path, `${row}${eol}${row}${eol}`);
+      expect((await loadPreferencePairs(path, { maxLineBytes: bytes })).pairs).toHaveLength(2);
+      const error = await rejection(loadPreferencePairs(path, { maxLineBytes: bytes - 1 }));
+      expect(error.location?.line).toBe(1);
+    }
+  });
+
+  it.skipIf(!existsSync('/dev/zero'))(
+    'stops reading an endless line at the limit instead of holding it in memory',
+    async () => {
+      const reader = readJsonl('/dev/zero', { maxLineBytes: 1024 * 1024 });
+      const error = await rejection(
+        (async () => {
+          for await (const _ of reader) expect.fail('no row');
+        })(),
+      );
+      expect(error.location).toEqual({ file: '/dev/zero', line: 1 });
+    },
+    10_000,
+  );
+
+  it('refuses a row nested deeper than maxDepth (default 1000) at file:line, before parsing it', async () => {
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+    // A valid row with a deep extra field used to load; 100k open brackets are refused the same way.
+    const path = file([trlRow(), trlRow(`, "meta": ${deep}`), '['.repeat(100_000)]);
+    const error = await rejection(loadPreferencePairs(path));
+    expect(error.location).toEqual({ file: path, line: 2 });
+    expect(error.message).toContain('more than 1000 levels deep');
+    const { pairs, stats } = await loadPreferencePairs(path, { onError: 'skip' });
+    expect(pairs).toHaveLength(1);
+    expect(stats.errors.map((e) => [e.location?.line, e.message.includes('levels deep')])).toEqual([
+      [2, true],
+      [3, true],
+    ]);
+    const shallow = file([trlRow(`, "meta": ${'['.repeat(999)}${']'.repeat(999)}`)]);
+    expect((await loadPreferencePairs(shallow)).pairs).toHaveLength(1);
+  });
+
+  it('turns a stack overflow inside a format (a plugin walking a deep row) into a DataError at file:line', async () => {
+    const depthOf = (v: unknown): number => (Array.isArray(v) ? 1 + Math.max(0, ...v.map(depthOf)) : 0);
+    const walking: DatasetFormat = {
+      name: 'walking',
+      kind: 'preference',
+      detect: () => true,
+      parse: (row, loc) => ({
+        id: String(depthOf(row)),
+        prompt: { instruction: 'x', input: '' },
+        chosen: 'a',
+        rejected: String(loc.line),
+      }),
+    };
+    const deep = `${'['.repeat(200_000)}${']'.repeat(200_000)}`;
+    const path = file(['[[1]]', deep]);
+    const error = await rejection(loadPreferencePairs(path, { format: walking, maxDepth: 300_000 }));
+    expect(error.location).toEqual({ file: path, line: 2 });
+    expect(error.message).toContain('format "walking" could not read this row');
+    // With the default depth limit the row never reaches the format.
+    expect((await rejection(loadPreferencePairs(path, { format: walking }))).message).toContain(
+      'levels deep',
+    );
+  });
+
+  it('property: jsonDepth is the nesting of any JSON value, brackets inside strings not counted', () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ depthSize: 'large' }), fc.integer({ min: 0, max: 40 }), (value, wrap) => {
+        let text = JSON.stringify(value);
+        for (let i = 0; i < wrap; i++) text = i % 2 === 0 ? `[${text}]` : `{"a\\"[{": ${text}}`;
+        const depthOfValue = (v: unknown): number =>
+          v !== null && typeof v === 'object'
+            ? 1 + Math.max(0, ...Object.values(v as Record<string, unknown>).map(depthOfValue))
+            : 0;
+        expect(jsonDepth(text)).toBe(depthOfValue(JSON.parse(text)));
+      }),
+      { numRuns: 300, seed: 16 },
+    );
+  });
+});
+
+describe('filterJsonlFile', () => {
+  it('keeps the rows asked for, drops a half-written last line, and replaces the file atomically', async () => {
+    const sub = mkdtempSync(join(dir, 'metrics-'));
+    const path = join(sub, 'metrics.jsonl');
+    writeFileSync(path, '{"step": 1}\n{"step": 2}\n\n{"step": 3}\n{"step": 4}\n{"st');
+    expect(await filterJsonlFile(path, (r) => (r as { step: number }).step <= 2)).toEqual({
+      kept: 2,
+      dropped: 3,
+    });
+    expect(readFileSync(path, 'utf8')).toBe('{"step": 1}\n{"step": 2}\n');
+    expect(readdirSync(sub)).toEqual(['metrics.jsonl']);
+    expect(await filterJsonlFile(join(sub, 'none.jsonl'), () => true)).toEqual({ kept: 0, dropped: 0 });
+    expect(existsSync(join(sub, 'none.jsonl'))).toBe(false);
   });
 });

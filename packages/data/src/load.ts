@@ -46,6 +46,23 @@ function pickFormat(name: string | DatasetFormat, formats: readonly DatasetForma
   return found;
 }
 
+/**
+ * A stack overflow while a format reads a row (a plugin's parse walking a deeply nested value) is a
+ * DataError at the row, not a crash; other errors pass unchanged.
+ */
+function asDataError(
+  error: unknown,
+  loc: { file: string; line: number },
+  format: string | undefined,
+): unknown {
+  if (!(error instanceof RangeError)) return error;
+  return new DataError(`format "${format ?? '?'}" could not read this row (${error.message})`, {
+    location: loc,
+    hint: 'the row is nested or repeated too deeply for the format; flatten it, or lower maxDepth to refuse such rows up front',
+    cause: error,
+  });
+}
+
 async function load(file: string | URL, kind: DatasetFormat['kind'], options: LoadOptions) {
   const formats = options.formats ?? builtinFormats;
   const onError = options.onError ?? 'throw';
@@ -90,7 +107,7 @@ async function load(file: string | URL, kind: DatasetFormat['kind'], options: Lo
       }
       items.push(example);
     } catch (error) {
-      handleRowError(error, stats, onError, options.maxErrors);
+      handleRowError(asDataError(error, loc, format?.name), stats, onError, options.maxErrors);
     }
   }
   stats.loaded = items.length;

@@ -44,8 +44,12 @@ export const rewardTrainConfigSchema = z
     maxLength: z.number().int().min(16).default(128),
     /** Log a line to metrics.jsonl every this many optimizer steps. */
     logEvery: z.number().int().positive().default(10),
-    /** Save a resumable state every this many optimizer steps (0 = only at the end of each phase). */
-    checkpointEvery: z.number().int().min(0).default(50),
+    /**
+     * Save a resumable state every this many optimizer steps (0 = only at the end of each phase). Default
+     * (unset): a quarter of each phase's steps, at most 50 (`defaultCheckpointEvery`), so even a short run
+     * (the smoke preset's 24 steps) has a few states to resume from.
+     */
+    checkpointEvery: z.number().int().min(0).optional(),
     seed: z.number().int().default(0),
   })
   .strict();
@@ -55,4 +59,12 @@ export type RewardTrainConfig = z.output<typeof rewardTrainConfigSchema>;
 
 export function resolveRewardTrainConfig(input: unknown, path = 'train'): RewardTrainConfig {
   return resolveOptions(rewardTrainConfigSchema, input, path);
+}
+
+/** Settings a resume may change without mixing two runs: they only say how often to log and save. */
+export const RESUMABLE_CHANGES: readonly (keyof RewardTrainConfig)[] = ['logEvery', 'checkpointEvery'];
+
+/** The checkpoint interval of a phase of `steps` optimizer steps when none is set: min(50, ⌈steps / 4⌉). */
+export function defaultCheckpointEvery(steps: number): number {
+  return Math.max(1, Math.min(50, Math.ceil(steps / 4)));
 }

@@ -3,7 +3,9 @@
  * warmup + cosine/constant schedule, gradient accumulation and clipping, per-member bootstrap weights for
  * members that share weights, metrics.jsonl, and resumable states (the last two kept) so a killed run
  * continues where it stopped. Randomness for step s of phase p comes from `fork('<p>/step-<s>')`, so a
- * resumed run draws exactly what an uninterrupted one would.
+ * resumed run draws exactly what an uninterrupted one would. Each state records the settings it was
+ * trained with; a resume with other settings is refused (listing them) unless `forceResume`, and
+ * metrics.jsonl is cut back to the state's step so no step is logged twice.
  */
 import { appendFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -11,19 +13,25 @@ import { AdamW, valueAndGrads } from '@quorum/backbone';
 import {
   CheckpointError,
   CheckpointStore,
+  comparedSettings,
+  DataError,
   decodeSafetensors,
   encodeSafetensors,
+  type ForcedResume,
+  forcedResumeWarning,
   NumericalError,
   Rng,
   recordsToTensors,
+  resumeRefusal,
+  settingDifferences,
   tensorsToRecords,
 } from '@quorum/core';
-import type { PreferencePair, TextTokenizer, TruncationMode } from '@quorum/data';
+import { filterJsonlFile, type PreferencePair, type TextTokenizer, type TruncationMode } from '@quorum/data';
 import * as tf from '@tensorflow/tfjs';
 import type { TrainableEnsemble, TrainingPhase } from './architecture.js';
 import { disposeBatch, type EncodedPair, encodePairs, pairTokenBatch } from './batches.js';
 import { bradleyTerryLoss } from './loss.js';
-import type { RewardTrainConfig } from './reward-config.js';
+import { defaultCheckpointEvery, RESUMABLE_CHANGES, type RewardTrainConfig } from './reward-config.js';
 
 export interface RewardProgress {
   readonly phase: string;
@@ -52,6 +60,16 @@ export interface RewardTrainOptions {
   readonly out?: string | undefined;
   /** Continue from the newest valid state in out/train-state. */
   readonly resume?: boolean | undefined;
+  /**
+   * The caller's settings of the run beyond `config` (data, init, architecture, …), saved with every state.
+   * On resume they and `config` (all but logEvery and checkpointEvery) must equal the saved ones.
+   */
+  readonly settings?: Readonly<Record<string, unknown>> | undefined;
+  /**
+   * Resume even when the settings differ from the saved state's: the differences are noted (`onNote`),
+   * kept in every later state and returned in `forcedResumes`.
+   */
+  readonly forceResume?: boolean | undefined;
   readonly onProgress?: ((p: RewardProgress) => void) | undefined;
   /** Called with a message when something worth saying happens (resume point, fallback to an older state). */
   readonly onNote?: ((message: string) => void) | undefined;
@@ -73,6 +91,8 @@ export interface RewardPairCounts {
 
 export interface RewardTrainResult {
   readonly stoppedEarly: boolean;
+  /** Every forced resume of this run so far (oldest first); empty when none was forced. */
+  readonly forcedResumes: readonly ForcedResume[];
   readonly pairs: RewardPairCounts;
   readonly steps: Record<string, number>;
   readonly seconds: number;
@@ -98,17 +118,37 @@ interface PhasePlan {
   readonly steps: number;
 }
 
-function planPhases(ensemble: TrainableEnsemble, nPairs: number, config: RewardTrainConfig): PhasePlan[] {
+function planPhases(
+  ensemble: TrainableEnsemble,
+  nPairs: number,
+  config: RewardTrainConfig,
+  counts: RewardPairCounts,
+): PhasePlan[] {
+  if (nPairs === 0) {
+    const given = counts.ties + counts.dropped;
+    throw new DataError(
+      given === 0
+        ? 'no training pairs were given'
+        : `none of the ${given} training pairs can be trained on (${counts.ties} ties, ${counts.dropped} longer than maxLength ${config.maxLength})`,
+      {
+        location: { field: 'pairs' },
+        hint:
+          counts.dropped > 0
+            ? "raise maxLength or use truncation 'left'"
+            : 'pass pairs with a preferred and a rejected answer',
+      },
+    );
+  }
   const base = new Rng(config.seed).fork('data-split').permutation(nPairs);
   return ensemble.phases().map((phase) => {
     const from = Math.floor(phase.dataShare[0] * nPairs);
     const to = Math.floor(phase.dataShare[1] * nPairs);
     const indices = base.slice(from, to);
     if (indices.length === 0) {
-      throw new CheckpointError(
+      throw new DataError(
         `phase "${phase.name}" gets no training pairs (share ${phase.dataShare.join('–')} of ${nPairs})`,
         {
-          location: { field: 'data' },
+          location: { field: 'pairs' },
           hint: 'give it more training pairs',
         },
       );
@@ -143,12 +183,20 @@ function microBatch(
 
 const STATE_FILE = 'state.safetensors';
 
+/** What a state records about the run, besides weights and position. */
+interface RunRecord {
+  /** The settings compared on resume. */
+  readonly settings: Record<string, unknown>;
+  readonly forcedResumes: readonly ForcedResume[];
+}
+
 async function saveState(
   store: CheckpointStore,
   ensemble: TrainableEnsemble,
   optimizer: AdamW,
   position: { phaseIndex: number; step: number },
   globalStep: number,
+  run: RunRecord,
 ): Promise<void> {
   const tensors: Record<string, tf.Tensor> = {};
   for (const vars of Object.values(ensemble.tensorFiles()))
@@ -157,7 +205,7 @@ async function saveState(
   for (const [name, t] of Object.entries(opt.tensors)) tensors[`opt.${name}`] = t;
   try {
     const bytes = encodeSafetensors(await tensorsToRecords(tensors));
-    await store.save(globalStep, { [STATE_FILE]: bytes }, { ...position, optimizerStep: opt.step });
+    await store.save(globalStep, { [STATE_FILE]: bytes }, { ...position, optimizerStep: opt.step, ...run });
   } finally {
     tf.dispose(Object.values(opt.tensors));
   }
@@ -180,7 +228,9 @@ export async function trainRewardEnsemble(options: RewardTrainOptions): Promise<
     dropped,
     truncated,
   };
-  const plans = planPhases(ensemble, encoded.length, config);
+  const plans = planPhases(ensemble, encoded.length, config, pairCounts);
+  const settings = comparedSettings(config, RESUMABLE_CHANGES, options.settings);
+  let forcedResumes: ForcedResume[] = [];
   const store =
     options.out === undefined
       ? undefined
@@ -196,8 +246,26 @@ export async function trainRewardEnsemble(options: RewardTrainOptions): Promise<
     for (const w of latest?.warnings ?? []) note(w);
     if (latest === undefined) {
       note('no saved state yet: starting from the beginning');
+      // Lines a killed run logged before its first state are logged again.
+      if (metricsFile !== undefined) await filterJsonlFile(metricsFile, () => false);
     } else {
-      const meta = latest.meta as { phaseIndex: number; step: number; optimizerStep: number };
+      const meta = latest.meta as {
+        phaseIndex: number;
+        step: number;
+        optimizerStep: number;
+        settings?: Record<string, unknown>;
+        forcedResumes?: ForcedResume[];
+      };
+      // States written before settings were recorded have none to compare.
+      const differences = meta.settings === undefined ? [] : settingDifferences(meta.settings, settings);
+      if (differences.length > 0 && options.forceResume !== true) {
+        throw resumeRefusal(differences, latest.dir, latest.step);
+      }
+      forcedResumes = [...(meta.forcedResumes ?? [])];
+      if (differences.length > 0) {
+        note(forcedResumeWarning(differences));
+        forcedResumes.push({ step: latest.step, differences });
+      }
       const contents = decodeSafetensors(
         latest.files[STATE_FILE] as Uint8Array,
         path.join(latest.dir, STATE_FILE),
@@ -223,6 +291,12 @@ export async function trainRewardEnsemble(options: RewardTrainOptions): Promise<
       }
       savedOpt = { step: meta.optimizerStep, tensors: optTensors };
       start = { phaseIndex: meta.phaseIndex, step: meta.step };
+      // Steps after the state were logged by the run that was stopped; they are logged again.
+      if (metricsFile !== undefined)
+        await filterJsonlFile(
+          metricsFile,
+          (row) => ((row as { globalStep?: number }).globalStep ?? Number.POSITIVE_INFINITY) <= latest.step,
+        );
       note(`resuming at phase ${plans[meta.phaseIndex]?.phase.name ?? meta.phaseIndex}, step ${meta.step}`);
     }
   }
@@ -230,11 +304,13 @@ export async function trainRewardEnsemble(options: RewardTrainOptions): Promise<
   const began = Date.now();
   const stepsDone: Record<string, number> = {};
   const finalLoss: Record<string, number> = {};
+  const run: RunRecord = { settings, forcedResumes };
   let globalStep = plans.slice(0, start.phaseIndex).reduce((n, p) => n + p.steps, 0) + start.step;
   for (let pi = start.phaseIndex; pi < plans.length; pi++) {
     const plan = plans[pi] as PhasePlan;
     const { phase } = plan;
     const full = phase.kind === 'full';
+    const checkpointEvery = config.checkpointEvery ?? defaultCheckpointEvery(plan.steps);
     const vars = phase.variables();
     const optimizer = new AdamW(vars, {
       lr: full ? config.lr : config.loraLr,
@@ -264,9 +340,10 @@ export async function trainRewardEnsemble(options: RewardTrainOptions): Promise<
       while (step < plan.steps) {
         if (options.signal?.aborted === true) {
           if (store !== undefined)
-            await saveState(store, ensemble, optimizer, { phaseIndex: pi, step }, globalStep);
+            await saveState(store, ensemble, optimizer, { phaseIndex: pi, step }, globalStep, run);
           return {
             stoppedEarly: true,
+            forcedResumes,
             pairs: pairCounts,
             steps: { ...stepsDone, [phase.name]: step },
             seconds: (Date.now() - began) / 1000,
@@ -370,11 +447,11 @@ export async function trainRewardEnsemble(options: RewardTrainOptions): Promise<
         }
         if (
           store !== undefined &&
-          ((config.checkpointEvery > 0 && step % config.checkpointEvery === 0) || step === plan.steps)
+          ((checkpointEvery > 0 && step % checkpointEvery === 0) || step === plan.steps)
         ) {
           // A finished phase is saved as the start of the next one.
           const position = step === plan.steps ? { phaseIndex: pi + 1, step: 0 } : { phaseIndex: pi, step };
-          await saveState(store, ensemble, optimizer, position, globalStep);
+          await saveState(store, ensemble, optimizer, position, globalStep, run);
         }
       }
     } finally {
@@ -386,6 +463,7 @@ export async function trainRewardEnsemble(options: RewardTrainOptions): Promise<
   ensemble.finalize?.();
   return {
     stoppedEarly: false,
+    forcedResumes,
     pairs: pairCounts,
     steps: stepsDone,
     seconds: (Date.now() - began) / 1000,

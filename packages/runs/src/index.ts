@@ -49,9 +49,11 @@ export {
   resolveReproduceStrategies,
 } from './reproduce.js';
 export {
+  dedupePairs,
   formatMetrics,
   loadPairs,
   metricsSummary,
+  type PairFileCounts,
   type PairSource,
   type ResolvedArchitecture,
   type RewardRunOptions,

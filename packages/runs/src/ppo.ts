@@ -32,8 +32,16 @@ export interface PpoRunOptions {
   readonly ppo: PpoConfig;
   /** Run folder: metrics.jsonl, train-state/, then the final policy. */
   readonly out: string;
-  /** Continue from the newest state in `<out>/train-state` (a fresh start when there is none). */
+  /**
+   * Continue from the newest state in `<out>/train-state` (a fresh start when there is none). The state's
+   * settings must equal this run's: the PPO config (but checkpointEvery), policy, reward model, rule and
+   * the number of prompts.
+   */
   readonly resume: boolean;
+  /** Resume even when the settings differ (warned through progress, recorded in quorum.json). */
+  readonly forceResume?: boolean | undefined;
+  /** The rule as the user named it, options included (`lcb(beta=0.5)`), for the resume check; default its name. */
+  readonly ruleLabel?: string | undefined;
   /** Stops after the current step (a checkpoint is saved); the result says `aborted`. */
   readonly signal?: AbortSignal | undefined;
   /**
@@ -68,6 +76,14 @@ export async function runPpo(
       ppo: options.ppo,
       outDir: options.out,
       signal: options.signal,
+      settings: {
+        policy: options.policy,
+        reward: options.reward,
+        rule: options.ruleLabel ?? options.rule.name,
+        prompts: options.prompts.length,
+      },
+      forceResume: options.forceResume,
+      onNote: (m) => progress.log(m),
       onProgress: (l) => progress.update(l.step, l.steps, formatPpoStep(l)),
     });
     if (options.resume) {

@@ -1,19 +1,20 @@
 // `runRewardTraining` as a user's script calls it: from a policy folder, on the shipped AlpacaEval pairs,
 // at nano size, then loaded back and used for Best-of-n offline.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { aggregationRegistry } from '@quorum/aggregation';
 import { disposeGpt, gptPreset, initGpt, savePolicy } from '@quorum/backbone';
-import { builtinBackendRegistry, ConfigError, initCompute, Rng } from '@quorum/core';
+import { builtinBackendRegistry, ConfigError, DataError, initCompute, Rng } from '@quorum/core';
 import { projectTokenizer } from '@quorum/data';
 import { builtinArchitectureRegistry } from '@quorum/ensemble';
 import * as tf from '@tensorflow/tfjs';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPools, runBestOfN } from './best-of-n.js';
 import { loadRewardModel } from './load.js';
 import type { RunProgress } from './progress.js';
-import { loadPairs, resolveArchitecture, runRewardTraining } from './reward.js';
+import { dedupePairs, loadPairs, resolveArchitecture, runRewardTraining } from './reward.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'quorum-runs-'));
 const policyDir = path.join(dir, 'policy');
@@ -98,6 +99,117 @@ describe('runRewardTraining from a policy folder', () => {
     );
     expect(() => resolveArchitecture(builtinArchitectureRegistry(), 'lorra', '--arch')).toThrow(
       /did you mean "lora"/,
+    );
+  });
+});
+
+let fileNo = 0;
+/** Writes rows as a JSONL file in the test folder. */
+function jsonl(rows: readonly object[]): string {
+  const file = path.join(dir, `prefs-${fileNo++}.jsonl`);
+  writeFileSync(file, rows.map((r) => `${JSON.stringify(r)}\n`).join(''));
+  return file;
+}
+const trl = (prompt: string, chosen: string, rejected: string) => ({ prompt, chosen, rejected });
+const farm = (instruction: string, a: string, b: string, preference: number) => ({
+  instruction,
+  input: '',
+  output_1: a,
+  output_2: b,
+  preference,
+});
+const key = (p: { prompt: { instruction: string; input: string }; chosen: string; rejected: string }) =>
+  JSON.stringify([p.prompt.instruction, p.prompt.input, p.chosen, p.rejected]);
+
+describe('loadPairs on a user file (issue 16)', () => {
+  it('an empty file, or one of ties only, is a DataError naming the file and the counts', async () => {
+    const empty = jsonl([]);
+    const e1 = await loadPairs({ data: empty, seed: 0 }).catch((e: unknown) => e);
+    expect(e1).toBeInstanceOf(DataError);
+    expect((e1 as DataError).location?.file).toBe(empty);
+    expect((e1 as DataError).message).toContain('no usable preference pairs (the file has no rows)');
+    const ties = jsonl([farm('a', 'x', 'y', 0), farm('b', 'x', 'y', 0), farm('c', 'x', 'y', 1.5)]);
+    await expect(loadPairs({ data: ties, seed: 0 })).rejects.toThrow(
+      `${ties}: no usable preference pairs (all 3 rows were left out: 3 ties, 0 with chosen = rejected, 0 duplicates)`,
+    );
+    const same = jsonl([trl('a', 'x', 'x'), trl('b', 'y', 'y')]);
+    await expect(loadPairs({ data: same, seed: 0 })).rejects.toThrow('2 with chosen = rejected');
+    const one = jsonl([trl('a', 'x', 'y'), trl('a', 'x', 'y')]);
+    await expect(loadPairs({ data: one, seed: 0 })).rejects.toThrow(
+      'only 1 distinct pair: holding out 1 for eval leaves none to train on',
+    );
+  });
+
+  it('leaves out duplicates and chosen = rejected before splitting, warns with the counts and returns them', async () => {
+    const rows = [
+      ...Array.from({ length: 10 }, (_, i) => trl(`q${i}`, `good ${i}`, 'bad')),
+      ...Array.from({ length: 10 }, (_, i) => trl(`q${i}`, `good ${i}`, 'bad')), // every pair twice
+      trl('q0', 'same', 'same'),
+    ];
+    const lines: string[] = [];
+    const progress: RunProgress = { update: () => {}, log: (m) => lines.push(m) };
+    const data = jsonl(rows);
+    const pairs = await loadPairs({ data, seed: 0, evalFraction: 0.2 }, progress);
+    expect(pairs.counts).toEqual({ rows: 21, ties: 0, identical: 1, duplicates: 10, inEval: 0 });
+    expect([pairs.train.length, pairs.eval.length]).toEqual([8, 2]);
+    expect(lines.join('\n')).toContain(
+      `warning: ${data}: left out 10 duplicate pairs (same prompt, chosen and rejected), 1 with chosen = rejected; 10 of 21 rows remain`,
+    );
+    // A held-out file: training pairs that are also in it are left out of training.
+    const evalData = jsonl([trl('q1', 'good 1', 'bad'), trl('q2', 'good 2', 'bad')]);
+    const split = await loadPairs({ data, evalData, seed: 0 }, progress);
+    expect(split.counts?.inEval).toBe(2);
+    const held = new Set(split.eval.map(key));
+    expect(split.train.filter((p) => held.has(key(p)))).toEqual([]);
+    expect(split.train).toHaveLength(8);
+  });
+
+  it('property: for any mix of duplicates, ties and chosen = rejected, no eval pair equals a train pair', async () => {
+    const row = fc.record({
+      instruction: fc.constantFrom('a', 'b', 'c'),
+      a: fc.constantFrom('x', 'y', 'z'),
+      b: fc.constantFrom('x', 'y', 'z'),
+      preference: fc.constantFrom(1, 2, 0),
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(row, { maxLength: 40 }),
+        fc.double({ min: 0.05, max: 0.6, noNaN: true }),
+        fc.nat(1000),
+        async (rows, evalFraction, seed) => {
+          const data = jsonl(rows.map((r) => farm(r.instruction, r.a, r.b, r.preference)));
+          const loaded = await loadPairs({ data, seed, evalFraction }).catch((e: unknown) => e);
+          const distinct = dedupePairs(
+            rows
+              .filter((r) => r.preference !== 0)
+              .map((r) => ({
+                id: '',
+                prompt: { instruction: r.instruction, input: '' },
+                chosen: r.preference === 1 ? r.a : r.b,
+                rejected: r.preference === 1 ? r.b : r.a,
+              })),
+          ).pairs.length;
+          if (loaded instanceof Error) {
+            expect(loaded).toBeInstanceOf(DataError);
+            expect(distinct).toBeLessThan(2);
+            return;
+          }
+          const { train, eval: held, counts } = loaded as Awaited<ReturnType<typeof loadPairs>>;
+          const trainKeys = new Set(train.map(key));
+          expect(held.filter((p) => trainKeys.has(key(p)))).toEqual([]);
+          expect(trainKeys.size).toBe(train.length);
+          expect([...train, ...held].filter((p) => p.chosen === p.rejected)).toEqual([]);
+          expect(train.length + held.length).toBe(distinct);
+          expect(
+            train.length +
+              held.length +
+              (counts?.ties ?? 0) +
+              (counts?.identical ?? 0) +
+              (counts?.duplicates ?? 0),
+          ).toBe(rows.length);
+        },
+      ),
+      { numRuns: 120, seed: 16 },
     );
   });
 });

@@ -2,12 +2,20 @@
  * Reward-model training: preference data → a trained ensemble folder with metrics (`quorum train-rm`,
  * and every reward model of `quorum reproduce`).
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { disposeGpt, type GptPresetName, gptPreset, namedParameters } from '@quorum/backbone';
-import { ConfigError, Rng, type StrategyRegistry, type StrategySpec } from '@quorum/core';
+import {
+  ConfigError,
+  DataError,
+  Rng,
+  type StrategyRegistry,
+  type StrategySpec,
+  writeJsonAtomic,
+} from '@quorum/core';
 import {
   datasets,
+  type LoadStats,
   loadPreferencePairs,
   type PreferencePair,
   projectTokenizer,
@@ -45,12 +53,97 @@ export interface PairSource {
   readonly trainLimit?: number | undefined;
   readonly evalLimit?: number | undefined;
   readonly seed: number;
+  /** Longest line of a JSONL file, in bytes (default: @quorum/data's 8 MiB). */
+  readonly maxLineBytes?: number | undefined;
 }
 
-/** Train and eval pairs. AlpacaEval keeps its fixed split: nothing from an eval instruction is trained on. */
+/** What became of a preference file's rows before the split (recorded in quorum.json). */
+export interface PairFileCounts {
+  /** Non-blank rows read. */
+  readonly rows: number;
+  /** Ties (draws) left out. */
+  readonly ties: number;
+  /** Pairs whose chosen and rejected answers are the same text, left out (nothing to learn). */
+  readonly identical: number;
+  /** Repeats of an earlier pair (same prompt, chosen and rejected), left out. */
+  readonly duplicates: number;
+  /** Training pairs also in --eval-data, left out of training (they would leak into the eval). */
+  readonly inEval: number;
+}
+
+/** The key two pairs share when they are the same pair: prompt, chosen and rejected. */
+function pairKey(p: PreferencePair): string {
+  return JSON.stringify([p.prompt.instruction, p.prompt.input, p.chosen, p.rejected]);
+}
+
+/**
+ * Leaves out pairs whose chosen and rejected answers are the same text and repeats of an earlier pair
+ * (the same prompt, chosen and rejected; the first is kept), counting both.
+ */
+export function dedupePairs(pairs: readonly PreferencePair[]): {
+  pairs: PreferencePair[];
+  identical: number;
+  duplicates: number;
+} {
+  const seen = new Set<string>();
+  const out: PreferencePair[] = [];
+  let identical = 0;
+  let duplicates = 0;
+  for (const p of pairs) {
+    if (p.chosen === p.rejected) {
+      identical++;
+      continue;
+    }
+    const key = pairKey(p);
+    if (seen.has(key)) {
+      duplicates++;
+      continue;
+    }
+    seen.add(key);
+    out.push(p);
+  }
+  return { pairs: out, identical, duplicates };
+}
+
+/** A user's preference file, deduplicated; no usable pair is a DataError naming the file and the counts. */
+async function loadPairFile(
+  file: string,
+  source: PairSource,
+): Promise<{ pairs: PreferencePair[]; stats: LoadStats; identical: number; duplicates: number }> {
+  const { pairs, stats } = await loadPreferencePairs(file, {
+    ...(source.format === undefined ? {} : { format: source.format }),
+    ...(source.maxLineBytes === undefined ? {} : { maxLineBytes: source.maxLineBytes }),
+  });
+  const unique = dedupePairs(pairs);
+  if (unique.pairs.length === 0) {
+    const what =
+      stats.rows === 0
+        ? 'the file has no rows'
+        : `all ${stats.rows} rows were left out: ${stats.ties} ties, ${unique.identical} with chosen = rejected, ${unique.duplicates} duplicates`;
+    throw new DataError(`no usable preference pairs (${what})`, {
+      location: { file },
+      hint: 'a preference file needs rows with a preferred and a different rejected answer, e.g. {"prompt": "...", "chosen": "...", "rejected": "..."}',
+    });
+  }
+  return { ...unique, stats };
+}
+
+/**
+ * Train and eval pairs. AlpacaEval keeps its fixed split: nothing from an eval instruction is trained on.
+ * A user's file is deduplicated before it is split (so no pair lands in both halves), pairs with chosen =
+ * rejected are left out, and so are training pairs that are also in `evalData`; `progress` is warned of
+ * each and `counts` says how many.
+ */
 export async function loadPairs(
   source: PairSource,
-): Promise<{ train: PreferencePair[]; eval: PreferencePair[]; description: string }> {
+  progress: RunProgress = silentProgress,
+): Promise<{
+  train: PreferencePair[];
+  eval: PreferencePair[];
+  description: string;
+  /** For a file: what was left out before the split. */
+  counts?: PairFileCounts | undefined;
+}> {
   const rng = new Rng(source.seed).fork('pairs');
   // The subsets keep the order drawn (as `train-rm` always has).
   const drawn = { keepOrder: false };
@@ -75,27 +168,58 @@ export async function loadPairs(
       hint: 'pass alpaca-eval or a JSONL preference file',
     });
   }
-  const { pairs } = await loadPreferencePairs(
-    source.data,
-    source.format === undefined ? {} : { format: source.format },
-  );
+  const loaded = await loadPairFile(source.data, source);
+  const { pairs } = loaded;
   let train = pairs;
   let evalPairs: PreferencePair[] = [];
+  let inEval = 0;
   if (source.evalData !== undefined) {
-    evalPairs = (
-      await loadPreferencePairs(source.evalData, source.format === undefined ? {} : { format: source.format })
-    ).pairs;
+    evalPairs = (await loadPairFile(source.evalData, source)).pairs;
+    const held = new Set(evalPairs.map(pairKey));
+    train = pairs.filter((p) => !held.has(pairKey(p)));
+    inEval = pairs.length - train.length;
+    if (train.length === 0) {
+      throw new DataError(
+        `every one of the ${pairs.length} pairs is also in --eval-data ${source.evalData}`,
+        {
+          location: { file: source.data },
+          hint: 'train and evaluate on different pairs',
+        },
+      );
+    }
   } else {
     const fraction = source.evalFraction ?? 0.1;
     const order = rng.fork('holdout').permutation(pairs.length);
     const nEval = Math.max(1, Math.floor(pairs.length * fraction));
+    if (nEval >= pairs.length) {
+      throw new DataError(
+        `only ${pairs.length} distinct pair${pairs.length === 1 ? '' : 's'}: holding out ${nEval} for eval leaves none to train on`,
+        {
+          location: { file: source.data },
+          hint: 'add pairs, lower --eval-fraction, or pass a held-out file with --eval-data',
+        },
+      );
+    }
     evalPairs = order.slice(0, nEval).map((i) => pairs[i] as PreferencePair);
     train = order.slice(nEval).map((i) => pairs[i] as PreferencePair);
+  }
+  const counts: PairFileCounts = {
+    rows: loaded.stats.rows,
+    ties: loaded.stats.ties,
+    identical: loaded.identical,
+    duplicates: loaded.duplicates,
+    inEval,
+  };
+  if (counts.identical + counts.duplicates + counts.inEval > 0) {
+    progress.log(
+      `warning: ${source.data}: left out ${counts.duplicates} duplicate pairs (same prompt, chosen and rejected), ${counts.identical} with chosen = rejected${source.evalData === undefined ? '' : ` and ${counts.inEval} also in --eval-data`}; ${pairs.length - inEval} of ${counts.rows} rows remain`,
+    );
   }
   return {
     train: seededSubset(train, source.trainLimit, rng.fork('train'), drawn),
     eval: seededSubset(evalPairs, source.evalLimit, rng.fork('eval'), drawn),
     description: source.data,
+    counts,
   };
 }
 
@@ -145,14 +269,24 @@ export interface RewardRunOptions {
   readonly config: Partial<RewardTrainConfig>;
   /** The reward-model folder to write. */
   readonly out: string;
-  /** Continue from the newest state in `<out>/train-state` (a fresh start when there is none). */
+  /**
+   * Continue from the newest state in `<out>/train-state` (a fresh start when there is none). The state's
+   * settings must equal this run's: the training config (but logEvery, checkpointEvery), architecture and
+   * its options, members, size, init, data, truncation and the number of training pairs.
+   */
   readonly resume: boolean;
+  /** Resume even when the settings differ (warned through progress, recorded in quorum.json). */
+  readonly forceResume?: boolean | undefined;
+  /** What loadPairs left out of the data, recorded in quorum.json. */
+  readonly dataCounts?: PairFileCounts | undefined;
   /** Stops after the next checkpoint; the result says `stoppedEarly`. */
   readonly signal?: AbortSignal | undefined;
 }
 
 export interface RewardRunResult {
   readonly stoppedEarly: boolean;
+  /** Resumes that went ahead with other settings (forceResume), with the saved and current values. */
+  readonly forcedResumes: RewardTrainResult['forcedResumes'];
   /** Training pairs used, tied (skipped), dropped (`drop`) and truncated (`left`). */
   readonly pairs: RewardTrainResult['pairs'];
   readonly maxLength: number;
@@ -223,6 +357,17 @@ export async function runRewardTraining(
       truncation,
       out: options.out,
       resume: options.resume,
+      forceResume: options.forceResume,
+      settings: {
+        architecture: options.architecture.name,
+        architectureOptions: options.architecture.options,
+        members: options.members,
+        ...(options.init === 'scratch' ? { size: options.size } : {}),
+        init: options.init,
+        data: options.dataDescription,
+        truncation,
+        trainPairs: options.train.length,
+      },
       signal: options.signal,
       onNote: (m) => progress.log(m),
       onProgress: (p) =>
@@ -234,7 +379,13 @@ export async function runRewardTraining(
     });
     const trainSeconds = (Date.now() - began) / 1000;
     const counts = ensemble.paramCounts();
-    const done = { pairs: result.pairs, maxLength, params: counts, trainSeconds };
+    const done = {
+      pairs: result.pairs,
+      maxLength,
+      params: counts,
+      trainSeconds,
+      forcedResumes: result.forcedResumes,
+    };
     if (result.stoppedEarly) return { ...done, stoppedEarly: true, metrics: undefined };
     progress.log(`scoring ${options.eval.length} held-out pairs`);
     const metrics =
@@ -246,9 +397,11 @@ export async function runRewardTraining(
       init: options.init,
       truncation,
       pairs: result.pairs,
+      ...(options.dataCounts === undefined ? {} : { dataCounts: options.dataCounts }),
       steps: result.steps,
       trainSeconds,
       config,
+      ...(result.forcedResumes.length === 0 ? {} : { forcedResumes: result.forcedResumes }),
       ...(metrics === undefined ? {} : { eval: metricsSummary(metrics) }),
     };
     await saveEnsemble(options.out, ensemble, {
@@ -257,10 +410,7 @@ export async function runRewardTraining(
       training,
     });
     if (metrics !== undefined)
-      writeFileSync(
-        path.join(options.out, 'eval.json'),
-        `${JSON.stringify(metricsSummary(metrics), null, 2)}\n`,
-      );
+      await writeJsonAtomic(path.join(options.out, 'eval.json'), metricsSummary(metrics));
     return { ...done, stoppedEarly: false, metrics };
   } finally {
     ensemble.dispose();

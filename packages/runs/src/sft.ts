@@ -46,11 +46,19 @@ export interface SftRunOptions {
   readonly out: string;
   readonly maxSteps: number;
   readonly batchSize: number;
-  /** Optimizer steps between resumable states; default a fifth of maxSteps, at least 10. */
+  /** Optimizer steps between resumable states; default a quarter of maxSteps, at most 100. */
   readonly checkpointEvery?: number | undefined;
   readonly seed: number;
-  /** Continue from the newest state in `<out>/train-state` (a fresh start when there is none). */
+  /**
+   * Continue from the newest state in `<out>/train-state` (a fresh start when there is none). The state's
+   * settings must equal this run's: the SFT config (seed, lr, maxSteps, batch size, …; not how often it
+   * logs, evaluates or saves), init, size, data, maxLength, truncation and the number of examples.
+   */
   readonly resume: boolean;
+  /** Resume even when the settings differ (warned through progress, recorded in quorum.json). */
+  readonly forceResume?: boolean | undefined;
+  /** Longest line of a JSONL data file, in bytes (default: @quorum/data's 8 MiB). */
+  readonly maxLineBytes?: number | undefined;
   /** Stops at the next checkpoint boundary (after saving); the result says `stoppedEarly`. */
   readonly signal?: AbortSignal | undefined;
 }
@@ -65,6 +73,8 @@ export interface SftRunResult {
   readonly initialEvalLoss: number | undefined;
   readonly seconds: number;
   readonly stoppedEarly: boolean;
+  /** Resumes that went ahead with other settings (forceResume), with the saved and current values. */
+  readonly forcedResumes: SftTrainer['forcedResumes'];
 }
 
 /**
@@ -95,7 +105,11 @@ export function toTokenExamples(
   return { examples: out, truncated, dropped };
 }
 
-async function sftData(data: string, seed: number): Promise<{ train: SftExample[]; eval: SftExample[] }> {
+async function sftData(
+  data: string,
+  seed: number,
+  maxLineBytes: number | undefined,
+): Promise<{ train: SftExample[]; eval: SftExample[] }> {
   if (data === 'alpaca-eval') {
     const ae = await datasets.alpacaEval();
     // Train on the train split only; the eval split measures held-out loss (no eval instruction is trained on).
@@ -107,7 +121,10 @@ async function sftData(data: string, seed: number): Promise<{ train: SftExample[
       hint: 'pass alpaca-eval or a JSONL file of {instruction, input?, output} rows',
     });
   }
-  const { examples } = await loadSftExamples(data, { format: 'sft' });
+  const { examples } = await loadSftExamples(data, {
+    format: 'sft',
+    ...(maxLineBytes === undefined ? {} : { maxLineBytes }),
+  });
   const order = new Rng(seed).fork('sft-holdout').permutation(examples.length);
   const nEval = Math.max(1, Math.floor(examples.length * 0.05));
   return {
@@ -138,7 +155,7 @@ export async function runSft(
   options: SftRunOptions,
   progress: RunProgress = silentProgress,
 ): Promise<SftRunResult> {
-  const { train, eval: held } = await sftData(options.data, options.seed);
+  const { train, eval: held } = await sftData(options.data, options.seed, options.maxLineBytes);
   const { config, params, tokenizer } = await sftStart(options);
   let maxLength: number;
   let trainSeqs: ReturnType<typeof toTokenExamples>;
@@ -171,8 +188,10 @@ export async function runSft(
     batchSize: options.batchSize,
     seed: options.seed,
     evalEvery: Math.max(10, Math.round(options.maxSteps / 5)),
-    checkpointEvery: options.checkpointEvery ?? Math.max(10, Math.round(options.maxSteps / 5)),
+    ...(options.checkpointEvery === undefined ? {} : { checkpointEvery: options.checkpointEvery }),
   });
+  const init = options.init ?? 'scratch';
+  const truncation = options.truncation ?? 'left';
   const trainer = new SftTrainer({
     config,
     params,
@@ -181,6 +200,16 @@ export async function runSft(
     eval: evalSeqs,
     outDir: path.join(options.out, 'train-state'),
     padId: tokenizer.padId,
+    settings: {
+      init,
+      ...(init === 'scratch' ? { size: options.size } : {}),
+      data: options.data,
+      maxLength,
+      truncation,
+      trainExamples: trainSeqs.examples.length,
+    },
+    forceResume: options.forceResume,
+    onNote: (m) => progress.log(m),
     onProgress: (p) =>
       progress.update(
         p.step,
@@ -189,12 +218,14 @@ export async function runSft(
       ),
   });
   try {
-    let initialEvalLoss: number | undefined;
     if (options.resume) {
       const step = await trainer.resume();
       progress.log(step === undefined ? 'no checkpoint yet: starting fresh' : `resuming from step ${step}`);
     }
-    if (trainer.step === 0) initialEvalLoss = trainer.evaluate();
+    // Saved with every checkpoint, so a resumed run still reports where it started.
+    if (trainer.step === 0) trainer.evaluateInitial();
+    const { initialEvalLoss } = trainer;
+    const slice = trainer.checkpointEvery > 0 ? trainer.checkpointEvery : sft.maxSteps;
     const began = Date.now();
     let summary = { steps: trainer.step, trainLoss: Number.NaN, evalLoss: undefined as number | undefined };
     // Train in slices so Ctrl-C stops at the next slice boundary, after a checkpoint.
@@ -207,11 +238,10 @@ export async function runSft(
           initialEvalLoss,
           seconds: (Date.now() - began) / 1000,
           stoppedEarly: true,
+          forcedResumes: trainer.forcedResumes,
         };
       }
-      summary = await trainer.train({
-        stopAtStep: Math.min(sft.maxSteps, trainer.step + sft.checkpointEvery),
-      });
+      summary = await trainer.train({ stopAtStep: Math.min(sft.maxSteps, trainer.step + slice) });
     }
     await savePolicy(options.out, {
       config,
@@ -220,17 +250,18 @@ export async function runSft(
       tokenizerFiles: tokenizer.files(),
       training: {
         kind: 'sft',
-        init: options.init ?? 'scratch',
+        init,
         data: options.data,
         maxLength,
-        truncation: options.truncation ?? 'left',
+        truncation,
         examples,
         steps: summary.steps,
         trainLoss: summary.trainLoss,
         evalLoss: summary.evalLoss,
         initialEvalLoss,
-        ...((options.init ?? 'scratch') === 'scratch' ? { size: options.size } : {}),
+        ...(init === 'scratch' ? { size: options.size } : {}),
         seed: options.seed,
+        ...(trainer.forcedResumes.length === 0 ? {} : { forcedResumes: trainer.forcedResumes }),
       },
     });
     return {
@@ -240,6 +271,7 @@ export async function runSft(
       initialEvalLoss,
       seconds: (Date.now() - began) / 1000,
       stoppedEarly: false,
+      forcedResumes: trainer.forcedResumes,
     };
   } finally {
     trainer.dispose();

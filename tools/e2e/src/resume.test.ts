@@ -2,7 +2,7 @@
 // checkpoint, rerun the same command with --resume, and compare the final weights with an uninterrupted
 // run's, byte for byte.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -292,29 +292,50 @@ describe('sft: SIGKILL, Ctrl-C and --resume (real processes)', () => {
 
 describe('ppo: SIGKILL and --resume (real processes)', () => {
   const reward = path.join(work, 'ppo-reward');
+  const rewardArgs = (out: string): string[] => [
+    'train-rm',
+    '--arch',
+    'linear-heads',
+    '--members',
+    '2',
+    '--init',
+    'scratch',
+    '--preset',
+    'smoke',
+    '--data',
+    prefData,
+    '--format',
+    'trl',
+    '--eval-fraction',
+    '0.2',
+    '--max-steps',
+    '2',
+    '--out',
+    out,
+  ];
   beforeAll(() => {
-    const r = run([
-      'train-rm',
-      '--arch',
-      'linear-heads',
-      '--members',
-      '2',
-      '--init',
-      'scratch',
-      '--preset',
-      'smoke',
-      '--data',
-      prefData,
-      '--format',
-      'trl',
-      '--eval-fraction',
-      '0.2',
-      '--max-steps',
-      '2',
-      '--out',
-      reward,
-    ]);
+    const r = run(rewardArgs(reward));
     expect(r.code, r.stderr).toBe(0);
+  });
+
+  it('train-rm --resume with another --seed is refused, listing saved and new values; --force-resume goes on and records both', () => {
+    const out = path.join(work, 'rm-seed');
+    cpSync(reward, out, { recursive: true });
+    const refused = run([...rewardArgs(out), '--resume', '--seed', '1']);
+    expect(refused.code, refused.stderr).toBe(2);
+    expect(refused.stderr).toMatch(/other settings; resuming would mix two runs:\s+seed: saved 0, now 1/);
+    expect(refused.stderr).toMatch(/--force-resume/);
+    const forced = run([...rewardArgs(out), '--force-resume', '--seed', '1'], loud);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(forced.stderr).toMatch(/warning: resuming with settings that differ[\s\S]*seed: saved 0, now 1/);
+    const manifest = JSON.parse(readFileSync(path.join(out, 'quorum.json'), 'utf8')) as {
+      training: { forcedResumes: { differences: { setting: string; saved: unknown; now: unknown }[] }[] };
+    };
+    expect(manifest.training.forcedResumes[0]?.differences).toContainEqual({
+      setting: 'seed',
+      saved: 0,
+      now: 1,
+    });
   });
 
   const ppoArgs = (out: string): string[] => [

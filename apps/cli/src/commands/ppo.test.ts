@@ -38,6 +38,56 @@ function program(writeOut?: (s: string) => void): Command {
   return p;
 }
 
+/** The 2-step lcb run of the first test, with `extra` flags. */
+const runArgs = (out: string, ...extra: string[]): string[] => [
+  '--backend',
+  'wasm',
+  'ppo',
+  '--policy',
+  path.join(dir, 'policy'),
+  '--reward',
+  path.join(dir, 'rm'),
+  '--agg',
+  'lcb',
+  '--beta',
+  '0.5',
+  '--steps',
+  '2',
+  '--out',
+  out,
+  '--prompts',
+  path.join(dir, 'prompts.jsonl'),
+  '--rollout-batch',
+  '2',
+  '--step-batch',
+  '2',
+  '--max-new-tokens',
+  '6',
+  '--lr',
+  '1e-3',
+  '--kl-estimator',
+  'k3',
+  '--ppo-opt',
+  'warmupSteps=0',
+  ...extra,
+];
+
+/** Runs `args`, returning what went to stderr. */
+async function stderrOf(args: string[]): Promise<string[]> {
+  const lines: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((chunk: string) => {
+    lines.push(String(chunk));
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    await program().parseAsync(args, { from: 'user' });
+  } finally {
+    process.stderr.write = write;
+  }
+  return lines;
+}
+
 describe('quorum ppo', () => {
   it('runs 2 steps on a tiny saved policy and ensemble, with lcb, and writes the policy', async () => {
     const out = path.join(dir, 'out');
@@ -48,40 +98,7 @@ describe('quorum ppo', () => {
       return true;
     }) as typeof process.stderr.write;
     try {
-      await program().parseAsync(
-        [
-          '--backend',
-          'wasm',
-          'ppo',
-          '--policy',
-          path.join(dir, 'policy'),
-          '--reward',
-          path.join(dir, 'rm'),
-          '--agg',
-          'lcb',
-          '--beta',
-          '0.5',
-          '--steps',
-          '2',
-          '--out',
-          out,
-          '--prompts',
-          path.join(dir, 'prompts.jsonl'),
-          '--rollout-batch',
-          '2',
-          '--step-batch',
-          '2',
-          '--max-new-tokens',
-          '6',
-          '--lr',
-          '1e-3',
-          '--kl-estimator',
-          'k3',
-          '--ppo-opt',
-          'warmupSteps=0',
-        ],
-        { from: 'user' },
-      );
+      await program().parseAsync(runArgs(out), { from: 'user' });
     } finally {
       process.stderr.write = write;
     }
@@ -97,6 +114,25 @@ describe('quorum ppo', () => {
     expect(manifest.kind).toBe('quorum-policy');
     expect(manifest.training.rule).toBe('lcb');
     expect(existsSync(path.join(out, 'train-state'))).toBe(true);
+  });
+
+  it('refuses --resume with another --seed or --agg option, listing saved and now; --force-resume records both', async () => {
+    const out = path.join(dir, 'out'); // the finished run of the first test
+    const refused = program().parseAsync(runArgs(out, '--resume', '--seed', '3', '--beta', '1'), {
+      from: 'user',
+    });
+    await expect(refused).rejects.toThrow(ConfigError);
+    await expect(
+      program().parseAsync(runArgs(out, '--resume', '--seed', '3', '--beta', '1'), { from: 'user' }),
+    ).rejects.toThrow(/rule: saved "lcb\(beta=0.5\)", now "lcb\(beta=1\)"[\s\S]*seed: saved 0, now 3/);
+    const lines = await stderrOf(runArgs(out, '--force-resume', '--seed', '3'));
+    expect(lines.join('')).toMatch(/warning: resuming with settings that differ[\s\S]*seed: saved 0, now 3/);
+    const manifest = JSON.parse(readFileSync(path.join(out, 'quorum.json'), 'utf8')) as {
+      training: { forcedResumes: unknown };
+    };
+    expect(manifest.training.forcedResumes).toEqual([
+      { step: 2, differences: [{ setting: 'seed', saved: 0, now: 3 }] },
+    ]);
   });
 
   it('refuses a non-empty --out without --resume or --overwrite, naming both, before loading anything', async () => {
@@ -148,6 +184,7 @@ describe('quorum ppo', () => {
     expect(help).toMatch(/--agg <rule>/);
     expect(help).toMatch(/Table 4/);
     expect(help).toMatch(/--resume/);
+    expect(help).toMatch(/--force-resume[\s\S]*Compared:\s+--seed,\s+--steps,\s+--lr/);
     expect(help).toMatch(/\$ quorum ppo --policy/);
   });
 });

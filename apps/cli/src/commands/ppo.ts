@@ -15,6 +15,7 @@ import {
   aggOption,
   aggOptOption,
   betaOption,
+  forceResumeOption,
   lambdaOption,
   outOption,
   overwriteOption,
@@ -35,6 +36,7 @@ export interface PpoCommandOptions {
   steps?: number;
   out: string;
   resume?: boolean;
+  forceResume?: boolean;
   overwrite?: boolean;
   prompts: string;
   klCoef?: number;
@@ -48,6 +50,10 @@ export interface PpoCommandOptions {
   seed?: number;
   ppoOpt?: string[];
 }
+
+/** What `--force-resume` says ppo compares. */
+export const PPO_COMPARED =
+  '--seed, --steps, --lr, --rollout-batch, --step-batch, --epochs, --max-new-tokens, the KL options and every --ppo-opt but checkpointEvery, --policy, --reward, --agg with its options, and the number of prompts.';
 
 /** Flags → resolved options (every option and the rule checked) → runPpo. */
 async function ppoCommand(globals: GlobalOptions, opts: PpoCommandOptions): Promise<void> {
@@ -68,8 +74,8 @@ async function ppoCommand(globals: GlobalOptions, opts: PpoCommandOptions): Prom
     },
     'ppo',
   );
-  const { rule } = ruleFromFlags(ruleRegistry(ctx), opts);
-  const { resume } = prepareOutDir(opts.out, opts);
+  const { rule, label } = ruleFromFlags(ruleRegistry(ctx), opts);
+  const { resume } = prepareOutDir(opts.out, { ...opts, resume: opts.resume ?? opts.forceResume });
   await startCompute(ctx);
   const prompts = await loadPrompts(opts.prompts, 'train');
   const progress = progressLine('ppo step', { everyUpdate: true });
@@ -79,10 +85,12 @@ async function ppoCommand(globals: GlobalOptions, opts: PpoCommandOptions): Prom
       reward: opts.reward,
       architectures: architectureRegistry(ctx),
       rule,
+      ruleLabel: label,
       prompts,
       ppo,
       out: opts.out,
       resume,
+      forceResume: opts.forceResume,
       signal: interruptSignal(),
     },
     progress,
@@ -114,6 +122,7 @@ export function registerPpo(program: Command): void {
     )
     .addOption(outOption('run folder: metrics.jsonl, train-state/ (checkpoints), then the final policy'))
     .addOption(resumeOption())
+    .addOption(forceResumeOption(PPO_COMPARED))
     .addOption(overwriteOption())
     .option(
       '--prompts <file|alpaca-eval>',

@@ -4,8 +4,10 @@ import { type Command, Option } from 'commander';
 import { positiveInt } from '../args.js';
 import { createContext, type GlobalOptions, startCompute } from '../context.js';
 import {
+  forceResumeOption,
   initOption,
   maxLengthOption,
+  maxLineBytesOption,
   outOption,
   overwriteOption,
   presetOption,
@@ -30,8 +32,14 @@ interface SftOptions {
   checkpointEvery?: number;
   seed: number;
   resume?: boolean;
+  forceResume?: boolean;
   overwrite?: boolean;
+  maxLineBytes?: number;
 }
+
+/** What `--force-resume` says sft compares. */
+export const SFT_COMPARED =
+  '--seed, --max-steps, --batch-size and the optimizer and schedule settings, --init, --size, --data (and the number of examples), --max-length, --truncation; --checkpoint-every (and the eval and log intervals) may change.';
 
 export function registerSft(program: Command): void {
   program
@@ -51,6 +59,7 @@ export function registerSft(program: Command): void {
       'alpaca-eval (the shipped train-split answers that GPT-4 preferred) or a JSONL file of {instruction, input?, output}',
       'alpaca-eval',
     )
+    .addOption(maxLineBytesOption())
     .addOption(outOption('policy folder to write (checkpoints in <out>/train-state)'))
     .addOption(
       new Option('--max-steps <n>', "optimizer steps (default: the preset's)").argParser(positiveInt),
@@ -61,11 +70,12 @@ export function registerSft(program: Command): void {
     .addOption(
       new Option(
         '--checkpoint-every <n>',
-        'save a resumable state every n optimizer steps (default: a fifth of the steps, at least 10)',
+        'save a resumable state every n optimizer steps (default: a quarter of the steps, at most 100)',
       ).argParser(positiveInt),
     )
     .addOption(seedOption('seed for initialisation and data order'))
     .addOption(resumeOption())
+    .addOption(forceResumeOption(SFT_COMPARED))
     .addOption(overwriteOption())
     .addHelpText(
       'after',
@@ -87,7 +97,7 @@ Examples:
       const preset = resolvePreset(opts.preset, '--preset');
       if (opts.init !== undefined && opts.init !== 'scratch')
         await checkPolicySource(opts.init, '--init', opts.maxLength);
-      const { resume } = prepareOutDir(opts.out, opts);
+      const { resume } = prepareOutDir(opts.out, { ...opts, resume: opts.resume ?? opts.forceResume });
       const backend = await startCompute(ctx);
       const size = opts.size ?? preset.size;
       const init = opts.init ?? 'scratch';
@@ -108,6 +118,8 @@ Examples:
           checkpointEvery: opts.checkpointEvery,
           seed: opts.seed,
           resume,
+          forceResume: opts.forceResume,
+          maxLineBytes: opts.maxLineBytes,
           signal: interruptSignal(),
         },
         progress,

@@ -1,7 +1,7 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ConfigError } from '@quorum/core';
+import { ConfigError, DataError } from '@quorum/core';
 import { builtinArchitectureRegistry } from '@quorum/ensemble';
 import { Command } from 'commander';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -60,5 +60,51 @@ describe('quorum train-rm checks every option before any work', () => {
     await expect(run('--arch', 'lorra', '--out', out)).rejects.toThrow(/did you mean "lora"/);
     await expect(run('--arch', 'single', '--members', '3', '--out', out)).rejects.toThrow(/--members/);
     expect(readdirSync(cache)).toEqual([]);
+  });
+
+  it('names the file of an empty or all-tie --data as a DataError, and takes --max-line-bytes', async () => {
+    const empty = path.join(cache, 'empty.jsonl');
+    writeFileSync(empty, '');
+    const ties = path.join(cache, 'ties.jsonl');
+    writeFileSync(
+      ties,
+      '{"instruction": "a", "output_1": "x", "output_2": "y", "preference": 0}\n'.repeat(3),
+    );
+    const args = (data: string, ...extra: string[]) => [
+      'node',
+      'quorum',
+      '--backend',
+      'wasm',
+      'train-rm',
+      '--init',
+      'scratch',
+      '--data',
+      data,
+      '--out',
+      path.join(cache, 'rm-data'),
+      ...extra,
+    ];
+    const program = () => {
+      const p = new Command('quorum').option('--backend <name>').exitOverride();
+      registerTrainRm(p);
+      return p;
+    };
+    await expect(program().parseAsync(args(empty))).rejects.toThrow(DataError);
+    await expect(program().parseAsync(args(empty))).rejects.toThrow(`${empty}: no usable preference pairs`);
+    await expect(program().parseAsync(args(ties))).rejects.toThrow('3 ties');
+    await expect(program().parseAsync(args(ties, '--max-line-bytes', '10'))).rejects.toThrow(
+      `${ties}:1: line is longer than 10 bytes`,
+    );
+    await expect(program().parseAsync(args(ties, '--max-line-bytes', '0'))).rejects.toThrow();
+  });
+
+  it('--help lists what --force-resume compares and the --max-line-bytes limit', () => {
+    let help = '';
+    const p = new Command('quorum').exitOverride().configureOutput({ writeOut: (s) => (help += s) });
+    registerTrainRm(p);
+    expect(() => p.parse(['train-rm', '--help'], { from: 'user' })).toThrow();
+    expect(help).toMatch(/--force-resume[\s\S]*Compared:\s+--seed,\s+--lr,\s+--max-steps/);
+    expect(help).toMatch(/--checkpoint-every[\s\S]*may\s+change/);
+    expect(help).toMatch(/--max-line-bytes <n>[\s\S]*8 MiB/);
   });
 });

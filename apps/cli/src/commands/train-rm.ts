@@ -14,8 +14,10 @@ import { collect, fraction, positiveInt } from '../args.js';
 import { architectureRegistry, createContext, type GlobalOptions, startCompute } from '../context.js';
 import { parseKeyValues } from '../key-values.js';
 import {
+  forceResumeOption,
   initOption,
   maxLengthOption,
+  maxLineBytesOption,
   outOption,
   overwriteOption,
   presetOption,
@@ -53,8 +55,14 @@ interface TrainRmOptions {
   seed: number;
   out: string;
   resume?: boolean;
+  forceResume?: boolean;
   overwrite?: boolean;
+  maxLineBytes?: number;
 }
+
+/** What `--force-resume` says train-rm compares. */
+export const TRAIN_RM_COMPARED =
+  '--seed, --lr, --max-steps, the batch size, epochs and every other training option of --preset, --arch and --arch-opt, --members, --size, --init, --data (and the number of training pairs), --max-length, --truncation, --no-bootstrap; --checkpoint-every (and the log interval) may change.';
 
 export function registerTrainRm(program: Command): void {
   program
@@ -97,6 +105,7 @@ export function registerTrainRm(program: Command): void {
       'alpaca-eval',
     )
     .option('--format <name>', 'format of --data: alpaca-farm, trl, hh-rlhf (detected when omitted)')
+    .addOption(maxLineBytesOption())
     .addOption(
       new Option(
         '--pairs <kind>',
@@ -132,13 +141,14 @@ export function registerTrainRm(program: Command): void {
     .addOption(
       new Option(
         '--checkpoint-every <n>',
-        'save a resumable state every n optimizer steps (default: 50)',
+        "save a resumable state every n optimizer steps (default: a quarter of each phase's steps, at most 50)",
       ).argParser(positiveInt),
     )
     .option('--no-bootstrap', 'turn off per-member bootstrap weights for members that share a transformer')
     .addOption(seedOption())
     .addOption(outOption('reward-model folder to write'))
     .addOption(resumeOption())
+    .addOption(forceResumeOption(TRAIN_RM_COMPARED))
     .addOption(overwriteOption())
     .addHelpText(
       'after',
@@ -152,6 +162,10 @@ Architectures (the paper's three, plus the baseline):
                 options: rank (8), alpha (16), targets (all-linear: every linear layer of a block,
                 q,k,v,o,fc,proj, plus gate on SwiGLU models such as Llama; or a list, e.g. targets=q,v),
                 layers (all, or the top N via layers=top:N: cheaper scoring, see the bench)
+
+A preference file is deduplicated before the held-out split (same prompt, chosen and rejected: one is
+kept), pairs whose chosen and rejected answers are the same are left out, and so are training pairs also
+in --eval-data; the counts are printed and recorded in quorum.json.
 
 Pairs longer than --max-length are cut (--truncation left: the prompt loses its end, then each answer its
 start; the answer's end and the reward token stay) or left out (drop); the counts are printed.
@@ -180,23 +194,27 @@ Examples:
       const members = membersFor(architecture.name, opts.members);
       if (opts.init !== undefined && opts.init !== 'scratch')
         await checkPolicySource(opts.init, '--init', opts.maxLength);
-      const { resume } = prepareOutDir(opts.out, opts);
+      const { resume } = prepareOutDir(opts.out, { ...opts, resume: opts.resume ?? opts.forceResume });
       const backend = await startCompute(ctx);
       const size = opts.size ?? preset.size;
       const progress = progressLine(`train-rm ${opts.arch}`);
       const signal = interruptSignal();
       const init = opts.init ?? (await ensurePresetSft(preset, size, opts.seed, progress, signal));
-      const data = await loadPairs({
-        data: opts.data,
-        format: opts.format,
-        pairs: opts.pairs,
-        balance: opts.balance,
-        evalData: opts.evalData,
-        evalFraction: opts.evalFraction,
-        trainLimit: opts.trainPairs ?? (opts.data === 'alpaca-eval' ? preset.rm.trainPairs : undefined),
-        evalLimit: opts.data === 'alpaca-eval' ? preset.rm.evalPairs : undefined,
-        seed: opts.seed,
-      });
+      const data = await loadPairs(
+        {
+          data: opts.data,
+          format: opts.format,
+          pairs: opts.pairs,
+          balance: opts.balance,
+          evalData: opts.evalData,
+          evalFraction: opts.evalFraction,
+          trainLimit: opts.trainPairs ?? (opts.data === 'alpaca-eval' ? preset.rm.trainPairs : undefined),
+          evalLimit: opts.data === 'alpaca-eval' ? preset.rm.evalPairs : undefined,
+          seed: opts.seed,
+          maxLineBytes: opts.maxLineBytes,
+        },
+        progress,
+      );
       progress.log(
         `train-rm: ${opts.arch} k=${members}, ${init === 'scratch' ? `${size} from scratch` : `init ${init}`}, ${data.train.length} training pairs from ${data.description}, backend ${backend.name}`,
       );
@@ -226,6 +244,8 @@ Examples:
           },
           out: opts.out,
           resume,
+          forceResume: opts.forceResume,
+          dataCounts: data.counts,
           signal,
         },
         progress,

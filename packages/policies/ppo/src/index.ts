@@ -1,4 +1,6 @@
 export {
+  defaultPpoCheckpointEvery,
+  PPO_RESUMABLE_CHANGES,
   type PpoConfig,
   type PpoConfigInput,
   ppoConfigSchema,

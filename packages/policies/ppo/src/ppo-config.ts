@@ -78,7 +78,8 @@ export const ppoConfigSchema = z
 
     // --- checkpoints
     // Save train-state every N steps when an output folder is set (0 = only at the end or on abort).
-    checkpointEvery: z.number().int().min(0).default(25),
+    // Unset: a quarter of the steps, at most 25 (`defaultPpoCheckpointEvery`), so a short run has a few.
+    checkpointEvery: z.number().int().min(0).optional(),
   })
   .strict();
 
@@ -93,4 +94,12 @@ export function resolvePpoConfig(input: unknown, path = 'ppo'): PpoConfig {
 /** Optimizer updates in one PPO step: ppoEpochs × ⌈rolloutBatch / stepBatch⌉. */
 export function updatesPerStep(config: PpoConfig): number {
   return config.ppoEpochs * Math.ceil(config.rolloutBatch / config.stepBatch);
+}
+
+/** Settings a resume may change without mixing two runs: how often to save. */
+export const PPO_RESUMABLE_CHANGES: readonly (keyof PpoConfig)[] = ['checkpointEvery'];
+
+/** The checkpoint interval when none is set: min(25, ⌈steps / 4⌉). */
+export function defaultPpoCheckpointEvery(steps: number): number {
+  return Math.max(1, Math.min(25, Math.ceil(steps / 4)));
 }

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -28,8 +28,8 @@ import {
 import { builtinArchitectureRegistry, type TrainableEnsemble } from '@quorum/ensemble';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type PpoConfigInput, resolvePpoConfig } from './ppo-config.js';
-import { type PpoStepLog, PpoTrainer } from './ppo-trainer.js';
+import { defaultPpoCheckpointEvery, type PpoConfigInput, resolvePpoConfig } from './ppo-config.js';
+import { type PpoStepLog, PpoTrainer, type PpoTrainerOptions } from './ppo-trainer.js';
 
 const tokenizer = projectTokenizer();
 const gptConfig: GptConfig = gptPreset('nano', {
@@ -71,7 +71,7 @@ afterAll(async () => {
 function makeTrainer(
   ppo: PpoConfigInput,
   outDir?: string,
-  extra: { onProgress?: (l: PpoStepLog) => void; signal?: AbortSignal } = {},
+  extra: Pick<PpoTrainerOptions, 'onProgress' | 'signal' | 'settings' | 'forceResume' | 'onNote'> = {},
 ) {
   const params = initGpt(gptConfig, new Rng(3));
   const trainer = new PpoTrainer({
@@ -139,6 +139,84 @@ describe('PpoTrainer', () => {
     for (const [name, data] of Object.entries(expected)) expect(actual[name], name).toEqual(data);
     const lines = readFileSync(path.join(outDir, 'metrics.jsonl'), 'utf8').trim().split('\n');
     expect(lines.map((l) => (JSON.parse(l) as PpoStepLog).step)).toEqual([1, 2]);
+  });
+
+  it('refuses to resume with another seed, lr or steps (saved vs now) unless forceResume, which quorum.json records', async () => {
+    const outDir = path.join(dir, 'settings');
+    const settings = { policy: 'runs/sft', reward: 'runs/rm' };
+    const first = makeTrainer({ ...tiny, steps: 2 }, outDir, { settings });
+    await first.trainer.train({ stopAtStep: 1 });
+    first.dispose();
+    const changed = { ...tiny, steps: 3, seed: 8, lr: 1e-4, checkpointEvery: 1 };
+    const refused = makeTrainer(changed, outDir, { settings });
+    const error = await refused.trainer.resume().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as ConfigError).message;
+    for (const line of ['steps: saved 2, now 3', 'seed: saved 7, now 8', 'lr: saved 0.001, now 0.0001'])
+      expect(message).toContain(line);
+    expect(message).not.toContain('checkpointEvery');
+    refused.dispose();
+    const otherReward = makeTrainer({ ...tiny, steps: 2 }, outDir, {
+      settings: { ...settings, reward: 'runs/rm2' },
+    });
+    await expect(otherReward.trainer.resume()).rejects.toThrow('reward: saved "runs/rm", now "runs/rm2"');
+    otherReward.dispose();
+
+    const notes: string[] = [];
+    const forced = makeTrainer(changed, outDir, {
+      settings,
+      forceResume: true,
+      onNote: (m) => notes.push(m),
+    });
+    expect(await forced.trainer.resume()).toBe(1);
+    expect(notes.join('\n')).toMatch(
+      /warning: resuming with settings that differ[\s\S]*seed: saved 7, now 8/,
+    );
+    await forced.trainer.train();
+    forced.dispose();
+    const manifest = JSON.parse(readFileSync(path.join(outDir, 'quorum.json'), 'utf8')) as {
+      training: {
+        forcedResumes: { step: number; differences: { setting: string }[] }[];
+        ppo: { seed: number };
+      };
+    };
+    expect(manifest.training.ppo.seed).toBe(8);
+    expect(manifest.training.forcedResumes).toEqual([
+      {
+        step: 1,
+        differences: [
+          { setting: 'steps', saved: 2, now: 3 },
+          { setting: 'seed', saved: 7, now: 8 },
+          { setting: 'lr', saved: 1e-3, now: 1e-4 },
+        ],
+      },
+    ]);
+  });
+
+  it('cuts metrics.jsonl back to the checkpoint, atomically, dropping a half-written line', async () => {
+    const outDir = path.join(dir, 'metrics-cut');
+    const run = makeTrainer({ ...tiny, checkpointEvery: 2 }, outDir);
+    await run.trainer.train({ stopAtStep: 3 }); // checkpoints at 2 and 3
+    run.dispose();
+    // As if killed during step 4's line, after step 3's checkpoint was lost.
+    rmSync(path.join(outDir, 'train-state', 'step-00000003'), { recursive: true });
+    appendFileSync(path.join(outDir, 'metrics.jsonl'), '{"step": 4, "rew');
+    const again = makeTrainer({ ...tiny, checkpointEvery: 2 }, outDir);
+    expect(await again.trainer.resume()).toBe(2);
+    again.dispose();
+    const steps = readFileSync(path.join(outDir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as PpoStepLog).step);
+    expect(steps).toEqual([1, 2]);
+    expect(readdirSync(outDir).filter((f) => f.startsWith('.tmp'))).toEqual([]);
+  });
+
+  it('checkpoints a few times per run when checkpointEvery is unset: min(25, ⌈steps / 4⌉)', () => {
+    expect([1, 4, 30, 100, 200].map(defaultPpoCheckpointEvery)).toEqual([1, 1, 8, 25, 25]);
+    const run = makeTrainer({ ...tiny, steps: 4 });
+    expect(run.trainer.checkpointEvery).toBe(1); // the smoke preset's 4 steps used to save only at the end
+    run.dispose();
   });
 
   it('stops cleanly on abort after saving, and writes the final policy when done', async () => {

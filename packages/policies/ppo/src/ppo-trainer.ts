@@ -10,13 +10,14 @@
  * The value head reads the policy's final hidden states (a shared trunk, as TRL's
  * AutoModelForCausalLMWithValueHead), so the value loss also shapes the trunk (weighted by vfCoef).
  * Step s draws all its randomness from `new Rng(seed).fork('step-s')`: a resumed run equals an
- * uninterrupted one.
+ * uninterrupted one. A checkpoint records the settings it was trained with; resuming with others is refused
+ * (listing them) unless `forceResume`, and metrics.jsonl is cut back to the checkpoint's step.
  *
  * Per-row layout: a sequence is prompt (P ids) + response (R ids, eos included when produced). In the
  * next-token frame [B, T−1], position t predicts ids[t+1], so the response's actions sit at positions
  * P−1 … P+R−2, and the value at position t is the hidden state of ids[t] (the state before the action).
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { AggregationRule } from '@quorum/aggregation';
 import {
@@ -46,16 +47,25 @@ import {
   DataError,
   decodeSafetensors,
   encodeSafetensors,
+  type ForcedResume,
+  forcedResumeWarning,
   Rng,
   recordsToTensors,
+  resumeRefusal,
+  settingDifferences,
   tensorsToRecords,
   writeSafetensors,
 } from '@quorum/core';
-import { encodePrompt, type Prompt, type TextTokenizer } from '@quorum/data';
+import { encodePrompt, filterJsonlFile, type Prompt, type TextTokenizer } from '@quorum/data';
 import { encodeAnswer, type RewardEnsemble, scoreSequences } from '@quorum/ensemble';
 import { disposeHead, initValueHead, type ValueHead, valueHeadForward } from '@quorum/heads';
 import * as tf from '@tensorflow/tfjs';
-import { type PpoConfig, updatesPerStep } from './ppo-config.js';
+import {
+  defaultPpoCheckpointEvery,
+  PPO_RESUMABLE_CHANGES,
+  type PpoConfig,
+  updatesPerStep,
+} from './ppo-config.js';
 import {
   AdaptiveKlController,
   clippedPolicyLoss,
@@ -141,6 +151,18 @@ export interface PpoTrainerOptions {
   readonly onProgress?: ((log: PpoStepLog) => void) | undefined;
   /** Stops before the next step; a checkpoint is saved first when outDir is set. */
   readonly signal?: AbortSignal | undefined;
+  /**
+   * The caller's settings of the run beyond `ppo` (policy, reward model, rule, …), saved with every
+   * checkpoint. On resume they and `ppo` (all but checkpointEvery) must equal the saved ones.
+   */
+  readonly settings?: Readonly<Record<string, unknown>> | undefined;
+  /**
+   * Resume even when the settings differ from the checkpoint's: `onNote` says what differs, and
+   * `forcedResumes` (saved with later checkpoints and in the final quorum.json) records it.
+   */
+  readonly forceResume?: boolean | undefined;
+  /** Called with a line worth showing (a forced resume's differences). */
+  readonly onNote?: ((message: string) => void) | undefined;
 }
 
 /** One answered prompt of a rollout, with everything the updates need (arrays of length R). */
@@ -278,6 +300,7 @@ export class PpoTrainer {
   private readonly store: CheckpointStore | undefined;
   private readonly kl: KlController;
   private stepsDone = 0;
+  private forced: ForcedResume[] = [];
 
   constructor(options: PpoTrainerOptions) {
     const { ppo, policy, reward } = options;
@@ -352,6 +375,24 @@ export class PpoTrainer {
   /** PPO steps done. */
   get step(): number {
     return this.stepsDone;
+  }
+
+  /** Steps between checkpoints: `ppo.checkpointEvery`, or min(25, ⌈steps / 4⌉) when it is unset. */
+  get checkpointEvery(): number {
+    return this.opts.ppo.checkpointEvery ?? defaultPpoCheckpointEvery(this.opts.ppo.steps);
+  }
+
+  /** Every resume of this run that went ahead with other settings (forceResume), oldest first. */
+  get forcedResumes(): readonly ForcedResume[] {
+    return this.forced;
+  }
+
+  /** The settings a resume compares: the caller's, then `ppo` but for checkpointEvery. */
+  private settings(): Record<string, unknown> {
+    const out: Record<string, unknown> = { ...this.opts.settings };
+    for (const [key, value] of Object.entries(this.opts.ppo))
+      if (!(PPO_RESUMABLE_CHANGES as readonly string[]).includes(key)) out[key] = value;
+    return out;
   }
 
   /** The KL coefficient the next rollout uses. */
@@ -537,6 +578,7 @@ export class PpoTrainer {
   async train(options: { stopAtStep?: number } = {}): Promise<PpoSummary> {
     const { ppo, outDir } = this.opts;
     const stopAt = Math.min(ppo.steps, options.stopAtStep ?? ppo.steps);
+    const every = this.checkpointEvery;
     let last: PpoStepLog | undefined;
     let savedAt = -1;
     if (outDir !== undefined) mkdirSync(outDir, { recursive: true });
@@ -550,10 +592,7 @@ export class PpoTrainer {
         appendFileSync(path.join(outDir, 'metrics.jsonl'), `${JSON.stringify(last)}\n`);
       this.opts.onProgress?.(last);
       const at = this.stepsDone;
-      if (
-        this.store !== undefined &&
-        (at === stopAt || (ppo.checkpointEvery > 0 && at % ppo.checkpointEvery === 0))
-      ) {
+      if (this.store !== undefined && (at === stopAt || (every > 0 && at % every === 0))) {
         await this.saveCheckpoint();
         savedAt = at;
       }
@@ -580,7 +619,14 @@ export class PpoTrainer {
       params: policy.params,
       vocab: { id: policy.tokenizer.id, size: policy.tokenizer.vocabSize },
       tokenizerFiles: policy.tokenizer.files(),
-      training: { kind: 'ppo', steps: this.stepsDone, rule: this.opts.reward.rule.name, ppo },
+      training: {
+        kind: 'ppo',
+        steps: this.stepsDone,
+        rule: this.opts.reward.rule.name,
+        ppo,
+        ...(this.opts.settings === undefined ? {} : { settings: this.opts.settings }),
+        ...(this.forced.length === 0 ? {} : { forcedResumes: this.forced }),
+      },
     });
   }
 
@@ -603,6 +649,8 @@ export class PpoTrainer {
         klCoef: this.kl.value,
         seed: this.opts.ppo.seed,
         ppo: this.opts.ppo,
+        settings: this.settings(),
+        forcedResumes: this.forced,
       };
       return await this.store.save(
         this.stepsDone,
@@ -623,25 +671,29 @@ export class PpoTrainer {
 
   /**
    * Loads the newest good checkpoint in outDir/train-state, if any, and drops metrics.jsonl lines past
-   * it; returns its step.
+   * it (all of them when there is none: a run killed before its first checkpoint logged them); returns its
+   * step. A checkpoint trained with other settings is a ConfigError listing them unless `forceResume`.
    */
   async resume(): Promise<number | undefined> {
+    const metrics = this.opts.outDir === undefined ? undefined : path.join(this.opts.outDir, 'metrics.jsonl');
     const loaded = await this.store?.latest();
-    if (loaded === undefined) return undefined;
+    if (loaded === undefined) {
+      if (metrics !== undefined) await filterJsonlFile(metrics, () => false);
+      return undefined;
+    }
     const file = checkpointFiles(loaded, 'a PPO');
     const trainer = JSON.parse(new TextDecoder().decode(file('trainer.json'))) as {
       step: number;
       klCoef: number;
       seed: number;
+      settings?: Record<string, unknown>;
+      forcedResumes?: ForcedResume[];
     };
-    if (trainer.seed !== this.opts.ppo.seed) {
-      throw new CheckpointError(
-        `the checkpoint was trained with seed ${trainer.seed}, this run has ${this.opts.ppo.seed}`,
-        {
-          location: { file: loaded.dir, field: 'seed' },
-          hint: 'resume with the same seed, or start a new --out folder',
-        },
-      );
+    // Checkpoints written before settings were recorded name only their seed.
+    const now = trainer.settings === undefined ? { seed: this.opts.ppo.seed } : this.settings();
+    const differences = settingDifferences(trainer.settings ?? { seed: trainer.seed }, now);
+    if (differences.length > 0 && this.opts.forceResume !== true) {
+      throw resumeRefusal(differences, loaded.dir, loaded.step);
     }
     const policyTensors = decodeGptCheckpoint(
       loaded,
@@ -663,13 +715,13 @@ export class PpoTrainer {
     }
     this.stepsDone = trainer.step;
     (this.kl as { value: number }).value = trainer.klCoef;
-    const metrics = this.opts.outDir === undefined ? undefined : path.join(this.opts.outDir, 'metrics.jsonl');
-    if (metrics !== undefined && existsSync(metrics)) {
-      const keep = readFileSync(metrics, 'utf8')
-        .split('\n')
-        .filter((line) => line.trim() !== '' && (JSON.parse(line) as { step: number }).step <= trainer.step);
-      writeFileSync(metrics, keep.map((l) => `${l}\n`).join(''));
+    this.forced = [...(trainer.forcedResumes ?? [])];
+    if (differences.length > 0) {
+      this.opts.onNote?.(forcedResumeWarning(differences));
+      this.forced.push({ step: loaded.step, differences });
     }
+    if (metrics !== undefined)
+      await filterJsonlFile(metrics, (row) => ((row as { step?: number }).step ?? Infinity) <= trainer.step);
     return loaded.step;
   }
 
