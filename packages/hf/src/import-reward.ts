@@ -23,9 +23,9 @@ import { builtinArchitectureRegistry, type TrainableEnsemble } from '@quorum/ens
 import * as tf from '@tensorflow/tfjs';
 import { hfModelConfig } from './config.js';
 import { locate, readJson, realFolder } from './files.js';
-import { checkFiniteRecords, HF_CONFIG_FILE, shapeText } from './load.js';
+import { checkFiniteRecords, checkTensorHeaders, HF_CONFIG_FILE } from './load.js';
 import { hfMapping } from './mapping.js';
-import { HF_WEIGHT_DTYPES, indexHfWeights, readHfWeights } from './weights.js';
+import { indexHfWeights, readHfWeights } from './weights.js';
 
 const JSON_LIMIT = 16 * 1024 * 1024;
 const SCORE = 'score.weight';
@@ -95,33 +95,10 @@ export async function loadHfRewardModel(
   }
   const k = score.shape[0] as number;
   const expected: Record<string, readonly number[]> = { ...mapping.hfShapes, [SCORE]: [k, config.dModel] };
-  for (const [name, shape] of Object.entries(expected)) {
-    const info = index.tensors.get(name);
-    if (info === undefined) {
-      throw new CheckpointError(`tensor "${name}" [${shape.join(', ')}] is missing`, {
-        location: { file: index.files.join(', '), field: name },
-        hint: `config.json describes a ${hf.modelType} model with this tensor; the weights belong to another model`,
-      });
-    }
-    if (!(HF_WEIGHT_DTYPES as readonly string[]).includes(info.dtype)) {
-      throw new CheckpointError(
-        `tensor ${printable(name)} has dtype ${escapeUntrusted(String(info.dtype))}, which Quorum does not load`,
-        {
-          location: { file: info.file, field: name },
-          hint: `Quorum loads weights stored as ${HF_WEIGHT_DTYPES.join(', ')}`,
-        },
-      );
-    }
-    if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
-      throw new CheckpointError(
-        `tensor ${printable(name)} has shape ${shapeText(info.shape)}, config.json implies [${shape.join(', ')}]`,
-        {
-          location: { file: info.file, field: name },
-          hint: 'config.json and the weights come from different models',
-        },
-      );
-    }
-  }
+  checkTensorHeaders(index, expected, {
+    modelType: hf.modelType,
+    shapeHint: 'config.json and the weights come from different models',
+  });
   const labelCount =
     json.num_labels ??
     (typeof json.id2label === 'object' && json.id2label !== null

@@ -136,35 +136,10 @@ export async function loadHfModel(dir: string): Promise<HfModel> {
   const mapping = hfMapping(family, config, { gpt2Prefix });
 
   // Names, dtypes and shapes against config.json before any data is read.
-  const dtypes: Record<string, number> = {};
-  for (const [name, shape] of Object.entries(mapping.hfShapes)) {
-    const info = index.tensors.get(name);
-    if (info === undefined) {
-      throw new CheckpointError(`tensor "${name}" [${shape.join(', ')}] is missing`, {
-        location: { file: index.files.join(', '), field: name },
-        hint: `config.json describes a ${hf.modelType} model with this tensor; the weights belong to another model`,
-      });
-    }
-    if (!(HF_WEIGHT_DTYPES as readonly string[]).includes(info.dtype)) {
-      throw new CheckpointError(
-        `tensor ${printable(name)} has dtype ${escapeUntrusted(String(info.dtype))}, which Quorum does not load`,
-        {
-          location: { file: info.file, field: name },
-          hint: `Quorum loads weights stored as ${HF_WEIGHT_DTYPES.join(', ')} (converted to float32); convert the model first`,
-        },
-      );
-    }
-    if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
-      throw new CheckpointError(
-        `tensor ${printable(name)} has shape ${shapeText(info.shape)}, config.json implies [${shape.join(', ')}]`,
-        {
-          location: { file: info.file, field: name },
-          hint: `config.json (${configShown}) and the weights come from different models`,
-        },
-      );
-    }
-    dtypes[info.dtype] = (dtypes[info.dtype] ?? 0) + 1;
-  }
+  const dtypes = checkTensorHeaders(index, mapping.hfShapes, {
+    modelType: hf.modelType,
+    shapeHint: `config.json (${configShown}) and the weights come from different models`,
+  });
   const unexpected = [...index.tensors.keys()].filter(
     (n) => !(n in mapping.hfShapes) && !mapping.isIgnorable(n),
   );
@@ -208,4 +183,42 @@ export async function loadHfModel(dir: string): Promise<HfModel> {
     }),
     source: { dir, modelType: hf.modelType, family, files: index.files, dtypes },
   };
+}
+
+/**
+ * Checks that every tensor of `expected` is in the folder's weights with a dtype Quorum loads and the
+ * shape config.json implies, from the headers alone. Returns how many tensors each dtype holds.
+ */
+export function checkTensorHeaders(
+  index: HfWeightIndex,
+  expected: Readonly<Record<string, readonly number[]>>,
+  about: { readonly modelType: string; readonly shapeHint: string },
+): Record<string, number> {
+  const dtypes: Record<string, number> = {};
+  for (const [name, shape] of Object.entries(expected)) {
+    const info = index.tensors.get(name);
+    if (info === undefined) {
+      throw new CheckpointError(`tensor "${name}" [${shape.join(', ')}] is missing`, {
+        location: { file: index.files.join(', '), field: name },
+        hint: `config.json describes a ${about.modelType} model with this tensor; the weights belong to another model`,
+      });
+    }
+    if (!(HF_WEIGHT_DTYPES as readonly string[]).includes(info.dtype)) {
+      throw new CheckpointError(
+        `tensor ${printable(name)} has dtype ${escapeUntrusted(String(info.dtype))}, which Quorum does not load`,
+        {
+          location: { file: info.file, field: name },
+          hint: `Quorum loads weights stored as ${HF_WEIGHT_DTYPES.join(', ')} (converted to float32); convert the model first`,
+        },
+      );
+    }
+    if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
+      throw new CheckpointError(
+        `tensor ${printable(name)} has shape ${shapeText(info.shape)}, config.json implies [${shape.join(', ')}]`,
+        { location: { file: info.file, field: name }, hint: about.shapeHint },
+      );
+    }
+    dtypes[info.dtype] = (dtypes[info.dtype] ?? 0) + 1;
+  }
+  return dtypes;
 }
