@@ -10,6 +10,14 @@ export {
   type ScoreItem,
   type Verdict,
 } from './judge.js';
+export {
+  type LengthControlledOptions,
+  type LengthControlledWinRate,
+  type LengthRow,
+  lengthControlledWinRate,
+  type RewardLengthCorrelation,
+  rewardLengthCorrelation,
+} from './length-controlled.js';
 export { type CacheEntry, cacheKey, VerdictCache, type VerdictCacheOptions } from './llm/cache.js';
 export {
   JUDGE_ENV,
@@ -51,6 +59,8 @@ export { type ChartPoint, type ChartSeries, type LineChartSpec, lineChart } from
 export {
   type ArchitectureReport,
   type Baseline,
+  type BaselineCurve,
+  type BaselineCurvePoint,
   type BestOfNRow,
   type PpoPoint,
   REPORT_SCHEMA_VERSION,

@@ -2,10 +2,13 @@
  * Best-of-n (`quorum best-of-n`):
  *   online:  sample n answers per prompt from a policy, keep the one with the highest aggregate;
  *   offline: choose among pre-generated answers and estimate the gold win rate of Best-of-n for every n
- *            from one pool (unbiased estimator), with the random and longest-answer baselines.
+ *            from one pool (unbiased estimator), with the random and longest-answer baselines; with the
+ *            pools' reference answers, also the length-controlled win rate of every point and each rule's
+ *            reward–length correlation of the picks.
  */
 import { disposeGpt } from '@quorum/backbone';
 import {
+  type BaselinePoint,
   type BestOfNConfig,
   bestOfNStream,
   type CurvePoint,
@@ -280,17 +283,49 @@ async function runOnline(options: OnlineBestOfNOptions, progress: RunProgress): 
 const cell = (p: CurvePoint | undefined): string =>
   p === undefined ? '' : `${p.winRate.toFixed(1)} ± ${p.stderr.toFixed(1)}`;
 
-/** The table of an offline run: win rate ± stderr per (rule, n), then the baselines. */
+const lcCell = (p: BaselinePoint | undefined): string => cell(p?.lc as CurvePoint | undefined);
+
+const corr = (v: number | null): string => (v === null || !Number.isFinite(v) ? '–' : v.toFixed(2));
+
+/**
+ * The table of an offline run: win rate ± stderr per (rule, n), each rule's length-controlled win rate
+ * (AlpacaEval 2 LC) on the line below it, then the baselines (raw and LC), then each rule's reward–length
+ * correlation of the picks (Pearson / Spearman).
+ */
 export function renderOfflineTable(report: OfflineReport): string {
-  const width = Math.max(16, ...report.rules.map((r) => r.label.length + 2));
+  const hasLc = report.baselines.random.lc !== undefined;
+  const width = Math.max(16, ...report.rules.map((r) => r.label.length + 5));
   const head = ['rule'.padEnd(width), ...report.ns.map((n) => `n=${n}`.padEnd(13))].join('');
+  const line = (label: string, cells: readonly string[]): string =>
+    [label.padEnd(width), ...cells.map((c) => c.padEnd(13))].join('').trimEnd();
   const row = (label: string, points: readonly (CurvePoint | undefined)[]): string =>
-    [label.padEnd(width), ...points.map((p) => cell(p).padEnd(13))].join('').trimEnd();
+    line(label, points.map(cell));
+  const lcRow = (label: string, points: readonly (BaselinePoint | undefined)[]): string[] =>
+    hasLc ? [line(`${label} LC`, points.map(lcCell))] : [];
   return [
     `gold win rate against the reference answer (%, mean over ${report.prompts} prompts ± standard error)`,
+    ...(hasLc
+      ? [
+          'LC: length-controlled win rate (AlpacaEval 2: logistic fit on tanh(Δlength / sd), read at Δlength = 0)',
+        ]
+      : []),
     head.trimEnd(),
-    ...report.rules.map((r) => row(r.label, r.curve)),
+    ...report.rules.flatMap((r) => [row(r.label, r.curve), ...lcRow(r.label, r.curve)]),
     row('random', [report.baselines.random]),
+    ...lcRow('random', [report.baselines.random]),
     row('longest', report.baselines.longest),
+    ...lcRow('longest', report.baselines.longest),
+    '',
+    'reward–length correlation of the picked answers (Pearson / Spearman)',
+    ...report.rules.map((r) =>
+      // JSON written NaN as null: accept both
+      line(
+        r.label,
+        r.curve.map(
+          (p) =>
+            `${corr(p.rewardLength.pearson as number | null)} / ${corr(p.rewardLength.spearman as number | null)}`,
+        ),
+      ),
+    ),
   ].join('\n');
 }

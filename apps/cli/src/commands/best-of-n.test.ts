@@ -106,6 +106,21 @@ describe('quorum best-of-n --pool (offline)', () => {
     expect(printed).toContain('gold win rate against the reference answer (%, mean over 4 prompts');
     expect(printed).toMatch(/lcb\(beta=0\.5\)\s+\d+\.\d ± \d+\.\d/);
     expect(printed).toMatch(/longest\s+\d+\.\d ± /);
+    // length control: every point of every rule and both baselines carry the LC win rate
+    for (const p of [
+      report.baselines.random,
+      ...report.baselines.longest,
+      ...report.rules.flatMap((r: { curve: unknown[] }) => r.curve),
+    ]) {
+      expect(p.lc.winRate >= 0 && p.lc.winRate <= 100 && Number.isFinite(p.lc.stderr)).toBe(true);
+    }
+    for (const p of report.rules[0].curve)
+      expect(Object.keys(p.rewardLength)).toEqual(['pearson', 'spearman']);
+    expect(printed).toContain('LC: length-controlled win rate (AlpacaEval 2');
+    expect(printed).toMatch(/lcb\(beta=0\.5\) LC\s+\d+\.\d ± \d+\.\d/);
+    expect(printed).toMatch(/random LC\s+\d+\.\d ± /);
+    expect(printed).toMatch(/longest LC\s+\d+\.\d ± /);
+    expect(printed).toContain('reward–length correlation of the picked answers (Pearson / Spearman)');
   });
 
   it('only selects from a pool file without gold verdicts', async () => {

@@ -3,7 +3,8 @@
  *   online  (--policy): sample n answers per prompt, keep the highest aggregate; one JSONL row per prompt.
  *   offline (--pool):   choose among pre-generated answers (the shipped AlpacaEval pools or a file) and
  *                       estimate the gold win rate of Best-of-n for every n from one pool (unbiased estimator),
- *                       with the random and longest-answer baselines; a JSON report and a table.
+ *                       with the random and longest-answer baselines, the length-controlled (LC) win rate
+ *                       of every point and the reward–length correlation of the picks; a JSON report and a table.
  */
 import { existsSync, statSync } from 'node:fs';
 import { resolveBestOfNConfig } from '@quorum/best-of-n';
@@ -177,7 +178,7 @@ export function registerBestOfN(program: Command): void {
     )
     .option(
       '--pool <alpaca-eval|file>',
-      'OFFLINE: candidate answers, alpaca-eval (51 judged answers per instruction) or a JSONL of {instruction, input?, output, gold?}',
+      'OFFLINE: candidate answers, alpaca-eval (51 judged answers per instruction) or a JSONL of {instruction, input?, output, gold?, reference?}',
     )
     .addOption(
       new Option('--split <split>', 'which alpaca-eval instructions')
@@ -250,6 +251,14 @@ What the offline numbers mean:
   longest    the longest of n answers (length in characters as the score). A reward model that does not
              beat this has mostly learnt length. On alpaca-eval's eval split: 77.3 at n = 1, peaking at
              87.0 at n = 4, 79.6 at n = 32.
+  LC         the length-controlled win rate (AlpacaEval 2), printed under each raw row: a logistic fit of the
+             verdicts on tanh(Δlength / sd) (Δlength = characters of the pick minus the reference, each
+             candidate weighted by how often Best-of-n keeps it), read at Δlength = 0; ± by the delta method,
+             clustered by prompt. Needs each pool's reference answer (alpaca-eval has it; a pool file gives
+             "reference"). A raw gain that vanishes under LC is a gain in length, not quality.
+  reward–length correlation
+             Pearson / Spearman of the rule's aggregate reward with the picked answers' length (weighted the
+             same way): near 1 means the reward model mostly ranks by length.
   Compare rules at large n: there mean can over-optimise the reward model, which lcb is meant to resist.
 
 Examples:

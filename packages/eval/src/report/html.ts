@@ -1,11 +1,13 @@
 /**
  * report.html: one self-contained page (inline CSS and SVG, no script, no network) with the charts —
- * Best-of-n win rate vs n per architecture, one chart per rule, with ± stderr bands; PPO gold win rate vs
- * step per architecture — and the tables of report.md (the same `reportTables`).
+ * Best-of-n win rate vs n per architecture, one chart per rule, with ± stderr bands and the longest-answer
+ * and random baselines as dashed lines, and the same for the length-controlled win rate when the report
+ * has it; PPO gold win rate vs step per architecture (and its LC version) — and the tables of report.md
+ * (the same `reportTables`).
  */
 import { type ChartSeries, escapeXml, lineChart } from './svg.js';
 import { distinct, type ReportTable, reportTables } from './tables.js';
-import type { Report } from './types.js';
+import type { PpoPoint, Report } from './types.js';
 
 const CSS = `body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1000px;color:#222;padding:0 1rem}
 h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
@@ -22,15 +24,36 @@ function htmlTable({ header, rows }: ReportTable): string {
   return `<table><thead><tr>${th}</tr></thead><tbody>\n${body}\n</tbody></table>`;
 }
 
-/** The Best-of-n charts (one per rule) and the PPO chart, as SVG strings. */
+/** The baseline curves of the report as chart series (raw or LC win rate), drawn on every Best-of-n chart. */
+function baselineSeries(report: Report, lc: boolean): ChartSeries[] {
+  return Object.entries(report.bestOfNBaselines ?? {}).flatMap(([name, curve]) => {
+    const points = curve.points.flatMap((p) => {
+      const y = lc ? p.lcWinRate : p.winRate;
+      const err = lc ? p.lcStderr : p.stderr;
+      return y === undefined ? [] : [{ x: p.n, y, ...(err === undefined ? {} : { err }) }];
+    });
+    return points.length === 0 ? [] : [{ name: BASELINE_LABELS[name] ?? name, points, baseline: true }];
+  });
+}
+
+const BASELINE_LABELS: Readonly<Record<string, string>> = {
+  longest: 'longest answer',
+  random: 'random answer',
+};
+
+/**
+ * The Best-of-n charts — per rule, raw win rate vs n and (when the rows carry it) the length-controlled
+ * win rate vs n, each with the baseline curves — then the PPO charts (raw, and LC when the points carry it).
+ */
 export function reportCharts(report: Report): string[] {
   const archs = Object.entries(report.architectures);
   const rules = distinct(archs.flatMap(([, a]) => a.bestOfN.map((r) => r.rule)));
   const charts: string[] = [];
   for (const rule of rules) {
+    const rows = (a: (typeof archs)[number][1]) => a.bestOfN.filter((r) => r.rule === rule);
     const series: ChartSeries[] = archs.map(([name, a]) => ({
       name,
-      points: a.bestOfN.filter((r) => r.rule === rule).map((r) => ({ x: r.n, y: r.winRate, err: r.stderr })),
+      points: rows(a).map((r) => ({ x: r.n, y: r.winRate, err: r.stderr })),
     }));
     charts.push(
       lineChart({
@@ -38,30 +61,70 @@ export function reportCharts(report: Report): string[] {
         title: `Best-of-n win rate vs n (rule: ${rule})`,
         xLabel: 'n (candidates per prompt, log scale)',
         yLabel: 'win rate vs reference (%)',
-        series,
+        series: [...series, ...baselineSeries(report, false)],
         log2X: true,
         yReference: 50,
       }),
     );
+    const lcSeries: ChartSeries[] = archs.map(([name, a]) => ({
+      name,
+      points: rows(a).flatMap((r) =>
+        r.lcWinRate === undefined
+          ? []
+          : [{ x: r.n, y: r.lcWinRate, ...(r.lcStderr === undefined ? {} : { err: r.lcStderr }) }],
+      ),
+    }));
+    if (lcSeries.some((s) => s.points.length > 0)) {
+      charts.push(
+        lineChart({
+          id: `best-of-n-lc/${rule}`,
+          title: `Best-of-n length-controlled win rate vs n (rule: ${rule})`,
+          xLabel: 'n (candidates per prompt, log scale)',
+          yLabel: 'LC win rate vs reference (%)',
+          series: [...lcSeries, ...baselineSeries(report, true)],
+          log2X: true,
+          yReference: 50,
+        }),
+      );
+    }
   }
   if (report.ppo.length > 0) {
-    const names = distinct(report.ppo.map((p) => (p.rule === undefined ? p.arch : `${p.arch} / ${p.rule}`)));
-    const series: ChartSeries[] = names.map((name) => ({
-      name,
-      points: report.ppo
-        .filter((p) => (p.rule === undefined ? p.arch : `${p.arch} / ${p.rule}`) === name)
-        .map((p) => ({ x: p.step, y: p.goldWinRate, ...(p.stderr === undefined ? {} : { err: p.stderr }) })),
-    }));
+    const label = (p: PpoPoint): string => (p.rule === undefined ? p.arch : `${p.arch} / ${p.rule}`);
+    const names = distinct(report.ppo.map(label));
+    const ppoSeries = (lc: boolean): ChartSeries[] =>
+      names.map((name) => ({
+        name,
+        points: report.ppo
+          .filter((p) => label(p) === name)
+          .flatMap((p) => {
+            const y = lc ? p.lcWinRate : p.goldWinRate;
+            const err = lc ? p.lcStderr : p.stderr;
+            return y === undefined ? [] : [{ x: p.step, y, ...(err === undefined ? {} : { err }) }];
+          }),
+      }));
     charts.push(
       lineChart({
         id: 'ppo',
         title: 'PPO: gold win rate vs step',
         xLabel: 'PPO step',
         yLabel: 'gold win rate vs SFT (%)',
-        series,
+        series: ppoSeries(false),
         yReference: 50,
       }),
     );
+    const lc = ppoSeries(true);
+    if (lc.some((s) => s.points.length > 0)) {
+      charts.push(
+        lineChart({
+          id: 'ppo-lc',
+          title: 'PPO: length-controlled gold win rate vs step',
+          xLabel: 'PPO step',
+          yLabel: 'LC gold win rate vs SFT (%)',
+          series: lc,
+          yReference: 50,
+        }),
+      );
+    }
   }
   return charts;
 }

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { renderHtml } from './html.js';
+import { renderMarkdown } from './markdown.js';
 import type { Report } from './types.js';
 import { reportSchema, validateReport } from './validate.js';
 import { writeReport } from './write.js';
@@ -95,6 +96,69 @@ describe('report', () => {
     expect(html).toContain('data-series-name="linear-heads" data-points="4"');
   });
 
+  it('draws the baselines on every Best-of-n chart, LC charts beside the raw ones, and LC columns in the tables', () => {
+    // biome-ignore lint/suspicious/noExplicitAny: the test adds the optional fields to a clone
+    const withLc = structuredClone(sampleReport) as unknown as Record<string, any>;
+    for (const a of Object.values(withLc.architectures) as { bestOfN: Record<string, number>[] }[]) {
+      for (const r of a.bestOfN) {
+        r.lcWinRate = (r.winRate as number) - 5;
+        r.lcStderr = 4;
+        r.rewardLengthPearson = 0.31;
+        r.rewardLengthSpearman = 0.28;
+      }
+    }
+    withLc.ppo[1].lcWinRate = 52;
+    withLc.ppo[1].lcStderr = 4.5;
+    withLc.baselines.random = { winRate: 22, stderr: 3, lcWinRate: 21, lcStderr: 3.1 };
+    withLc.bestOfNBaselines = {
+      longest: {
+        description: 'the longest of n candidates',
+        points: [1, 2, 4, 8].map((n, i) => ({
+          n,
+          winRate: 22 + 3 * i,
+          stderr: 3,
+          lcWinRate: 20,
+          lcStderr: 3,
+        })),
+      },
+      random: {
+        points: [1, 2, 4, 8].map((n) => ({ n, winRate: 22, stderr: 3, lcWinRate: 21, lcStderr: 3.1 })),
+      },
+    };
+    const report = withLc as unknown as Report;
+    expect(validateReport(report)).toEqual([]);
+    const html = renderHtml(report);
+    const charts = [
+      ...html.matchAll(/<svg [^>]*data-chart="([^"]+)" data-series="(\d+)" data-points="(\d+)"/g),
+    ].map((m) => [m[1], Number(m[2]), Number(m[3])]);
+    expect(charts).toEqual([
+      ['best-of-n/mean', 4, 16],
+      ['best-of-n-lc/mean', 4, 16],
+      ['best-of-n/lcb', 4, 16],
+      ['best-of-n-lc/lcb', 4, 16],
+      ['ppo', 2, 4],
+      ['ppo-lc', 1, 1],
+    ]);
+    // each Best-of-n chart draws both baselines as dashed lines
+    expect(
+      html.match(/data-series-name="longest answer" data-points="4" data-baseline="true"/g),
+    ).toHaveLength(4);
+    expect(html.match(/data-series-name="random answer" data-points="4" data-baseline="true"/g)).toHaveLength(
+      4,
+    );
+    const md = renderMarkdown(report);
+    expect(md).toContain(
+      '| n | single / mean | single / mean LC | single / lcb | single / lcb LC | linear-heads / mean | linear-heads / mean LC | linear-heads / lcb | linear-heads / lcb LC | longest | longest LC | random | random LC |',
+    );
+    expect(md).toContain('| 8 | 26.0 ± 3.5 | 21.0 ± 4.0 | 29.0 ± 3.5 (seeds ±1.2) | 24.0 ± 4.0 |');
+    expect(md).toContain('| 31.0 ± 3.0 | 20.0 ± 3.0 | 22.0 ± 3.0 | 21.0 ± 3.1 |');
+    expect(md).toContain('## Best-of-n reward–length correlation of the picked answers (Pearson / Spearman)');
+    expect(md).toContain('| 1 | 0.31 / 0.28 | 0.31 / 0.28 |');
+    expect(md).toContain('| single |  | 10 | 55.0 ± 4.0 | 52.0 ± 4.5 | 0.400 |');
+    expect(md).toContain('| random | 22.0 ± 3.0 | 21.0 ± 3.1 |');
+    // older reports (no LC, no baseline curves) keep their tables: see the first test's exact rows
+  });
+
   it('the validator rejects malformed reports, naming each field', async () => {
     // biome-ignore lint/suspicious/noExplicitAny: the test breaks a clone into invalid shapes
     const bad = structuredClone(sampleReport) as unknown as Record<string, any>;
@@ -105,6 +169,8 @@ describe('report', () => {
     delete bad.architectures['linear-heads'].params.trainable;
     bad.ppo[0].goldWinRate = 150;
     bad.ppo[1].extra = true;
+    bad.architectures.single.bestOfN[1].rewardLengthPearson = 1.5;
+    bad.bestOfNBaselines = { longest: { points: [{ n: 0, winRate: 10 }] } };
     const errors = validateReport(bad);
     expect(errors).toEqual(
       expect.arrayContaining([
@@ -114,6 +180,8 @@ describe('report', () => {
         '$.architectures.linear-heads.params: "trainable" is required',
         '$.ppo[0].goldWinRate: must be ≤ 100, got 150',
         '$.ppo[1]: unknown field "extra"',
+        '$.architectures.single.bestOfN[1].rewardLengthPearson: must be ≤ 1, got 1.5',
+        '$.bestOfNBaselines.longest.points[0].n: must be ≥ 1, got 0',
       ]),
     );
     expect(validateReport({ schemaVersion: 1, architectures: {}, ppo: [] })).toEqual([]);

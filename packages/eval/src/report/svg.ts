@@ -1,8 +1,9 @@
 /**
  * Hand-drawn SVG line charts with error bands, for report.html (no chart library, no network). Each
  * chart's <svg> carries `data-chart`, `data-series` (series count) and `data-points` (points drawn), and
- * each series' <g> carries `data-series-name` and `data-points`, so a browser test can check that the
- * charts drew data.
+ * each series' <g> carries `data-series-name` and `data-points` (and `data-baseline="true"` for a
+ * baseline, drawn as a grey dashed line without a band), so a browser test can check that the charts drew
+ * data.
  */
 
 export interface ChartPoint {
@@ -15,6 +16,8 @@ export interface ChartPoint {
 export interface ChartSeries {
   readonly name: string;
   readonly points: readonly ChartPoint[];
+  /** A reference curve (e.g. the longest answer): grey, dashed, no error band. */
+  readonly baseline?: boolean;
 }
 
 export interface LineChartSpec {
@@ -33,6 +36,7 @@ export interface LineChartSpec {
 }
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf', '#8c564b', '#e377c2'];
+const BASELINE_PALETTE = ['#444444', '#999999', '#bbbbbb'];
 const W = 640;
 const H = 360;
 const M = { left: 56, right: 160, top: 36, bottom: 48 };
@@ -126,11 +130,19 @@ export function lineChart(spec: LineChartSpec): string {
       `<line x1="${M.left}" x2="${M.left + pw}" y1="${px(sy(spec.yReference))}" y2="${px(sy(spec.yReference))}" class="reference"/>`,
     );
   }
+  let models = 0;
+  let baselines = 0;
   series.forEach((s, i) => {
-    const color = PALETTE[i % PALETTE.length] as string;
+    const color =
+      s.baseline === true
+        ? (BASELINE_PALETTE[baselines++ % BASELINE_PALETTE.length] as string)
+        : (PALETTE[models++ % PALETTE.length] as string);
+    const dash = s.baseline === true ? ' stroke-dasharray="6 4"' : '';
     const pts = [...s.points].sort((a, b) => a.x - b.x);
-    parts.push(`<g data-series-name="${escapeXml(s.name)}" data-points="${pts.length}">`);
-    if (pts.some((p) => p.err !== undefined && p.err > 0)) {
+    parts.push(
+      `<g data-series-name="${escapeXml(s.name)}" data-points="${pts.length}"${s.baseline === true ? ' data-baseline="true"' : ''}>`,
+    );
+    if (s.baseline !== true && pts.some((p) => p.err !== undefined && p.err > 0)) {
       const upper = pts.map((p) => `${px(sx(p.x))},${px(sy(p.y + (p.err ?? 0)))}`);
       const lower = pts.map((p) => `${px(sx(p.x))},${px(sy(p.y - (p.err ?? 0)))}`).reverse();
       parts.push(
@@ -138,7 +150,7 @@ export function lineChart(spec: LineChartSpec): string {
       );
     }
     const d = pts.map((p, j) => `${j === 0 ? 'M' : 'L'}${px(sx(p.x))},${px(sy(p.y))}`).join(' ');
-    parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="2" class="line"/>`);
+    parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="2"${dash} class="line"/>`);
     for (const p of pts) {
       parts.push(
         `<circle cx="${px(sx(p.x))}" cy="${px(sy(p.y))}" r="3" fill="${color}" data-x="${p.x}" data-y="${p.y}"><title>${escapeXml(s.name)}: ${fmt(p.x)} → ${fmt(p.y)}${p.err === undefined ? '' : ` ± ${fmt(p.err)}`}</title></circle>`,
@@ -146,7 +158,7 @@ export function lineChart(spec: LineChartSpec): string {
     }
     const ly = M.top + 8 + i * 18;
     parts.push(
-      `<line x1="${W - M.right + 12}" x2="${W - M.right + 32}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="2"/>`,
+      `<line x1="${W - M.right + 12}" x2="${W - M.right + 32}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="2"${dash}/>`,
     );
     parts.push(`<text x="${W - M.right + 38}" y="${ly + 4}" class="legend">${escapeXml(s.name)}</text>`);
     parts.push('</g>');

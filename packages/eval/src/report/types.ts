@@ -11,6 +11,34 @@ export interface BestOfNRow {
   readonly stderr: number;
   /** Sample std of the win rate over seeds, when there are several. */
   readonly seedSpread?: number;
+  /**
+   * AlpacaEval 2's length-controlled win rate (0–100) of the same picks: the judge's preference regressed
+   * on tanh(Δlen / sd) and predicted at zero length difference (@quorum/eval `lengthControlledWinRate`).
+   */
+  readonly lcWinRate?: number;
+  /** Its standard error (delta method, clustered by prompt). */
+  readonly lcStderr?: number;
+  /** Sample std of the LC win rate over seeds, when there are several. */
+  readonly lcSeedSpread?: number;
+  /** Pearson correlation (−1…1) of the rule's reward with the picked answers' length. */
+  readonly rewardLengthPearson?: number;
+  /** Spearman rank correlation (−1…1) of the rule's reward with the picked answers' length. */
+  readonly rewardLengthSpearman?: number;
+}
+
+/** One point of a Best-of-n baseline curve (no reward model: a fixed selection rule on the same pools). */
+export interface BaselineCurvePoint {
+  readonly n: number;
+  readonly winRate: number;
+  readonly stderr?: number;
+  readonly lcWinRate?: number;
+  readonly lcStderr?: number;
+}
+
+/** A baseline drawn on every Best-of-n chart, e.g. the longest answer of n or a random pick. */
+export interface BaselineCurve {
+  readonly description?: string;
+  readonly points: readonly BaselineCurvePoint[];
 }
 
 export interface ArchitectureReport {
@@ -32,11 +60,19 @@ export interface PpoPoint {
   readonly goldWinRate: number;
   readonly stderr?: number;
   readonly kl: number;
+  /** Length-controlled gold win rate (0–100) of the policy's answers against the SFT answers. */
+  readonly lcWinRate?: number;
+  readonly lcStderr?: number;
+  /** Correlation (−1…1) of the policy answers' reward with their length. */
+  readonly rewardLengthPearson?: number;
+  readonly rewardLengthSpearman?: number;
 }
 
 export interface Baseline {
   readonly winRate: number;
   readonly stderr?: number;
+  readonly lcWinRate?: number;
+  readonly lcStderr?: number;
   readonly description?: string;
 }
 
@@ -59,4 +95,9 @@ export interface Report {
   /** Seconds per stage. */
   readonly timings?: Readonly<Record<string, number>>;
   readonly baselines?: Readonly<Record<string, Baseline>>;
+  /**
+   * Baseline curves over n drawn on every Best-of-n chart, keyed by name (`longest`, `random`), computed
+   * on the same pools as the architectures' curves.
+   */
+  readonly bestOfNBaselines?: Readonly<Record<string, BaselineCurve>>;
 }

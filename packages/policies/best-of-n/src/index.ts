@@ -21,14 +21,18 @@ export {
   meanWithStderr,
 } from './estimator.js';
 export {
+  type BaselinePoint,
   type Baselines,
   baselines,
   evaluateOffline,
   expectedForPool,
   type LabelledRule,
+  type LengthControlledPoint,
   type OfflinePromptRow,
   type OfflineReport,
   type PoolChoice,
+  type RewardLengthPoint,
+  type RuleCurvePoint,
   type ScoredPool,
   type ScorePoolsOptions,
   type ScoreProgress,

@@ -5,9 +5,10 @@ import { type GptConfig, gptPreset } from '@quorum/backbone';
 import { builtinBackendRegistry, initCompute, Rng } from '@quorum/core';
 import { datasets, projectTokenizer, type Tokenizer } from '@quorum/data';
 import { builtinArchitectureRegistry, scoreAnswers, type TrainableEnsemble } from '@quorum/ensemble';
+import { lengthControlledWinRate, rewardLengthCorrelation } from '@quorum/eval';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { argmax, expectedBestOfN, goldValue } from './estimator.js';
+import { argmax, bestOfNWeights, expectedBestOfN, goldValue } from './estimator.js';
 import {
   baselines,
   evaluateOffline,
@@ -115,6 +116,71 @@ describe('selection and the offline report', () => {
     const pick = selectFromPool(pool, rules[0]!.rule);
     expect(expectedForPool(pool, rules[0]!.rule, N)).toBeCloseTo(goldValue(pick.gold!), 12);
     expect(JSON.parse(JSON.stringify(report)).perPrompt).toHaveLength(8);
+  });
+});
+
+describe('length control', () => {
+  it('every point of 4 real instructions (n ≤ 4) carries the LC win rate, and rules the reward–length correlation', () => {
+    const few = scored.slice(0, 4);
+    expect(few.every((p) => typeof p.reference === 'string' && p.reference.length > 0)).toBe(true);
+    const mean = createAggregationRule('mean');
+    const report = evaluateOffline(few, [{ label: 'mean', rule: mean }], [1, 2, 4]);
+    for (const p of [report.baselines.random, ...report.baselines.longest, ...report.rules[0]!.curve]) {
+      expect(p.lc).toBeDefined();
+      expect(p.lc!.winRate >= 0 && p.lc!.winRate <= 100 && Number.isFinite(p.lc!.stderr)).toBe(true);
+    }
+    expect(report.baselines.longest.map((p) => p.n)).toEqual([1, 2, 4]);
+    // n = 1 is a uniform pick: one row per candidate, weight 1/N, grouped by prompt
+    const rows = few.flatMap((p, i) =>
+      p.candidates.map((c) => ({
+        outcome: goldValue(c.gold!),
+        lengthDelta: c.output.length - p.reference!.length,
+        weight: 1 / p.candidates.length,
+        group: i,
+      })),
+    );
+    expect(report.baselines.random.lc!.winRate).toBeCloseTo(lengthControlledWinRate(rows).winRate, 10);
+    expect(report.rules[0]!.curve[0]!.lc!.winRate).toBeCloseTo(report.baselines.random.lc!.winRate, 10);
+    // the rule's n = 4 correlation: its aggregates against the lengths, weighted by the keep-probabilities
+    const agg = few.map((p) => mean.aggregateArrays(p.rewards).aggregate);
+    const w = agg.map((a) => Array.from(bestOfNWeights(a, 4)));
+    const direct = rewardLengthCorrelation(
+      agg.flat(),
+      few.flatMap((p) => p.candidates.map((c) => c.output.length)),
+      w.flat(),
+    );
+    expect(report.rules[0]!.curve[2]!.rewardLength.pearson).toBeCloseTo(direct.pearson, 12);
+    expect(report.rules[0]!.curve[2]!.rewardLength.spearman).toBeCloseTo(direct.spearman, 12);
+  });
+
+  it('leaves LC out when a pool has no reference answer; a length-biased judge loses most of its edge', () => {
+    const pool = (id: string, reference: string | undefined): ScoredPool => ({
+      id,
+      prompt: { instruction: id, input: '' },
+      // the judge prefers longer answers: the two longest win, the short ones lose
+      candidates: [
+        { output: 'x'.repeat(10), gold: 'loss' },
+        { output: 'x'.repeat(20), gold: 'loss' },
+        { output: 'x'.repeat(60), gold: 'win' },
+        { output: 'x'.repeat(80), gold: 'win' },
+      ],
+      rewards: [[0, 1, 2, 3]],
+      ...(reference === undefined ? {} : { reference }),
+    });
+    const rule = [{ label: 'mean', rule: createAggregationRule('mean') }];
+    const none = evaluateOffline([pool('a', undefined), pool('b', 'y'.repeat(40))], rule, [1, 4]);
+    expect(none.rules[0]!.curve[1]!.lc).toBeUndefined();
+    expect(none.baselines.random.lc).toBeUndefined();
+    const both = evaluateOffline([pool('a', 'y'.repeat(40)), pool('b', 'y'.repeat(40))], rule, [1, 4]);
+    const top = both.rules[0]!.curve[1]!;
+    expect(top.winRate).toBe(100); // n = 4 always keeps the longest, which always wins
+    expect(top.lc!.degenerate).toBe('constant-outcome'); // all picks win and all are +40: LC = raw
+    const random = both.baselines.random;
+    expect(random.winRate).toBe(50);
+    // wins are explained by length (Δ = −30, −20 lose; +20, +40 win): separated, so only near 50
+    expect(Math.abs(random.lc!.winRate - 50)).toBeLessThan(3);
+    expect(random.lc!.lengthSlope).toBeGreaterThan(2);
+    expect(both.rules[0]!.curve[0]!.rewardLength.pearson).toBeGreaterThan(0.9);
   });
 });
 

@@ -3,15 +3,24 @@
  * numbers kept), aggregate with any rule, pick the argmax, and turn each pool into a whole win-rate
  * curve over n with the unbiased estimator. The baselines every reward model must beat come from the
  * same estimator: "random" (n = 1: any score) and "longest" (length in characters as the score).
+ *
+ * When every pool knows its reference answer, each point also carries AlpacaEval 2's length-controlled
+ * win rate (@quorum/eval's `lengthControlledWinRate`) of the Best-of-n picks: every candidate is one row,
+ * weighted by the probability that Best-of-n keeps it at that n (the estimator's weights, summing to 1 per
+ * prompt), its gold value the outcome, len(candidate) − len(reference) in characters the length, its
+ * prompt the group of the standard error. Each rule's point also carries the correlation of its
+ * aggregate reward with the picked answers' length (Pearson and Spearman, weighted the same way).
  */
 import type { AggregationRule } from '@quorum/aggregation';
 import { DataError } from '@quorum/core';
 import type { TextTokenizer } from '@quorum/data';
 import { type RewardEnsemble, scoreAnswers } from '@quorum/ensemble';
+import { type LengthRow, lengthControlledWinRate, rewardLengthCorrelation } from '@quorum/eval';
 import { type OfflineBestOfNConfigInput, resolveOfflineBestOfNConfig } from './config.js';
 import {
   argmax,
   bestOfNCurve,
+  bestOfNWeights,
   type CurvePoint,
   type EstimatorPool,
   expectedBestOfN,
@@ -118,11 +127,38 @@ export interface LabelledRule {
   readonly rule: AggregationRule;
 }
 
+/** AlpacaEval 2's length-controlled win rate of one point (percent), from @quorum/eval's fit. */
+export interface LengthControlledPoint {
+  readonly winRate: number;
+  /** Delta method over a cluster-robust covariance (prompts are the clusters); 0 when it is undefined. */
+  readonly stderr: number;
+  /** The fitted coefficient of tanh(Δlen / sd): > 0 when the judge favours the longer of the picks. */
+  readonly lengthSlope: number;
+  /** Set when the fit is degenerate (constant outcome or constant length difference): LC = raw then. */
+  readonly degenerate?: 'constant-outcome' | 'constant-length';
+}
+
+/** Correlation of a rule's aggregate reward with the picked answers' length (NaN, written null, when constant). */
+export interface RewardLengthPoint {
+  readonly pearson: number;
+  readonly spearman: number;
+}
+
+/** A curve point with the length-controlled win rate (when the pools have references). */
+export interface BaselinePoint extends CurvePoint {
+  readonly lc?: LengthControlledPoint;
+}
+
+/** A rule's curve point: raw and length-controlled win rate, and the reward–length correlation of the picks. */
+export interface RuleCurvePoint extends BaselinePoint {
+  readonly rewardLength: RewardLengthPoint;
+}
+
 export interface Baselines {
-  /** n = 1: a uniformly random candidate (what any score gives at n = 1). */
-  readonly random: CurvePoint;
+  /** n = 1: a uniformly random candidate (what any score gives at n = 1, and a random pick at any n). */
+  readonly random: BaselinePoint;
   /** Best-of-n with the answer's length in characters as the score (the length bias to beat). */
-  readonly longest: CurvePoint[];
+  readonly longest: BaselinePoint[];
 }
 
 export interface OfflinePromptRow {
@@ -141,7 +177,7 @@ export interface OfflinePromptRow {
 export interface OfflineReport {
   readonly prompts: number;
   readonly ns: number[];
-  readonly rules: { readonly label: string; readonly rule: string; readonly curve: CurvePoint[] }[];
+  readonly rules: { readonly label: string; readonly rule: string; readonly curve: RuleCurvePoint[] }[];
   readonly baselines: Baselines;
   readonly perPrompt: OfflinePromptRow[];
 }
@@ -163,6 +199,69 @@ function goldOf(pool: Pool): number[] {
 
 const strip = ({ perPrompt: _, ...point }: CurvePoint & { perPrompt: number[] }): CurvePoint => point;
 
+/** len(candidate) − len(reference) per candidate, or undefined when a pool lacks its reference. */
+function lengthDeltas(pools: readonly Pool[]): number[][] | undefined {
+  if (pools.some((p) => p.reference === undefined)) return undefined;
+  return pools.map((p) => p.candidates.map((c) => c.output.length - (p.reference as string).length));
+}
+
+/** Best-of-n's keep-probabilities for every pool at n (`scores[i]` per pool). */
+function weightsAt(
+  scores: readonly (readonly number[])[],
+  n: number,
+  names: readonly string[],
+): Float64Array[] {
+  return scores.map((s, i) => bestOfNWeights(s, n, names[i]));
+}
+
+/** The LC win rate of the picks whose keep-probabilities are `weights` (see this file's header). */
+function lcPoint(
+  weights: readonly Float64Array[],
+  gold: readonly (readonly number[])[],
+  deltas: readonly (readonly number[])[],
+): LengthControlledPoint {
+  const rows: LengthRow[] = [];
+  weights.forEach((w, i) => {
+    for (let j = 0; j < w.length; j++) {
+      if ((w[j] as number) > 0)
+        rows.push({
+          outcome: gold[i]?.[j] as number,
+          lengthDelta: deltas[i]?.[j] as number,
+          weight: w[j] as number,
+          group: i,
+        });
+    }
+  });
+  const fit = lengthControlledWinRate(rows);
+  return {
+    winRate: fit.winRate,
+    stderr: Number.isFinite(fit.stderr) ? fit.stderr : 0,
+    lengthSlope: fit.lengthSlope,
+    ...(fit.degenerate === undefined ? {} : { degenerate: fit.degenerate }),
+  };
+}
+
+/** Weighted reward–length correlation of the picks over all prompts' candidates. */
+function rewardLengthPoint(
+  weights: readonly Float64Array[],
+  rewards: readonly (readonly number[])[],
+  pools: readonly Pool[],
+): RewardLengthPoint {
+  const r: number[] = [];
+  const l: number[] = [];
+  const w: number[] = [];
+  weights.forEach((wi, i) => {
+    const cands = (pools[i] as Pool).candidates;
+    for (let j = 0; j < wi.length; j++) {
+      r.push(rewards[i]?.[j] as number);
+      l.push((cands[j] as { output: string }).output.length);
+      w.push(wi[j] as number);
+    }
+  });
+  const c = rewardLengthCorrelation(r, l, w);
+  return { pearson: c.pearson, spearman: c.spearman };
+}
+
 /** The random and longest-answer baselines over `pools` (no model needed). */
 export function baselines(
   pools: readonly Pool[],
@@ -175,9 +274,25 @@ export function baselines(
   }));
   const random = bestOfNCurve(byLength, [1], names)[0] as CurvePoint & { perPrompt: number[] };
   const longest = bestOfNCurve(byLength, ns, names);
+  const deltas = lengthDeltas(pools);
+  const gold = byLength.map((p) => p.gold);
+  const lc = (n: number): { lc?: LengthControlledPoint } =>
+    deltas === undefined
+      ? {}
+      : {
+          lc: lcPoint(
+            weightsAt(
+              byLength.map((p) => p.scores),
+              n,
+              names,
+            ),
+            gold,
+            deltas,
+          ),
+        };
   return {
-    random: strip(random),
-    longest: longest.map(strip),
+    random: { ...strip(random), ...lc(1) },
+    longest: longest.map((pt) => ({ ...strip(pt), ...lc(pt.n) })),
     perPrompt: {
       random: random.perPrompt,
       longest: pools.map((_, i) => longest.map((pt) => pt.perPrompt[i] as number)),
@@ -197,14 +312,23 @@ export function evaluateOffline(
   const names = scored.map((p) => p.id);
   const gold = scored.map(goldOf);
   const base = baselines(scored, ns);
+  const deltas = lengthDeltas(scored);
   const perRule = rules.map(({ label, rule }) => {
     const choices = scored.map((p) => selectFromPool(p, rule));
+    const aggregates = choices.map((c) => c.aggregates);
     const curve = bestOfNCurve(
       choices.map((c, i) => ({ scores: c.aggregates, gold: gold[i] as number[] })),
       ns,
       names,
     );
-    return { label, rule: rule.name, choices, curve };
+    const length = ns.map((n) => {
+      const w = weightsAt(aggregates, n, names);
+      return {
+        rewardLength: rewardLengthPoint(w, aggregates, scored),
+        ...(deltas === undefined ? {} : { lc: lcPoint(w, gold, deltas) }),
+      };
+    });
+    return { label, rule: rule.name, choices, curve, length };
   });
   const perPrompt = scored.map((p, i): OfflinePromptRow => {
     const best: Record<string, PoolChoice> = {};
@@ -227,7 +351,14 @@ export function evaluateOffline(
   return {
     prompts: scored.length,
     ns: [...ns],
-    rules: perRule.map((r) => ({ label: r.label, rule: r.rule, curve: r.curve.map(strip) })),
+    rules: perRule.map((r) => ({
+      label: r.label,
+      rule: r.rule,
+      curve: r.curve.map((pt, j) => ({
+        ...strip(pt),
+        ...(r.length[j] as Omit<RuleCurvePoint, keyof CurvePoint>),
+      })),
+    })),
     baselines: { random: base.random, longest: base.longest },
     perPrompt,
   };

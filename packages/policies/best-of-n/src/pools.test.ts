@@ -46,6 +46,26 @@ describe('readPoolFile', () => {
     ]);
   });
 
+  it("keeps a pool's reference answer (for the length-controlled win rate) and refuses two different ones", async () => {
+    const pools = await readPoolFile(
+      write('ref.jsonl', [
+        { instruction: 'Name a prime.', output: '7', gold: 'win', reference: 'Two.' },
+        { instruction: 'Name a prime.', output: '8', gold: 'loss' },
+        { instruction: 'Add.', output: '2', gold: 'win' },
+      ]),
+    );
+    expect(pools.map((p) => p.reference)).toEqual(['Two.', undefined]);
+    const e = await dataError(
+      readPoolFile(
+        write('ref2.jsonl', [
+          { instruction: 'Name a prime.', output: '7', reference: 'Two.' },
+          { instruction: 'Name a prime.', output: '8', reference: 'Three.' },
+        ]),
+      ),
+    );
+    expect(e.location).toMatchObject({ line: 2, field: 'reference' });
+  });
+
   it('names file, line and field of a bad row', async () => {
     const missing = await dataError(
       readPoolFile(write('m.jsonl', [{ instruction: 'x', output: 'y' }, { instruction: 'x' }])),
@@ -97,6 +117,7 @@ describe('poolsFromAlpacaEval', () => {
       expect(p.id).toMatch(/^alpaca-eval\/\d+$/);
       expect(p.candidates.length).toBeGreaterThanOrEqual(48);
       expect(p.candidates.every((c) => c.gold !== undefined && c.generator !== undefined)).toBe(true);
+      expect(p.reference?.length).toBeGreaterThan(0); // text-davinci-003's answer
     }
   });
 });

@@ -3,8 +3,10 @@
  * pools, or a user's JSONL file.
  *
  * Pool file: one candidate per line, `{"instruction": "...", "input"?: "...", "output": "...",
- * "gold"?: "win" | "loss" | "draw", "generator"?: "..."}`. Rows with the same instruction and input form
- * one pool (pools keep the order of their first row). Either every row has `gold` or none does.
+ * "gold"?: "win" | "loss" | "draw", "generator"?: "...", "reference"?: "..."}`. Rows with the same
+ * instruction and input form one pool (pools keep the order of their first row). Either every row has
+ * `gold` or none does. `reference` is the answer the gold verdicts compare against (its length gives the
+ * length-controlled win rate); rows of one pool that give it must give the same text.
  *
  * Prompt file: one prompt per line, `{"instruction": "...", "input"?: "..."}`.
  */
@@ -28,6 +30,11 @@ export interface Pool {
   readonly id: string;
   readonly prompt: Prompt;
   readonly candidates: readonly PoolCandidate[];
+  /**
+   * The reference answer the gold verdicts compare against (AlpacaEval: text-davinci-003), when known:
+   * the length-controlled win rate needs its length.
+   */
+  readonly reference?: string | undefined;
 }
 
 /** The shipped AlpacaEval pools (`(await datasets.alpacaEval()).candidatePools('eval')`) as `Pool`s. */
@@ -36,6 +43,7 @@ export function poolsFromAlpacaEval(pools: readonly CandidatePool[]): Pool[] {
     id: `alpaca-eval/${p.instructionId}`,
     prompt: p.prompt,
     candidates: p.candidates.map((c) => ({ output: c.output, gold: c.gold, generator: c.generator })),
+    ...(p.reference === '' ? {} : { reference: p.reference }),
   }));
 }
 
@@ -84,7 +92,10 @@ function text(
 
 /** Reads a pool file (format in this file's header); errors name file, line and field. */
 export async function readPoolFile(file: string): Promise<Pool[]> {
-  const pools = new Map<string, { id: string; prompt: Prompt; candidates: PoolCandidate[] }>();
+  const pools = new Map<
+    string,
+    { id: string; prompt: Prompt; candidates: PoolCandidate[]; reference?: string }
+  >();
   let withGold: boolean | undefined;
   for await (const { value, line } of readJsonl(file)) {
     const row = rowObject(value, file, line, POOL_EXAMPLE);
@@ -116,6 +127,16 @@ export async function readPoolFile(file: string): Promise<Pool[]> {
     if (pool === undefined) {
       pool = { id: `${basename(file)}:${line}`, prompt: { instruction, input }, candidates: [] };
       pools.set(key, pool);
+    }
+    if (row.reference !== undefined && row.reference !== null) {
+      const reference = text(row, 'reference', file, line);
+      if (pool.reference !== undefined && pool.reference !== reference) {
+        throw new DataError('"reference" differs from an earlier row of the same instruction', {
+          location: { file, line, field: 'reference' },
+          hint: 'give one reference answer per instruction (or leave it out on the other rows)',
+        });
+      }
+      pool.reference = reference;
     }
     pool.candidates.push({ output, gold: g as GoldLabel | undefined, generator });
   }
