@@ -53,10 +53,13 @@ export interface PpoRunOptions {
     | undefined;
 }
 
-/** The line shown after each step. */
+/**
+ * The line shown after each step. `kl` is what the penalty used (its estimator named), `full` the
+ * full-distribution KL; both nats per answer: the mean over answers of the sum over answer tokens.
+ */
 export function formatPpoStep(l: PpoStepLog): string {
   const members = l.memberRewards.map((r) => r.toFixed(3)).join('/');
-  return `reward ${l.reward.toFixed(4)} (members ${members})  kl ${l.kl.toFixed(4)}  entropy ${l.entropy.toFixed(3)}  loss ${l.policyLoss.toFixed(4)}/${l.valueLoss.toFixed(4)}  clip ${l.clipFraction.toFixed(3)}  ${l.seconds.toFixed(1)}s`;
+  return `reward ${l.reward.toFixed(4)} (members ${members})  kl ${l.kl.toFixed(4)} (${l.klEstimator}; full ${l.klFull.toFixed(4)})  entropy ${l.entropy.toFixed(3)}  loss ${l.policyLoss.toFixed(4)}/${l.valueLoss.toFixed(4)}  clip ${l.clipFraction.toFixed(3)}  ${l.seconds.toFixed(1)}s`;
 }
 
 /** Trains to `ppo.steps` (or until `signal`), writing the policy to `out` when all steps are done. */

@@ -38,6 +38,11 @@ export interface RunPreset {
     readonly evalEvery: number;
     readonly evalPrompts: number;
     readonly seeds: number;
+    /**
+     * The rules PPO maximises, one run per architecture, rule and seed, each named by its label in the
+     * study's rules (`mean`, `lcb` = lcb with β = 1).
+     */
+    readonly rules: readonly string[];
   };
 }
 
@@ -61,6 +66,7 @@ export const PRESETS: Record<PresetName, RunPreset> = {
       evalEvery: 2,
       evalPrompts: 16,
       seeds: 1,
+      rules: ['mean'],
     },
   },
   default: {
@@ -84,6 +90,7 @@ export const PRESETS: Record<PresetName, RunPreset> = {
       evalEvery: 10,
       evalPrompts: 32,
       seeds: 1,
+      rules: ['mean'],
     },
   },
   full: {
@@ -110,6 +117,7 @@ export const PRESETS: Record<PresetName, RunPreset> = {
       evalEvery: 20,
       evalPrompts: 64,
       seeds: 5,
+      rules: ['mean', 'lcb'],
     },
   },
 };

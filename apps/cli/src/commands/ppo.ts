@@ -170,14 +170,18 @@ export function registerPpo(program: Command): void {
     .addHelpText(
       'after',
       `
-Each step samples --rollout-batch prompts, answers them (temperature 0.7, top-p 0.9: the paper's Table 6),
+Each step samples --rollout-batch prompts, answers them (temperature 0.7, the paper's Table 6, from the
+whole distribution: top-p 1, as TRL, since the KL and the ratio are those of the untruncated softmax),
 scores the decoded answers with the reward ensemble's own tokenizer, and aggregates the k member rewards
 with --agg. The sequence reward goes on the last token; every token also pays --kl-coef × KL to the
 reference (the --policy as loaded). GAE (γ = 1, λ = 0.95), clipped policy and value losses, AdamW.
 Defaults follow the paper's Table 4 (rollout 64, step batch 32, lr 1e-5, 2 epochs, value coef 0.1,
 5 warmup steps). A nano policy wants --lr 1e-4 but keeps the paper's rollout of 64: with 16 answers per
 step the reward's noise drives the KL to 20-30 nats while the reward stays flat (measured). Log-probs
-and the KL are those of the sampling distribution (logits / temperature), as in TRL.
+and the KL are those of the sampling distribution (logits / temperature), as in TRL. The step line's
+KL is the mean over answers of the sum over answer tokens of the --kl-estimator estimate (what the
+penalty uses; k1 can be below 0 for a batch); metrics.jsonl also holds klK1, klK3 and klFull (the
+full-distribution KL at each answer position, never negative).
 
 Progress: one line per step on stderr (step, reward, KL, ...; QUORUM_QUIET=1 silences it); metrics.jsonl
 in --out. Ctrl-C stops after the current step and saves a checkpoint; --resume continues exactly where it

@@ -70,9 +70,14 @@ export const ppoConfigSchema = z
     // missing_eos_penalty); undefined = off.
     missingEosPenalty: z.number().min(0).optional(),
 
-    // --- decoding (paper Table 6)
+    // --- rollout sampling
+    // Paper Table 6: 0.7. Log-probs, KL and entropy are read at this temperature too (as TRL).
     temperature: z.number().positive().default(0.7),
-    topP: z.number().gt(0).max(1).default(0.9),
+    // 1: sample from the whole softmax(logits / T), as TRL's PPOTrainer (top_k 0, top_p 1). The KL
+    // estimates and the policy ratio are those of the untruncated distribution, so with topP < 1 (the
+    // paper's 0.9 is for decoding answers) the samples are not drawn from it and the k1 KL comes out
+    // biased low, often negative once the policy flattens (measured: README, "What the PPO numbers mean").
+    topP: z.number().gt(0).max(1).default(1),
     // Response length cap. The paper's models answer at length; a nano model with context 128 uses 32–64.
     maxNewTokens: z.number().int().min(1).default(64),
 

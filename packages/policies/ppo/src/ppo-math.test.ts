@@ -6,8 +6,10 @@ import {
   clippedPolicyLoss,
   clippedValueLoss,
   FixedKlController,
+  fullKl,
   gae,
   klPerToken,
+  sequenceKl,
   tokenRewards,
   whiten,
 } from './ppo-math.js';
@@ -57,6 +59,56 @@ describe('KL estimators', () => {
     // k3 is never negative, k1 can be
     expect(klPerToken([Math.log(0.25)], [Math.log(0.5)], 'k1')[0]).toBeLessThan(0);
     expect(klPerToken([Math.log(0.25)], [Math.log(0.5)], 'k3')[0]).toBeGreaterThan(0);
+  });
+});
+
+describe('the KL the step log reports', () => {
+  it('is the mean over sequences of the sum over answer tokens (hand values)', () => {
+    // answer 0: tokens with p = 0.5, q = 0.25 and p = q = 0.2; answer 1: one token with p = 0.25, q = 0.5
+    const logp = [[Math.log(0.5), Math.log(0.2)], [Math.log(0.25)]];
+    const logq = [[Math.log(0.25), Math.log(0.2)], [Math.log(0.5)]];
+    // k1: (log 2 + 0 + (−log 2)) / 2 = 0 — an unbiased estimate that is 0 here, below 0 for answer 1
+    expect(sequenceKl(logp, logq, 'k1')).toBeCloseTo(0, 12);
+    // k3: ((−0.5 + log 2) + 0 + (1 − log 2)) / 2 = 0.25
+    expect(sequenceKl(logp, logq, 'k3')).toBeCloseTo(0.25, 12);
+    expect(sequenceKl([], [], 'k1')).toBe(0);
+  });
+
+  it('is exactly 0 for policy = reference, whatever the lengths', () => {
+    const logp = [[-0.3, -4.1, -0.01], [-2], []];
+    expect(sequenceKl(logp, logp, 'k1')).toBe(0);
+    expect(sequenceKl(logp, logp, 'k3')).toBe(0);
+  });
+
+  it('refuses log-probs read with different masks', () => {
+    expect(() => sequenceKl([[-1, -2]], [[-1]], 'k1')).toThrow(/2 policy log-probs but 1 reference/);
+  });
+
+  it('fullKl is Σ p·log(p/q) per position: hand values, 0 for p = q, never negative', () => {
+    // p = softmax([0, ln 3]) = (1/4, 3/4); q = softmax([0, 0]) = (1/2, 1/2)
+    // KL = 1/4·ln(1/2) + 3/4·ln(3/2) = 0.1308…
+    const p = tf.tensor3d([
+      [
+        [0, Math.log(3)],
+        [1, 2],
+      ],
+    ]); // [1, 2, 2]
+    const q = tf.tensor3d([
+      [
+        [0, 0],
+        [1, 2],
+      ],
+    ]); // [1, 2, 2]
+    const before = tf.memory().numTensors;
+    const kl = fullKl(p, q); // [1, 2]
+    expect(tf.memory().numTensors).toBe(before + 1);
+    const [a, b] = Array.from(kl.dataSync());
+    expect(a).toBeCloseTo(0.25 * Math.log(0.5) + 0.75 * Math.log(1.5), 6);
+    expect(b).toBe(0);
+    const reversed = fullKl(q, p); // [1, 2]
+    // KL(q‖p) = 1/2·ln 2 + 1/2·ln(2/3) = 0.1438…: the other direction, also ≥ 0
+    expect(reversed.dataSync()[0]).toBeCloseTo(0.5 * Math.log(2) + 0.5 * Math.log(2 / 3), 6);
+    tf.dispose([p, q, kl, reversed]);
   });
 });
 

@@ -105,7 +105,9 @@ describe('PpoTrainer', () => {
     for (const klEstimator of ['k1', 'k3'] as const) {
       const { trainer, dispose } = makeTrainer({ ...tiny, klEstimator });
       const first = trainer.trainStep();
-      expect(first.kl).toBe(0);
+      // the first rollout is scored before any update: every estimate is exactly 0, not just close
+      expect([first.kl, first.klK1, first.klK3, first.klFull]).toEqual([0, 0, 0, 0]);
+      expect(first.klEstimator).toBe(klEstimator);
       const before = tf.memory().numTensors;
       const logs = [trainer.trainStep(), trainer.trainStep()];
       expect(tf.memory().numTensors).toBe(before);
@@ -116,6 +118,12 @@ describe('PpoTrainer', () => {
       }
       expect(logs[1]?.step).toBe(3);
       expect(logs[1]?.kl).not.toBe(0); // the policy has moved away from the reference
+      for (const l of logs) {
+        // `kl` is the penalty's estimator; k3 and the full-distribution KL are never negative
+        expect(l.kl).toBe(klEstimator === 'k1' ? l.klK1 : l.klK3);
+        expect(l.klK3).toBeGreaterThanOrEqual(0);
+        expect(l.klFull).toBeGreaterThan(0);
+      }
       dispose();
     }
   });
@@ -361,7 +369,7 @@ describe('PpoTrainer saves the policy with its own tokenizer', () => {
 });
 
 describe('ppo config', () => {
-  it("defaults to the paper's Table 4 and Table 6 values", () => {
+  it("defaults to the paper's Table 4 and Table 6 values, rollouts from the whole distribution (top-p 1, as TRL)", () => {
     const c = resolvePpoConfig({});
     expect(c).toMatchObject({
       rolloutBatch: 64,
@@ -371,7 +379,7 @@ describe('ppo config', () => {
       vfCoef: 0.1,
       warmupSteps: 5,
       temperature: 0.7,
-      topP: 0.9,
+      topP: 1,
       gamma: 1,
       lam: 0.95,
       klCoef: 0.02,

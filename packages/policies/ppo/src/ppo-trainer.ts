@@ -71,9 +71,12 @@ import {
   clippedPolicyLoss,
   clippedValueLoss,
   FixedKlController,
+  fullKl,
   gae,
   type KlController,
+  type KlEstimator,
   klPerToken,
+  sequenceKl,
   tokenRewards,
   whiten,
 } from './ppo-math.js';
@@ -101,8 +104,24 @@ export interface PpoStepLog {
   readonly memberRewards: number[];
   /** Mean over members of the members' std per answer (their disagreement). */
   readonly rewardStd: number;
-  /** Mean over answers of the summed per-token KL estimate (nats per sequence). */
+  /**
+   * The KL to the reference that the penalty used: the mean over sequences of the sum over answer tokens
+   * (eos included, prompt and padding never) of the `klEstimator` estimate on the rollout's sampled tokens,
+   * in nats per answer. Exactly 0 at the first step (the policy is the reference). With k1 a batch can
+   * come out below 0 (sampling noise; also a bias when topP < 1, see the README).
+   */
   readonly kl: number;
+  /** Which per-token estimator `kl` is: `k1` (log p − log q) or `k3` ((r − 1) − log r, r = q/p). */
+  readonly klEstimator: KlEstimator;
+  /** The same sum with k1: unbiased when sampling from the policy, can be negative for a batch. */
+  readonly klK1: number;
+  /** The same sum with k3: never negative, unbiased when sampling from the policy. */
+  readonly klK3: number;
+  /**
+   * The same sum of the full-distribution KL at each answer position, Σ_v π(v)·log(π(v)/π_ref(v)) given the
+   * sampled prefix: never negative, lowest variance; what `quorum reproduce` plots.
+   */
+  readonly klFull: number;
   /** Mean next-token entropy over generated tokens (nats). */
   readonly entropy: number;
   readonly policyLoss: number;
@@ -234,7 +253,8 @@ function disposeMinibatch(mb: Minibatch): void {
  * The log-probs are those of the sampling distribution, softmax(logits / temperature), as in TRL: the
  * answers were drawn at that temperature, so the ratio ρ, the KL estimate on the samples and the
  * entropy must be of the same distribution, or the importance weights are wrong from the first update
- * and the k1 KL estimate drifts negative. (top-p's truncation is not modelled, as in TRL.)
+ * and the k1 KL estimate drifts negative. top-p is not modelled, so rollouts sample the whole distribution
+ * (topP 1, as TRL) unless a user sets topP < 1.
  */
 function policyForward(
   params: GptParams,
@@ -244,7 +264,12 @@ function policyForward(
   mask: tf.Tensor2D,
   withEntropy: boolean,
   temperature: number,
-): { logp: tf.Tensor2D; values: tf.Tensor2D | undefined; entropy: tf.Tensor2D | undefined } {
+): {
+  logp: tf.Tensor2D;
+  values: tf.Tensor2D | undefined;
+  entropy: tf.Tensor2D | undefined;
+  logits: tf.Tensor3D;
+} {
   const [b, T] = ids.shape;
   const hidden = gptHidden(params, config, ids, mask); // [b, T, D]
   const states = tf.slice(hidden, [0, 0, 0], [b, T - 1, -1]) as tf.Tensor3D; // [b, T-1, D]
@@ -255,6 +280,7 @@ function policyForward(
     logp,
     values: head === undefined ? undefined : valueHeadForward(head, states), // [b, T-1]
     entropy: withEntropy ? tokenEntropy(logits) : undefined, // [b, T-1]
+    logits, // [b, T-1, V], at the sampling temperature
   };
 }
 
@@ -454,6 +480,7 @@ export class PpoTrainer {
       returns: [],
     }));
     const refLogp: number[][] = [];
+    const fullKls: number[] = [];
     const entropies: number[] = [];
     for (let at = 0; at < rows.length; at += ppo.stepBatch) {
       const chunk = rows.slice(at, at + ppo.stepBatch);
@@ -461,9 +488,10 @@ export class PpoTrainer {
       const out = tf.tidy(() => {
         const cur = this.forward(policy.params, mb, { value: true, entropy: true });
         const ref = this.forward(this.reference, mb, { value: false, entropy: false });
-        return [cur.logp, cur.values as tf.Tensor2D, cur.entropy as tf.Tensor2D, ref.logp];
+        const full = fullKl(cur.logits, ref.logits); // [b, T-1]
+        return [cur.logp, cur.values as tf.Tensor2D, cur.entropy as tf.Tensor2D, ref.logp, full];
       });
-      const [logp, values, entropy, rlogp] = out.map((t) => t.dataSync() as Float32Array);
+      const [logp, values, entropy, rlogp, full] = out.map((t) => t.dataSync() as Float32Array);
       tf.dispose(out);
       disposeMinibatch(mb);
       const width = mb.ids.shape[1] - 1;
@@ -474,6 +502,7 @@ export class PpoTrainer {
         row.oldLogp = cut(logp);
         row.values = cut(values);
         refLogp.push(cut(rlogp));
+        fullKls.push(cut(full).reduce((a, b) => a + b, 0));
         entropies.push(...cut(entropy));
       });
     }
@@ -494,7 +523,11 @@ export class PpoTrainer {
         r.advantages = w[i] as number[];
       });
     }
-    const meanKl = mean(kls.map((k) => k.reduce((a, b) => a + b, 0)));
+    // Nats per answer: mean over sequences of the sum over answer tokens, with each estimator.
+    const oldLogps = rows.map((r) => r.oldLogp);
+    const klK1 = sequenceKl(oldLogps, refLogp, 'k1');
+    const klK3 = sequenceKl(oldLogps, refLogp, 'k3');
+    const meanKl = ppo.klEstimator === 'k1' ? klK1 : klK3;
 
     // 5. ppoEpochs passes of minibatch updates.
     const stats = {
@@ -556,6 +589,10 @@ export class PpoTrainer {
       memberRewards: memberRewards.map((m) => mean(m)),
       rewardStd: mean(agg.std),
       kl: meanKl,
+      klEstimator: ppo.klEstimator,
+      klK1,
+      klK3,
+      klFull: mean(fullKls),
       entropy: mean(entropies),
       policyLoss: mean(stats.policyLoss),
       valueLoss: mean(stats.valueLoss),
