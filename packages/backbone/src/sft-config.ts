@@ -7,6 +7,13 @@ import { z } from 'zod';
 
 export const sftConfigSchema = z
   .object({
+    // --- objective
+    // Unset or 'sft': the loss is on the caller's lossMask (an instruction's answer tokens). 'lm': language
+    // modelling over packed documents (@quorum/data's packDocuments): every position after a block's first is
+    // a target, which the trainer checks. Optional, so the settings a resume compares stay those of SFT runs
+    // saved before the field existed.
+    objective: z.enum(['sft', 'lm']).optional(),
+
     // --- length of the run
     // ~2 minutes of the nano model on 2 cores.
     maxSteps: z.number().int().min(1).default(300),

@@ -262,6 +262,38 @@ describe('SftTrainer', () => {
   });
 });
 
+describe('SftTrainer with objective lm', () => {
+  /** Packed blocks of a counting language (as @quorum/data's packDocuments: every position ≥ 1 a target). */
+  const blocks = (n: number): SftExample[] =>
+    Array.from({ length: n }, (_, b) => {
+      const ids = Array.from({ length: 12 }, (_, i) => 4 + ((b + i) % 20));
+      return { ids, lossMask: ids.map((_, i) => (i === 0 ? 0 : 1)) };
+    });
+
+  it('learns every token of packed blocks and leaves the resume settings of sft runs as they were', async () => {
+    const params = initGpt(config, new Rng(11));
+    const sft = resolveSftConfig({ objective: 'lm', maxSteps: 30, batchSize: 8, lr: 1e-2, evalEvery: 0 });
+    const trainer = new SftTrainer({ config, params, sft, train: blocks(16), eval: blocks(4) });
+    const first = trainer.evaluate() as number;
+    const summary = await trainer.train();
+    expect(summary.evalLoss as number).toBeLessThan(first * 0.5);
+    trainer.dispose();
+    disposeGpt(params);
+    expect('objective' in resolveSftConfig({})).toBe(false);
+  });
+
+  it('refuses a block with a position that is not a target, naming the row', () => {
+    const params = initGpt(config, new Rng(1));
+    const sft = resolveSftConfig({ objective: 'lm' });
+    const make = (train: SftExample[]) => () => new SftTrainer({ config, params, sft, train });
+    expect(make(examples(2, 1))).toThrow(/train\[0\].*position 1 is not a target/);
+    expect(make([{ ids: [5], lossMask: [0] }])).toThrow('a block of 1 token(s) has no target');
+    expect(make(blocks(2))).not.toThrow();
+    expect(() => resolveSftConfig({ objective: 'mlm' })).toThrow(/sft\.objective/);
+    disposeGpt(params);
+  });
+});
+
 describe('backbone files', () => {
   it('round-trips parameters and config through safetensors', async () => {
     const ropeConfig = resolveGptConfig({ ...config, positional: 'rope', tieEmbeddings: false });

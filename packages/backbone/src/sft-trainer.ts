@@ -1,6 +1,7 @@
 /**
  * Supervised fine-tuning over pre-tokenised sequences: next-token cross-entropy on the response
- * tokens only (the caller's loss mask), AdamW with warmup + cosine/constant, gradient accumulation,
+ * tokens only (the caller's loss mask), or with `objective: 'lm'` on every token of packed blocks
+ * (documents joined with eos and cut into context-length blocks, GPT-2 / nanoGPT pretraining), AdamW with warmup + cosine/constant, gradient accumulation,
  * clipping, periodic eval loss, a progress callback, and resumable checkpoints. A checkpoint records the
  * settings it was trained with; resuming with other settings is refused (listing them) unless forceResume.
  */
@@ -143,7 +144,12 @@ export interface SftTrainerOptions {
   readonly onNote?: ((message: string) => void) | undefined;
 }
 
-function validateExamples(examples: readonly SftExample[], config: GptConfig, field: string): void {
+function validateExamples(
+  examples: readonly SftExample[],
+  config: GptConfig,
+  field: string,
+  objective: SftConfig['objective'],
+): void {
   examples.forEach((e, i) => {
     const at = `${field}[${i}]`;
     const fail = (message: string, hint: string): never => {
@@ -164,6 +170,17 @@ function validateExamples(examples: readonly SftExample[], config: GptConfig, fi
     const bad = e.ids.find((id) => !Number.isInteger(id) || id < 0 || id >= config.vocabSize);
     if (bad !== undefined)
       fail(`token id ${bad} is outside [0, ${config.vocabSize})`, 'tokenise with the model vocabulary');
+    if (objective === 'lm') {
+      const t = e.lossMask.findIndex((m, t) => t > 0 && !m);
+      if (t > 0 || e.ids.length < 2)
+        fail(
+          e.ids.length < 2
+            ? `a block of ${e.ids.length} token(s) has no target`
+            : `position ${t} is not a target, but the lm objective learns every token after a block's first`,
+          "pack documents with @quorum/data's packDocuments, or use the sft objective for a masked loss",
+        );
+      return;
+    }
     if (!e.lossMask.some((m, t) => t > 0 && m)) {
       fail(
         'no trained target (lossMask is 0 at every position after the first)',
@@ -197,8 +214,8 @@ export class SftTrainer {
         hint: 'pass at least one example',
       });
     }
-    validateExamples(options.train, config, 'train');
-    validateExamples(options.eval ?? [], config, 'eval');
+    validateExamples(options.train, config, 'train', sft.objective);
+    validateExamples(options.eval ?? [], config, 'eval', sft.objective);
     this.opts = options;
     this.named = namedParameters(options.params);
     this.optimizer = new AdamW(this.named, {

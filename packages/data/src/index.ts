@@ -11,6 +11,21 @@ export {
   REFERENCE_GENERATOR,
 } from './alpaca-eval.js';
 export { type Batch, type CollateOptions, collate } from './collate.js';
+export {
+  buildCorpus,
+  CORPUS_SOURCES,
+  type Corpus,
+  type CorpusCounts,
+  type CorpusDocument,
+  type CorpusSource,
+  type CorpusSplit,
+  corpusTokenCount,
+  type PackedBlock,
+  type PretrainCorpusOptions,
+  packDocuments,
+  pretrainCorpus,
+  splitCorpus,
+} from './corpus.js';
 export { asObject, fieldError, numberField, optionalStringField, rowId, stringField } from './fields.js';
 export {
   alpacaFarmFormat,

@@ -76,3 +76,72 @@ describe('runSft resume', () => {
     await expect(runSft({ ...base(path.join(dir, 'long')), maxLineBytes: 20 })).rejects.toThrow(`${data}:1`);
   });
 });
+
+describe('runSft with objective lm', () => {
+  const lm = (out: string): SftRunOptions => ({
+    ...base(out),
+    objective: 'lm',
+    data: 'corpus',
+    maxDocuments: 150,
+    contextLength: 32,
+    maxSteps: 12,
+    batchSize: 8,
+    checkpointEvery: 6,
+  });
+
+  it('pretrains a nano model on packed corpus blocks: the held-out loss falls and quorum.json says what it read', async () => {
+    const out = path.join(dir, 'lm');
+    const lines: string[] = [];
+    const r = await runSft(
+      { ...lm(out), command: 'quorum sft --objective lm' },
+      { update: () => {}, log: (m) => lines.push(m) },
+    );
+    expect(r.corpus).toMatchObject({ documents: 148, evalDocuments: 2 });
+    expect(r.corpus?.tokens).toBeGreaterThan(10_000);
+    expect(r.corpus?.blocks).toBe(r.examples.used);
+    expect(r.corpus?.blocks).toBeGreaterThanOrEqual(Math.ceil((r.corpus?.tokens ?? 0) / 31));
+    expect(r.tokensTrained).toBe(12 * 8 * 31);
+    expect(r.evalLoss as number).toBeLessThan((r.initialEvalLoss as number) - 0.3);
+    expect(lines.join('\n')).toMatch(/lm corpus: 148 documents \(2 held out\)/);
+    const manifest = JSON.parse(readFileSync(path.join(out, 'quorum.json'), 'utf8')) as {
+      training: Record<string, unknown>;
+    };
+    expect(manifest.training).toMatchObject({
+      objective: 'lm',
+      corpusSources: ['alpaca-eval', 'hh-rlhf'],
+      corpusSplit: 'train',
+      command: 'quorum sft --objective lm',
+      tokensTrained: 12 * 8 * 31,
+    });
+  });
+
+  it('reads a JSONL file of {text}, sets the steps from maxTokens, and refuses another sample on resume', async () => {
+    const file = path.join(dir, 'text.jsonl');
+    const texts = Array.from({ length: 40 }, (_, i) => ({
+      text: `Document ${i}: one two three four five six.`,
+    }));
+    writeFileSync(file, texts.map((t) => `${JSON.stringify(t)}\n`).join(''));
+    const out = path.join(dir, 'lm-file');
+    const opts: SftRunOptions = { ...lm(out), data: file, maxDocuments: undefined, maxTokens: 1000 };
+    const { signal, progress } = stopAt(3);
+    const first = await runSft({ ...opts, checkpointEvery: 3, signal }, progress);
+    expect(first.stoppedEarly).toBe(true);
+    expect(first.corpus).toMatchObject({ source: file, documents: 39, evalDocuments: 1 });
+    const refused = runSft({ ...opts, checkpointEvery: 3, maxTokens: 2000, resume: true });
+    await expect(refused).rejects.toThrow(/maxTokens: saved 1000, now 2000[\s\S]*maxSteps: saved 5, now 9/);
+    const done = await runSft({ ...opts, checkpointEvery: 3, resume: true });
+    expect(done.steps).toBe(Math.ceil(1000 / (8 * 31)));
+  });
+
+  it('refuses data of the other kind and lm flags without the lm objective', async () => {
+    await expect(runSft({ ...base(path.join(dir, 'x')), data: 'corpus' })).rejects.toThrow(
+      'needs the lm objective',
+    );
+    await expect(runSft({ ...lm(path.join(dir, 'x')), data: 'alpaca-eval' })).rejects.toThrow(
+      '--data corpus --corpus alpaca-eval',
+    );
+    await expect(runSft({ ...base(path.join(dir, 'x')), maxTokens: 10 })).rejects.toThrow(
+      '--max-tokens applies to the lm objective only',
+    );
+  });
+});

@@ -1,4 +1,8 @@
-/** Supervised fine-tuning: data → token sequences → SftTrainer → a policy folder (`quorum sft`). */
+/**
+ * Supervised fine-tuning: data → token sequences → SftTrainer → a policy folder (`quorum sft`). With
+ * `objective: 'lm'` the same trainer pretrains instead: documents (the shipped corpus or a JSONL file of
+ * `{text}` rows) are tokenised, joined with eos and cut into `maxLength` blocks, and every token is learned.
+ */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import {
@@ -15,11 +19,20 @@ import {
 } from '@quorum/backbone';
 import { ConfigError, Rng } from '@quorum/core';
 import {
+  asObject,
+  CORPUS_SOURCES,
+  type CorpusSource,
+  type CorpusSplit,
   datasets,
   encodePromptResponse,
   loadSftExamples,
+  packDocuments,
+  pretrainCorpus,
   projectTokenizer,
+  readJsonl,
   type SftExample,
+  splitCorpus,
+  stringField,
   type TextTokenizer,
   type TruncationMode,
 } from '@quorum/data';
@@ -61,6 +74,38 @@ export interface SftRunOptions {
   readonly maxLineBytes?: number | undefined;
   /** Stops at the next checkpoint boundary (after saving); the result says `stoppedEarly`. */
   readonly signal?: AbortSignal | undefined;
+  /**
+   * `sft` (default): the loss on the answers of instruction data. `lm`: next-token loss over every token of
+   * packed documents; `data` is then `corpus` (the shipped text, see `corpus`) or a JSONL file of `{text}`.
+   */
+  readonly objective?: 'sft' | 'lm' | undefined;
+  /** lm with `data: 'corpus'`: which shipped sources (default both, @quorum/data's `pretrainCorpus`). */
+  readonly corpus?: readonly CorpusSource[] | undefined;
+  /** lm with `data: 'corpus'`: `train` (default; AlpacaEval's eval split stays unseen) or `all`. */
+  readonly corpusSplit?: CorpusSplit | undefined;
+  /** lm: a seeded sample of this many documents (before the held-out slice), for quick runs. */
+  readonly maxDocuments?: number | undefined;
+  /**
+   * lm: stop after about this many trained tokens: replaces `maxSteps` by ⌈maxTokens / (batchSize ×
+   * (maxLength − 1))⌉ (a block of maxLength tokens has maxLength − 1 targets), so the schedule spans them.
+   */
+  readonly maxTokens?: number | undefined;
+  /** The command line that ran this, recorded in quorum.json so the model can be rebuilt. */
+  readonly command?: string | undefined;
+}
+
+/** What an lm run read: documents, characters and tokens of its train and held-out parts, and blocks. */
+export interface CorpusFacts {
+  readonly source: string;
+  readonly documents: number;
+  readonly evalDocuments: number;
+  readonly characters: number;
+  /** Identical texts kept once, blank ones left out (the shipped corpus only). */
+  readonly duplicates: number;
+  readonly tokens: number;
+  readonly evalTokens: number;
+  readonly blocks: number;
+  readonly evalBlocks: number;
 }
 
 export interface SftRunResult {
@@ -75,6 +120,10 @@ export interface SftRunResult {
   readonly stoppedEarly: boolean;
   /** Resumes that went ahead with other settings (forceResume), with the saved and current values. */
   readonly forcedResumes: SftTrainer['forcedResumes'];
+  /** `objective: 'lm'` only: what was read. */
+  readonly corpus?: CorpusFacts | undefined;
+  /** Targets trained: steps × batch × (maxLength − 1) for lm (an upper bound: the tail block is shorter). */
+  readonly tokensTrained?: number | undefined;
 }
 
 /**
@@ -133,6 +182,133 @@ async function sftData(
   };
 }
 
+interface TextDocument {
+  readonly text: string;
+}
+
+/** The documents of an lm run: the shipped corpus or a JSONL file of `{text}` rows; blank texts left out. */
+async function lmDocuments(
+  options: SftRunOptions,
+): Promise<{ documents: TextDocument[]; duplicates: number; source: string }> {
+  let documents: TextDocument[];
+  let duplicates = 0;
+  let source: string;
+  if (options.data === 'corpus') {
+    const corpus = await pretrainCorpus({
+      ...(options.corpus === undefined ? {} : { sources: options.corpus }),
+      ...(options.corpusSplit === undefined ? {} : { split: options.corpusSplit }),
+    });
+    documents = [...corpus.documents];
+    duplicates = corpus.counts.duplicates + corpus.counts.empty;
+    source = `corpus ${corpus.sources.join('+')} (AlpacaEval ${corpus.split === 'all' ? 'train and eval' : 'train'} split)`;
+  } else {
+    if (!existsSync(options.data)) {
+      throw new ConfigError(`data file ${options.data} does not exist`, {
+        location: { field: '--data' },
+        hint: 'with --objective lm pass corpus (the shipped text) or a JSONL file of {"text": …} rows',
+      });
+    }
+    documents = [];
+    for await (const { value, line } of readJsonl(options.data, {
+      ...(options.maxLineBytes === undefined ? {} : { maxLineBytes: options.maxLineBytes }),
+    })) {
+      const loc = { file: options.data, line };
+      const text = stringField(asObject(value, loc, '{"text": "..."}'), 'text', loc);
+      if (text.trim() !== '') documents.push({ text });
+    }
+    source = options.data;
+  }
+  if (options.maxDocuments !== undefined && options.maxDocuments < documents.length) {
+    const keep = new Set(
+      new Rng(options.seed).fork('lm-sample').permutation(documents.length).slice(0, options.maxDocuments),
+    );
+    documents = documents.filter((_, i) => keep.has(i));
+  }
+  return { documents, duplicates, source };
+}
+
+/** Held-out documents, tokenised and packed into blocks of `maxLength`. */
+function lmBlocks(
+  documents: readonly TextDocument[],
+  tokenizer: TextTokenizer,
+  maxLength: number,
+  seed: number,
+): { train: TokenExample[]; eval: TokenExample[]; facts: Omit<CorpusFacts, 'source' | 'duplicates'> } {
+  const split = splitCorpus(documents, { seed });
+  const encode = (
+    docs: readonly TextDocument[],
+  ): { ids: Int32Array[]; tokens: number; characters: number } => {
+    const ids = docs.map((d) => tokenizer.encode(d.text));
+    return {
+      ids,
+      tokens: ids.reduce((n, x) => n + x.length, 0),
+      characters: docs.reduce((n, d) => n + d.text.length, 0),
+    };
+  };
+  const train = encode(split.train);
+  const held = encode(split.eval);
+  const trainBlocks = packDocuments(train.ids, { blockLength: maxLength, eosId: tokenizer.eosId });
+  const evalBlocks = packDocuments(held.ids, { blockLength: maxLength, eosId: tokenizer.eosId });
+  return {
+    train: trainBlocks,
+    eval: evalBlocks,
+    facts: {
+      documents: split.train.length,
+      evalDocuments: split.eval.length,
+      characters: train.characters + held.characters,
+      tokens: train.tokens,
+      evalTokens: held.tokens,
+      blocks: trainBlocks.length,
+      evalBlocks: evalBlocks.length,
+    },
+  };
+}
+
+/** `sft` reads instruction data, `lm` documents: a data source of the other kind is refused up front. */
+function checkObjectiveData(options: SftRunOptions, objective: 'sft' | 'lm'): void {
+  if (objective === 'sft' && options.data === 'corpus') {
+    throw new ConfigError('data corpus (plain documents) needs the lm objective', {
+      location: { field: '--data' },
+      hint: 'pass --objective lm to pretrain on the shipped corpus, or --data alpaca-eval for SFT',
+    });
+  }
+  if (objective === 'lm' && options.data === 'alpaca-eval') {
+    throw new ConfigError('the lm objective reads documents, not the alpaca-eval SFT rows', {
+      location: { field: '--data' },
+      hint: 'pass --data corpus --corpus alpaca-eval (every train-split instruction and answer as text)',
+    });
+  }
+  if (objective === 'sft') {
+    const lmOnly = (
+      [
+        ['corpus', '--corpus'],
+        ['corpusSplit', '--corpus-split'],
+        ['maxDocuments', '--max-documents'],
+        ['maxTokens', '--max-tokens'],
+      ] as const
+    ).find(([key]) => options[key] !== undefined);
+    if (lmOnly !== undefined) {
+      throw new ConfigError(`${lmOnly[1]} applies to the lm objective only`, {
+        location: { field: lmOnly[1] },
+        hint: `pass --objective lm, or leave ${lmOnly[1]} out`,
+      });
+    }
+  }
+}
+
+/** The lm settings a resume compares (and quorum.json records). */
+function lmSettings(options: SftRunOptions, corpus: CorpusFacts): Record<string, unknown> {
+  return {
+    objective: 'lm',
+    ...(options.data === 'corpus'
+      ? { corpusSources: options.corpus ?? CORPUS_SOURCES, corpusSplit: options.corpusSplit ?? 'train' }
+      : {}),
+    ...(options.maxDocuments === undefined ? {} : { maxDocuments: options.maxDocuments }),
+    ...(options.maxTokens === undefined ? {} : { maxTokens: options.maxTokens }),
+    documents: corpus.documents,
+  };
+}
+
 /** The model SFT starts from: a new one (`scratch`), a policy folder or `hf:DIR`. */
 async function sftStart(
   options: SftRunOptions,
@@ -155,20 +331,36 @@ export async function runSft(
   options: SftRunOptions,
   progress: RunProgress = silentProgress,
 ): Promise<SftRunResult> {
-  const { train, eval: held } = await sftData(options.data, options.seed, options.maxLineBytes);
+  const objective = options.objective ?? 'sft';
+  checkObjectiveData(options, objective);
+  const rows =
+    objective === 'sft' ? await sftData(options.data, options.seed, options.maxLineBytes) : undefined;
+  const docs = objective === 'lm' ? await lmDocuments(options) : undefined;
   const { config, params, tokenizer } = await sftStart(options);
   let maxLength: number;
   let trainSeqs: ReturnType<typeof toTokenExamples>;
   let evalSeqs: TokenExample[];
+  let corpus: CorpusFacts | undefined;
   try {
     maxLength = resolveMaxLength(config, options.maxLength, 'maxLength');
-    trainSeqs = toTokenExamples(tokenizer, train, maxLength, options.truncation);
-    evalSeqs = toTokenExamples(tokenizer, held, maxLength, options.truncation).examples;
-    if (trainSeqs.examples.length === 0) {
-      throw new ConfigError(`no training example fits in ${maxLength} tokens (all ${train.length} dropped)`, {
-        location: { field: 'maxLength' },
-        hint: "raise maxLength or use truncation 'left'",
-      });
+    if (docs !== undefined) {
+      const packed = lmBlocks(docs.documents, tokenizer, maxLength, options.seed);
+      trainSeqs = { examples: packed.train, truncated: 0, dropped: 0 };
+      evalSeqs = packed.eval;
+      corpus = { source: docs.source, duplicates: docs.duplicates, ...packed.facts };
+    } else {
+      const { train, eval: held } = rows as { train: SftExample[]; eval: SftExample[] };
+      trainSeqs = toTokenExamples(tokenizer, train, maxLength, options.truncation);
+      evalSeqs = toTokenExamples(tokenizer, held, maxLength, options.truncation).examples;
+      if (trainSeqs.examples.length === 0) {
+        throw new ConfigError(
+          `no training example fits in ${maxLength} tokens (all ${train.length} dropped)`,
+          {
+            location: { field: 'maxLength' },
+            hint: "raise maxLength or use truncation 'left'",
+          },
+        );
+      }
     }
   } catch (err) {
     disposeGpt(params);
@@ -179,19 +371,30 @@ export async function runSft(
     truncated: trainSeqs.truncated,
     dropped: trainSeqs.dropped,
   };
-  if (examples.truncated + examples.dropped > 0)
+  if (corpus !== undefined)
     progress.log(
-      `${maxLength}-token sequences: ${examples.truncated} of ${train.length} training examples truncated, ${examples.dropped} dropped`,
+      `lm corpus: ${corpus.documents} documents (${corpus.evalDocuments} held out), ${corpus.characters} characters, ${corpus.tokens} training tokens in ${corpus.blocks} blocks of ≤ ${maxLength}${corpus.duplicates > 0 ? `; ${corpus.duplicates} duplicate or blank texts left out` : ''}`,
     );
+  else if (examples.truncated + examples.dropped > 0)
+    progress.log(
+      `${maxLength}-token sequences: ${examples.truncated} of ${rows?.train.length} training examples truncated, ${examples.dropped} dropped`,
+    );
+  const maxSteps =
+    objective === 'lm' && options.maxTokens !== undefined
+      ? Math.max(1, Math.ceil(options.maxTokens / (options.batchSize * (maxLength - 1))))
+      : options.maxSteps;
   const sft = resolveSftConfig({
-    maxSteps: options.maxSteps,
+    ...(objective === 'lm' ? { objective } : {}),
+    maxSteps,
     batchSize: options.batchSize,
     seed: options.seed,
-    evalEvery: Math.max(10, Math.round(options.maxSteps / 5)),
+    evalEvery: Math.max(10, Math.round(maxSteps / 5)),
     ...(options.checkpointEvery === undefined ? {} : { checkpointEvery: options.checkpointEvery }),
   });
   const init = options.init ?? 'scratch';
   const truncation = options.truncation ?? 'left';
+  const tokensTrained = (steps: number): number =>
+    steps * sft.batchSize * sft.gradAccumSteps * (maxLength - 1);
   const trainer = new SftTrainer({
     config,
     params,
@@ -207,6 +410,7 @@ export async function runSft(
       maxLength,
       truncation,
       trainExamples: trainSeqs.examples.length,
+      ...(corpus === undefined ? {} : lmSettings(options, corpus)),
     },
     forceResume: options.forceResume,
     onNote: (m) => progress.log(m),
@@ -239,6 +443,7 @@ export async function runSft(
           seconds: (Date.now() - began) / 1000,
           stoppedEarly: true,
           forcedResumes: trainer.forcedResumes,
+          ...(corpus === undefined ? {} : { corpus, tokensTrained: tokensTrained(trainer.step) }),
         };
       }
       summary = await trainer.train({ stopAtStep: Math.min(sft.maxSteps, trainer.step + slice) });
@@ -262,6 +467,10 @@ export async function runSft(
         ...(init === 'scratch' ? { size: options.size } : {}),
         seed: options.seed,
         ...(trainer.forcedResumes.length === 0 ? {} : { forcedResumes: trainer.forcedResumes }),
+        ...(corpus === undefined
+          ? {}
+          : { ...lmSettings(options, corpus), corpus, tokensTrained: tokensTrained(summary.steps) }),
+        ...(options.command === undefined ? {} : { command: options.command }),
       },
     });
     return {
@@ -272,6 +481,7 @@ export async function runSft(
       seconds: (Date.now() - began) / 1000,
       stoppedEarly: false,
       forcedResumes: trainer.forcedResumes,
+      ...(corpus === undefined ? {} : { corpus, tokensTrained: tokensTrained(summary.steps) }),
     };
   } finally {
     trainer.dispose();
