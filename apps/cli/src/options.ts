@@ -4,9 +4,10 @@
  */
 import type { AggregationRule } from '@quorum/aggregation';
 import type { LabelledRule } from '@quorum/best-of-n';
-import { ConfigError, type StrategyRegistry } from '@quorum/core';
+import { ConfigError, QuorumError, type StrategyRegistry } from '@quorum/core';
+import { parseDuration } from '@quorum/ensemble';
 import { PRESET_NAMES, type PresetName } from '@quorum/runs';
-import { Option } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import { collect, finiteNumber, nonNegativeInt, positiveInt } from './args.js';
 import { parseKeyValues } from './key-values.js';
 
@@ -201,4 +202,16 @@ export function initOption(what: string): Option {
     '--init <source>',
     `${what}; hf:DIR starts from a Hugging Face model folder (config.json, *.safetensors, tokenizer.json)`,
   );
+}
+
+/** `--time-budget 30m`: a wall-clock budget (90s, 30m, 1h, or seconds) → seconds. */
+export function timeBudgetOption(what: string): Option {
+  return new Option('--time-budget <duration>', what).argParser((value: string) => {
+    try {
+      return parseDuration(value, '--time-budget');
+    } catch (error) {
+      if (error instanceof QuorumError) throw new InvalidArgumentError(error.message);
+      throw error;
+    }
+  });
 }

@@ -36,6 +36,16 @@ export interface ParamCounts {
 /** How a phase's learning rate is chosen: full fine-tuning or adapter training (paper Tables 2–3). */
 export type PhaseKind = 'full' | 'lora';
 
+/** What the members' reward heads read, for objectives that add heads of their own (ODIN). */
+export interface PhaseFeatures {
+  /** Rewards [members, B], as `TrainingPhase.rewards` returns them. */
+  readonly rewards: tf.Tensor2D;
+  /** The heads' input: [B, D] shared by every member, or [members·B, D] member-major (member 0 first). */
+  readonly hidden: tf.Tensor2D;
+  /** The members' reward-head weights [D, members] (the trained variables, so gradients reach them). */
+  readonly headWeights: tf.Tensor2D;
+}
+
 /** One stage of training: which variables learn, on which share of the data, producing which members' rewards. */
 export interface TrainingPhase {
   /** e.g. `members`, `member-2`, `trunk`, `adapters`. */
@@ -53,6 +63,11 @@ export interface TrainingPhase {
   variables(): Record<string, tf.Variable>;
   /** Rewards [members.length, B] while training (dropout streams from `rng` when given). */
   rewards(batch: TokenBatch, rng: Rng | undefined): tf.Tensor2D;
+  /**
+   * Rewards with the heads' input and weights (one forward). Optional: the ODIN objective needs it and
+   * names the phase when it is missing.
+   */
+  features?(batch: TokenBatch, rng: Rng | undefined): PhaseFeatures;
 }
 
 /** A reward ensemble ready to score. */

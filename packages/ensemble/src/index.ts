@@ -2,6 +2,7 @@ export {
   type BuildContext,
   EnsembleArchitecture,
   type ParamCounts,
+  type PhaseFeatures,
   type PhaseKind,
   type RewardEnsemble,
   type TokenBatch,
@@ -45,7 +46,14 @@ export {
   scoreAnswers,
   scoreSequences,
 } from './evaluate.js';
-export { type BradleyTerryOptions, bradleyTerryLoss } from './loss.js';
+export {
+  agreementLoss,
+  type BradleyTerryOptions,
+  bradleyTerryLoss,
+  odinCorrelationLoss,
+  odinOrthogonalityLoss,
+  rowPearson,
+} from './loss.js';
 export {
   expectedCalibrationError,
   type PairScores,
@@ -64,15 +72,20 @@ export {
   singleArchitecture,
 } from './module.js';
 export {
+  parseDuration,
   type RewardTrainConfig,
   type RewardTrainConfigInput,
   resolveRewardTrainConfig,
   rewardTrainConfigSchema,
 } from './reward-config.js';
 export {
+  memberSubsets,
+  type PhaseSummary,
   type RewardPairCounts,
   type RewardProgress,
   type RewardTrainOptions,
   type RewardTrainResult,
+  stepsForBudget,
   trainRewardEnsemble,
+  validationLoss,
 } from './reward-trainer.js';

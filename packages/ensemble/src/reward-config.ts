@@ -4,7 +4,7 @@
  * model with lr 3e-6; our models have 0.1–10 M parameters, so the learning rates are larger (a tiny
  * model moves little at 3e-6 within the few hundred steps a CPU run allows).
  */
-import { resolveOptions } from '@quorum/core';
+import { ConfigError, resolveOptions } from '@quorum/core';
 import { z } from 'zod';
 
 export const rewardTrainConfigSchema = z
@@ -40,6 +40,50 @@ export const rewardTrainConfigSchema = z
      * default: without it jointly trained heads collapsed to one function in a measured prototype.
      */
     bootstrap: z.boolean().default(true),
+    /**
+     * ODIN (Chen et al. 2024): each member gets a length head beside its reward (quality) head on the same
+     * hidden state; the BT loss is taken on their sum, plus `lengthWeight`·(|ρ(r_q, L)| − |ρ(r_l, L)|) over a
+     * micro-batch's answers (L = answer tokens) and `orthWeight`·|cos(w_q, w_l)|. Only the quality head
+     * scores and is saved (the length heads live in train-state/ only). Unset = plain BT.
+     */
+    odin: z
+      .object({
+        lengthWeight: z.number().min(0).default(1),
+        orthWeight: z.number().min(0).default(1),
+      })
+      .strict()
+      .optional(),
+    /**
+     * Agreement penalty λ (UP-RLHF style): adds −λ·mean over pairs of the across-member variance of
+     * σ(r_c − r_r), pushing members that train together apart. Unset or 0 = off; no effect on phases of
+     * one member (`independent`).
+     */
+    diversity: z.number().min(0).optional(),
+    /**
+     * Members trained together on their own weights (lora's `adapters` phase) each train on their own
+     * seeded 1/k of the phase's pairs instead of all of them. Unset = off.
+     */
+    memberSubsets: z.boolean().optional(),
+    /**
+     * Wall-clock budget for all phases, in seconds. The step time is measured on the first steps and each
+     * phase gets as many steps as fit its share of the budget (by pairs), its warmup and cosine sized to
+     * them; `epochs` is ignored (as many as fit), `maxSteps` still caps; training stops at the budget.
+     */
+    timeBudget: z.number().positive().optional(),
+    /**
+     * Early stopping: `fraction` of the training pairs (seeded, at most `maxPairs`) is held out; every
+     * `every` optimizer steps the plain BT loss of the phase's members on it is measured; after `patience`
+     * evaluations without improvement the phase stops, and the best weights (not the last) are kept.
+     */
+    earlyStopping: z
+      .object({
+        every: z.number().int().positive().default(25),
+        patience: z.number().int().positive().default(4),
+        fraction: z.number().gt(0).max(0.5).default(0.05),
+        maxPairs: z.number().int().positive().default(256),
+      })
+      .strict()
+      .optional(),
     /** Longest sequence (prompt + answer + eos) in tokens; the end of the answer is kept. */
     maxLength: z.number().int().min(16).default(128),
     /** Log a line to metrics.jsonl every this many optimizer steps. */
@@ -67,4 +111,24 @@ export const RESUMABLE_CHANGES: readonly (keyof RewardTrainConfig)[] = ['logEver
 /** The checkpoint interval of a phase of `steps` optimizer steps when none is set: min(50, ⌈steps / 4⌉). */
 export function defaultCheckpointEvery(steps: number): number {
   return Math.max(1, Math.min(50, Math.ceil(steps / 4)));
+}
+
+/**
+ * A duration as a time budget takes it: `90s`, `30m`, `1.5h` or plain seconds (`45`) → seconds. Anything
+ * else is a ConfigError naming `field`.
+ */
+export function parseDuration(text: string, field = 'timeBudget'): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$/i.exec(text);
+  const seconds =
+    match === null
+      ? Number.NaN
+      : Number(match[1]) *
+        ({ s: 1, m: 60, h: 3600 }[(match[2] ?? 's').toLowerCase() as 's' | 'm' | 'h'] ?? 1);
+  if (!(seconds > 0)) {
+    throw new ConfigError(`expected a duration such as 90s, 30m or 1h, got "${text}"`, {
+      location: { field },
+      hint: 'a positive number followed by s, m or h',
+    });
+  }
+  return seconds;
 }

@@ -25,7 +25,17 @@ export {
 export { type EvalRmRunOptions, evalPairs, evaluateRewardModel } from './eval-rm.js';
 export { type SampleRunOptions, sampleAnswers } from './generate.js';
 export { cacheDir, ensurePresetSft, presetSftDir } from './init.js';
-export { DEFAULT_MAX_LENGTH, resolveMaxLength } from './length.js';
+export {
+  chooseMaxLength,
+  DEFAULT_MAX_LENGTH,
+  lengthQuantiles,
+  type MaxLengthChoice,
+  type MaxLengthChoiceOptions,
+  maxLengthFromLengths,
+  pairLengths,
+  resolveMaxLength,
+  truncatedShare,
+} from './length.js';
 export {
   checkPolicySource,
   folderTokenizer,
@@ -68,5 +78,5 @@ export {
   type ScoreRunResult,
   scoreFile,
 } from './score.js';
-export { runSft, type SftRunOptions, type SftRunResult, toTokenExamples } from './sft.js';
+export { type CorpusFacts, runSft, type SftRunOptions, type SftRunResult, toTokenExamples } from './sft.js';
 export { type SubsetOptions, seededSubset } from './subset.js';

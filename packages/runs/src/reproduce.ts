@@ -24,9 +24,11 @@ import {
   writeJsonAtomic,
 } from '@quorum/core';
 import { datasets, type PreferencePair, type Prompt } from '@quorum/data';
-import type { EnsembleArchitecture } from '@quorum/ensemble';
+import { type EnsembleArchitecture, scoreAnswers } from '@quorum/ensemble';
 import {
   type ArchitectureReport,
+  type BaselineCurve,
+  type BaselineCurvePoint,
   type BestOfNRow,
   type Outcome,
   outcomeOf,
@@ -184,17 +186,81 @@ interface RmStage {
   dir: string;
 }
 
+/** A Best-of-n point of a stage file; the LC and correlation fields are absent in stages cached before them. */
+interface BonStagePoint {
+  n: number;
+  winRate: number;
+  stderr: number;
+  /** Length-controlled win rate (AlpacaEval 2) of the same picks. */
+  lc?: { winRate: number; stderr: number };
+  /** Reward–length correlation of the picks; a constant side is left out (NaN is not JSON). */
+  rewardLength?: { pearson?: number; spearman?: number };
+}
+
 interface BonStage {
-  curves: Record<string, { n: number; winRate: number; stderr: number }[]>;
+  curves: Record<string, BonStagePoint[]>;
   peakBytes: number;
   baselines: {
-    random: { winRate: number; stderr: number };
-    longest: { n: number; winRate: number; stderr: number }[];
+    random: Omit<BonStagePoint, 'n' | 'rewardLength'>;
+    longest: Omit<BonStagePoint, 'rewardLength'>[];
   };
 }
 
+/** A curve point of @quorum/best-of-n's offline report as a stage point (finite numbers only). */
+function bonStagePoint(p: {
+  n: number;
+  winRate: number;
+  stderr: number;
+  lc?: { winRate: number; stderr: number } | undefined;
+  rewardLength?: { pearson: number; spearman: number } | undefined;
+}): BonStagePoint {
+  const finite = (k: 'pearson' | 'spearman'): { pearson?: number; spearman?: number } => {
+    const v = p.rewardLength?.[k];
+    return v !== undefined && Number.isFinite(v) ? { [k]: v } : {};
+  };
+  return {
+    n: p.n,
+    winRate: p.winRate,
+    stderr: p.stderr,
+    ...(p.lc === undefined ? {} : { lc: { winRate: p.lc.winRate, stderr: p.lc.stderr } }),
+    ...(p.rewardLength === undefined
+      ? {}
+      : { rewardLength: { ...finite('pearson'), ...finite('spearman') } }),
+  };
+}
+
+/** One evaluation of a PPO policy: step s is the policy after s PPO steps (step 0 is the SFT policy). */
+interface PpoStagePoint {
+  step: number;
+  /** Gold win rate (%) of the policy's sampled eval answers against the SFT policy's, and its standard error. */
+  goldWinRate: number;
+  stderr: number;
+  /** Mean gold reward of the policy's eval answers. */
+  goldReward: number;
+  /** The proxy ensemble's reward of the same eval answers: the PPO rule's aggregate, and each member's mean. */
+  proxyReward: number;
+  proxyMembers: number[];
+  /** The last rollout's (training prompts) mean aggregate and member rewards; absent at step 0. */
+  rolloutReward?: number;
+  rolloutMembers?: number[];
+  /**
+   * KL to the SFT policy in nats per answer (the mean over the last rollout's answers of the sum over answer
+   * tokens), estimator `klEstimator`: `full` = Σ_v π·log(π/π_SFT) at each answer position (≥ 0). The
+   * rollout of step s is drawn before its update, so this is the KL of the policy after s − 1 steps; 0 at
+   * step 0. `klPenalty` is the estimate the penalty used (`klPenaltyEstimator`), `klK1`/`klK3` both samples.
+   */
+  kl: number;
+  klEstimator: 'full';
+  klPenalty: number;
+  klPenaltyEstimator: 'k1' | 'k3';
+  klK1: number;
+  klK3: number;
+}
+
 interface PpoStage {
-  points: { step: number; goldWinRate: number; stderr: number; kl: number; reward: number }[];
+  /** The rule PPO maximised (its label in the study's rules). */
+  rule?: string;
+  points: PpoStagePoint[];
 }
 
 /** Train instructions split once (seed 0): the proxy part trains the compared reward models, the gold part the judge. */
@@ -218,6 +284,73 @@ function sample<T>(items: readonly T[], limit: number | undefined, rng: Rng): T[
 
 function check(signal: AbortSignal | undefined): void {
   if (signal?.aborted === true) throw new Interrupted('interrupted');
+}
+
+/**
+ * The LC win rate (mean over seeds, with its spread) when every seed has it, and the mean reward–length
+ * correlation over the seeds that have a finite one: the optional fields of a report's Best-of-n row.
+ */
+function lengthFields(
+  perSeed: readonly BonStagePoint[],
+): Pick<
+  BestOfNRow,
+  'lcWinRate' | 'lcStderr' | 'lcSeedSpread' | 'rewardLengthPearson' | 'rewardLengthSpearman'
+> {
+  const lcs = perSeed.map((p) => p.lc).filter((l) => l !== undefined);
+  const corr = (k: 'pearson' | 'spearman'): number[] =>
+    perSeed.flatMap((p) => {
+      const v = p.rewardLength?.[k];
+      return typeof v === 'number' && Number.isFinite(v) ? [v] : [];
+    });
+  const pearson = corr('pearson');
+  const spearman = corr('spearman');
+  return {
+    ...(lcs.length === perSeed.length && lcs.length > 0
+      ? {
+          lcWinRate: meanOf(lcs.map((l) => l.winRate)),
+          lcStderr: meanOf(lcs.map((l) => l.stderr)),
+          ...(lcs.length > 1 ? { lcSeedSpread: stdOf(lcs.map((l) => l.winRate)) } : {}),
+        }
+      : {}),
+    ...(pearson.length > 0 ? { rewardLengthPearson: meanOf(pearson) } : {}),
+    ...(spearman.length > 0 ? { rewardLengthSpearman: meanOf(spearman) } : {}),
+  };
+}
+
+/**
+ * The longest-answer and random baseline curves over n on the study's pools, from one architecture's
+ * stages (every architecture of a seed sees the same pools), averaged over seeds. A random pick does not
+ * depend on n: its point is repeated at every n, so each chart draws it as a line.
+ */
+function baselineCurves(stages: readonly BonStage[]): Record<string, BaselineCurve> {
+  const longest = (stages[0]?.baselines.longest ?? []).map((first, i) => {
+    const perSeed = stages.map((s) => s.baselines.longest[i]).filter((p) => p !== undefined);
+    return { n: first.n, ...baselinePoint(perSeed) };
+  });
+  const random = baselinePoint(stages.map((s) => s.baselines.random));
+  return {
+    longest: {
+      description: 'the longest of the n candidates (length in characters as the score)',
+      points: longest,
+    },
+    random: {
+      description: 'a random candidate, at any n',
+      points: longest.map(({ n }) => ({ n, ...random })),
+    },
+  };
+}
+
+function baselinePoint(
+  perSeed: readonly Omit<BonStagePoint, 'n' | 'rewardLength'>[],
+): Omit<BaselineCurvePoint, 'n'> {
+  const lcs = perSeed.map((p) => p.lc).filter((l) => l !== undefined);
+  return {
+    winRate: meanOf(perSeed.map((p) => p.winRate)),
+    stderr: meanOf(perSeed.map((p) => p.stderr)),
+    ...(lcs.length === perSeed.length && lcs.length > 0
+      ? { lcWinRate: meanOf(lcs.map((l) => l.winRate)), lcStderr: meanOf(lcs.map((l) => l.stderr)) }
+      : {}),
+  };
 }
 
 function meanOf(xs: readonly number[]): number {
@@ -358,22 +491,11 @@ export async function reproduce(
               return `Best-of-n scoring (${arch})`;
             });
             const report = evaluateOffline(scored, strategies.rules, ns);
+            const { n: _, ...random } = bonStagePoint(report.baselines.random);
             return {
-              curves: Object.fromEntries(
-                report.rules.map((r) => [
-                  r.label,
-                  r.curve.map((c) => ({ n: c.n, winRate: c.winRate, stderr: c.stderr })),
-                ]),
-              ),
+              curves: Object.fromEntries(report.rules.map((r) => [r.label, r.curve.map(bonStagePoint)])),
               peakBytes,
-              baselines: {
-                random: { winRate: report.baselines.random.winRate, stderr: report.baselines.random.stderr },
-                longest: report.baselines.longest.map((c) => ({
-                  n: c.n,
-                  winRate: c.winRate,
-                  stderr: c.stderr,
-                })),
-              },
+              baselines: { random, longest: report.baselines.longest.map(bonStagePoint) },
             };
           } finally {
             loaded.ensemble.dispose();
@@ -420,17 +542,20 @@ export async function reproduce(
       new Rng(7).fork('ppo-eval'),
     );
     const trainPrompts = ae.split('train').map((i) => ae.prompt(i.id));
+    const ppoRules = ppoRulesOf(options);
     for (const seed of seeds.slice(0, preset.ppo.seeds)) {
       for (const arch of archNames) {
-        check(signal);
-        const ppo = await stage(
-          out,
-          `ppo-${arch}-s${seed}`,
-          progress,
-          async (): Promise<PpoStage> =>
-            runPpoStage(options, progress, arch, seed, goldDir, trainPrompts, evalPrompts),
-        );
-        (ppos[arch] ??= []).push(ppo);
+        for (const rule of ppoRules) {
+          check(signal);
+          const ppo = await stage(
+            out,
+            `ppo-${ppoRunName(arch, rule.label, seed)}`,
+            progress,
+            async (): Promise<PpoStage> =>
+              runPpoStage(options, progress, arch, rule, seed, goldDir, trainPrompts, evalPrompts),
+          );
+          (ppos[`${arch}/${rule.label}`] ??= []).push(ppo);
+        }
       }
     }
   } catch (error) {
@@ -448,15 +573,14 @@ export async function reproduce(
     for (const rule of strategies.rules) {
       const first = b[0]?.curves[rule.label] ?? [];
       for (let i = 0; i < first.length; i++) {
-        const perSeed = b.map(
-          (s) => s.curves[rule.label]?.[i] as { n: number; winRate: number; stderr: number },
-        );
+        const perSeed = b.map((s) => s.curves[rule.label]?.[i] as BonStagePoint);
         bestOfN.push({
           n: (first[i] as { n: number }).n,
           rule: rule.label,
           winRate: meanOf(perSeed.map((p) => p.winRate)),
           stderr: meanOf(perSeed.map((p) => p.stderr)),
           ...(perSeed.length > 1 ? { seedSpread: stdOf(perSeed.map((p) => p.winRate)) } : {}),
+          ...lengthFields(perSeed),
         });
       }
     }
@@ -469,20 +593,23 @@ export async function reproduce(
       bestOfN,
     };
   }
+  // PPO: one series per architecture and rule, each point the mean over seeds (kl: the `full` estimate).
   const ppo: PpoPoint[] = [];
   for (const arch of archNames) {
-    const runs = ppos[arch] ?? [];
-    const first = runs[0]?.points ?? [];
-    for (let i = 0; i < first.length; i++) {
-      const pts = runs.map((r) => r.points[i]).filter((p) => p !== undefined);
-      ppo.push({
-        arch,
-        rule: strategies.ppoRule.label,
-        step: (first[i] as { step: number }).step,
-        goldWinRate: meanOf(pts.map((p) => p.goldWinRate)),
-        stderr: meanOf(pts.map((p) => p.stderr)),
-        kl: meanOf(pts.map((p) => p.kl)),
-      });
+    for (const label of preset.ppo.rules) {
+      const runs = ppos[`${arch}/${label}`] ?? [];
+      const first = runs[0]?.points ?? [];
+      for (let i = 0; i < first.length; i++) {
+        const pts = runs.map((r) => r.points[i]).filter((p) => p !== undefined);
+        ppo.push({
+          arch,
+          rule: label,
+          step: (first[i] as { step: number }).step,
+          goldWinRate: meanOf(pts.map((p) => p.goldWinRate)),
+          stderr: meanOf(pts.map((p) => p.stderr)),
+          kl: meanOf(pts.map((p) => p.kl)),
+        });
+      }
     }
   }
   const firstBon = Object.values(bons)[0]?.[0];
@@ -506,24 +633,62 @@ export async function reproduce(
       ? {}
       : {
           baselines: {
-            random: { ...firstBon.baselines.random, description: 'a random candidate (n = 1)' },
+            random: {
+              ...baselinePoint([firstBon.baselines.random]),
+              description: 'a random candidate (n = 1)',
+            },
             ...Object.fromEntries(
               firstBon.baselines.longest.map((c) => [
                 `longest-n${c.n}`,
-                { winRate: c.winRate, stderr: c.stderr, description: `the longest of ${c.n} candidates` },
+                { ...baselinePoint([c]), description: `the longest of ${c.n} candidates` },
               ]),
             ),
           },
+          bestOfNBaselines: baselineCurves(Object.values(bons)[0] ?? []),
         }),
   };
   const written = await writeReport(out, report);
   return { report, written, interrupted };
 }
 
+/**
+ * How the PPO stage decodes eval answers: the paper's decoding (Table 6: temperature 0.7, top-p 0.9), not
+ * greedy. A nano policy's greedy answers are runs of one token ("\n\n…", ", , ,", "and and …"), and the
+ * argmax of a near-flat distribution flips with any update, so a greedy gold win rate measures which run
+ * the argmax lands on (measured: 50% → 6% after 2 steps at a KL of 0.01 nats; packages/policies/ppo/README.md).
+ * The SFT and the PPO answers share the seed (common random numbers): at step 0 they are the same answers
+ * (exactly 50%), later differences come from the policy.
+ */
+export const PPO_EVAL_DECODING = { temperature: 0.7, topP: 0.9, batchSize: 16 } as const;
+
+/** The rules the preset's PPO runs maximise, looked up by label among the study's rules (plus `mean`). */
+function ppoRulesOf(options: ReproduceOptions): LabelledRule[] {
+  const known = [options.strategies.ppoRule, ...options.strategies.rules];
+  return options.preset.ppo.rules.map((label) => {
+    const found = known.find((r) => r.label === label);
+    if (found === undefined) {
+      throw new ConfigError(
+        `preset ${options.preset.name} asks PPO to maximise rule "${label}", which this study does not compare`,
+        {
+          location: { field: 'preset.ppo.rules' },
+          hint: `use one of ${[...new Set(known.map((r) => r.label))].join(', ')}, or add it with --agg`,
+        },
+      );
+    }
+    return found;
+  });
+}
+
+/** Stage and run-folder name of one PPO run: `mean` keeps the name it always had (`independent-s0`). */
+export function ppoRunName(arch: string, rule: string, seed: number): string {
+  return rule === 'mean' ? `${arch}-s${seed}` : `${arch}-${rule}-s${seed}`;
+}
+
 async function runPpoStage(
   options: ReproduceOptions,
   progress: RunProgress,
   arch: string,
+  rule: LabelledRule,
   seed: number,
   goldDir: string,
   trainPrompts: readonly Prompt[],
@@ -532,30 +697,45 @@ async function runPpoStage(
   const { preset, out, signal, strategies } = options;
   const sftDir = path.join(out, 'sft');
   const maxNew = preset.ppo.maxNewTokens;
-  const greedy = { maxNewTokens: maxNew, batchSize: 16 };
+  const decoding = { ...PPO_EVAL_DECODING, maxNewTokens: maxNew, seed: 9000 + seed, label: 'ppo-eval' };
   // The SFT policy's answers: what every PPO policy is judged against.
   const reference = await loadPolicyWithTokenizer(sftDir);
   let sftAnswers: string[];
   try {
-    sftAnswers = answerPrompts(reference, evalPrompts, greedy);
+    sftAnswers = answerPrompts(reference, evalPrompts, decoding);
   } finally {
     disposeGpt(reference.params);
   }
+  const rmDir = path.join(out, 'rm', `${arch}-s${seed}`);
   const goldRm = await loadRewardModel(goldDir, strategies.architectureRegistry);
-  const goldJudge = rewardModelJudge({
-    ensemble: goldRm.ensemble,
-    tokenizer: goldRm.tokenizer,
-    rule: strategies.ppoRule.rule,
-  });
-  const points: PpoStage['points'] = [];
-  const runDir = path.join(out, 'ppo', `${arch}-s${seed}`);
+  let proxyRm: Awaited<ReturnType<typeof loadRewardModel>> | undefined;
+  const points: PpoStagePoint[] = [];
+  const runDir = path.join(out, 'ppo', ppoRunName(arch, rule.label, seed));
   try {
+    proxyRm = await loadRewardModel(rmDir, strategies.architectureRegistry);
+    const proxy = proxyRm;
+    // The gold model is `single` (k = 1): the rule it aggregates with does not matter; `mean`.
+    const goldJudge = rewardModelJudge({
+      ensemble: goldRm.ensemble,
+      tokenizer: goldRm.tokenizer,
+      rule: strategies.ppoRule.rule,
+    });
+    const rewardsOf = (
+      rm: Awaited<ReturnType<typeof loadRewardModel>>,
+      answers: readonly string[],
+    ): number[][] =>
+      scoreAnswers(
+        rm.ensemble,
+        rm.tokenizer,
+        evalPrompts.map((prompt, i) => ({ prompt, answer: answers[i] as string })),
+      ); // [k][N]
     const summary = await runPpo(
       {
         policy: sftDir,
-        reward: path.join(out, 'rm', `${arch}-s${seed}`),
+        reward: rmDir,
         architectures: strategies.architectureRegistry,
-        rule: strategies.ppoRule.rule,
+        rule: rule.rule,
+        ruleLabel: rule.label,
         prompts: trainPrompts,
         ppo: resolvePpoConfig({
           steps: preset.ppo.steps,
@@ -572,7 +752,7 @@ async function runPpoStage(
         evaluate: {
           every: preset.ppo.evalEvery,
           run: async ({ step, policy, last }) => {
-            const answers = answerPrompts(policy, evalPrompts, greedy);
+            const answers = answerPrompts(policy, evalPrompts, decoding);
             const outcomes: Outcome[] = [];
             for (let i = 0; i < evalPrompts.length; i++) {
               const p = evalPrompts[i] as Prompt;
@@ -588,24 +768,37 @@ async function runPpoStage(
               );
             }
             const w = winRate(outcomes);
+            const members = rewardsOf(proxy, answers);
             points.push({
               step,
               goldWinRate: w.winRate,
               stderr: Number.isFinite(w.stderr) ? w.stderr : 0,
-              kl: last?.kl ?? 0,
-              reward: last?.reward ?? Number.NaN,
+              goldReward: meanOf(rewardsOf(goldRm, answers)[0] ?? []),
+              proxyReward: meanOf(rule.rule.aggregateArrays(members).aggregate),
+              proxyMembers: members.map((m) => meanOf(m)),
+              ...(last === undefined
+                ? {}
+                : { rolloutReward: last.reward, rolloutMembers: [...last.memberRewards] }),
+              kl: last?.klFull ?? 0,
+              klEstimator: 'full',
+              klPenalty: last?.kl ?? 0,
+              klPenaltyEstimator: last?.klEstimator ?? 'k1',
+              klK1: last?.klK1 ?? 0,
+              klK3: last?.klK3 ?? 0,
             });
           },
         },
       },
       {
-        update: (done, total, detail) => progress.update(done, total, `PPO ${arch}: ${detail ?? ''}`),
+        update: (done, total, detail) =>
+          progress.update(done, total, `PPO ${arch}/${rule.label}: ${detail ?? ''}`),
         log: (message) => progress.log(message),
       },
     );
     if (summary.aborted) throw new Interrupted('interrupted');
-    return { points: points.map((p) => ({ ...p, reward: Number.isFinite(p.reward) ? p.reward : 0 })) };
+    return { rule: rule.label, points };
   } finally {
+    proxyRm?.ensemble.dispose();
     goldRm.ensemble.dispose();
   }
 }

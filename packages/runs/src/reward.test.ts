@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadPools, runBestOfN } from './best-of-n.js';
 import { loadRewardModel } from './load.js';
 import type { RunProgress } from './progress.js';
-import { dedupePairs, loadPairs, resolveArchitecture, runRewardTraining } from './reward.js';
+import { dedupePairs, formatMetrics, loadPairs, resolveArchitecture, runRewardTraining } from './reward.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'quorum-runs-'));
 const policyDir = path.join(dir, 'policy');
@@ -210,6 +210,60 @@ describe('loadPairs on a user file (issue 16)', () => {
         },
       ),
       { numRuns: 120, seed: 16 },
+    );
+  });
+});
+
+describe('length-balanced training pairs (issue 17)', () => {
+  // 30 training pairs where the longer answer wins, 10 where the shorter one does (and 4 held out).
+  const rows = [
+    ...Array.from({ length: 33 }, (_, i) => trl(`long ${i}`, `a long and detailed answer ${i}`, 'short')),
+    ...Array.from({ length: 11 }, (_, i) => trl(`short ${i}`, 'terse', `a rambling, padded answer ${i}`)),
+  ];
+  const longerWon = (pairs: readonly { chosen: string; rejected: string; weight?: number }[]) => {
+    let longer = 0;
+    let shorter = 0;
+    for (const p of pairs) {
+      if (p.chosen.length > p.rejected.length) longer += p.weight ?? 1;
+      else shorter += p.weight ?? 1;
+    }
+    return { longer, shorter };
+  };
+
+  it('balance sample draws as many pairs the shorter answer won as the longer one; weights splits the weight in half', async () => {
+    const data = jsonl(rows);
+    const none = await loadPairs({ data, seed: 0, evalFraction: 0.1 });
+    const raw = longerWon(none.train);
+    expect(raw.longer).toBeGreaterThan(2 * raw.shorter);
+    const sample = await loadPairs({ data, seed: 0, evalFraction: 0.1, balance: 'sample' });
+    const counted = longerWon(sample.train);
+    expect(counted.longer).toBe(raw.shorter);
+    expect(counted.shorter).toBe(raw.shorter);
+    expect(sample.train).toHaveLength(2 * raw.shorter);
+    expect(sample.eval).toEqual(none.eval); // the held-out pairs are not balanced
+    expect(sample.description).toBe(`${data} (balance sample)`);
+    const weights = await loadPairs({ data, seed: 0, evalFraction: 0.1, balance: 'weights' });
+    const w = longerWon(weights.train);
+    expect(weights.train).toHaveLength(none.train.length);
+    expect(w.longer).toBeCloseTo(w.shorter, 9);
+    expect(w.longer + w.shorter).toBeCloseTo(none.train.length, 9);
+    expect(none.description).toBe(data);
+  });
+
+  it('prints the member correlation of a single model as 1 by definition', () => {
+    const m = {
+      accuracy: 0.5,
+      memberAccuracy: [0.5],
+      ece: 0.1,
+      disagreement: 0,
+      memberCorrelation: 1,
+      lengthCorrelation: 0.2,
+      longerWinsAccuracy: 0.6,
+      pairs: 4,
+    };
+    expect(formatMetrics(m)).toContain('member correlation 1 (one member)');
+    expect(formatMetrics({ ...m, memberAccuracy: [0.5, 0.5], memberCorrelation: 0.25 })).toContain(
+      'member correlation 0.250',
     );
   });
 });

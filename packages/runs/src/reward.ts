@@ -14,6 +14,7 @@ import {
   writeJsonAtomic,
 } from '@quorum/core';
 import {
+  balanceLength,
   datasets,
   type LoadStats,
   loadPreferencePairs,
@@ -45,6 +46,11 @@ export interface PairSource {
   readonly format?: string | undefined;
   /** AlpacaEval pair options. */
   readonly pairs?: 'reference' | 'derived' | 'both' | undefined;
+  /**
+   * Length balancing of the training pairs (@quorum/data's `balanceLength`, answer lengths in characters):
+   * `weights` up-weights pairs where the shorter answer won so both kinds carry half the weight; `sample`
+   * keeps an equal number of each (a seeded subset of the larger kind). For a file too, after the split.
+   */
   readonly balance?: 'none' | 'weights' | 'sample' | undefined;
   /** A user's held-out file, or a fraction of the data to hold out. */
   readonly evalData?: string | undefined;
@@ -215,10 +221,12 @@ export async function loadPairs(
       `warning: ${source.data}: left out ${counts.duplicates} duplicate pairs (same prompt, chosen and rejected), ${counts.identical} with chosen = rejected${source.evalData === undefined ? '' : ` and ${counts.inEval} also in --eval-data`}; ${pairs.length - inEval} of ${counts.rows} rows remain`,
     );
   }
+  const balance = source.balance ?? 'none';
+  if (balance !== 'none') train = balanceLength(train, { method: balance, seed: source.seed });
   return {
     train: seededSubset(train, source.trainLimit, rng.fork('train'), drawn),
     eval: seededSubset(evalPairs, source.evalLimit, rng.fork('eval'), drawn),
-    description: source.data,
+    description: balance === 'none' ? source.data : `${source.data} (balance ${balance})`,
     counts,
   };
 }
@@ -293,6 +301,8 @@ export interface RewardRunResult {
   readonly metrics: RewardMetrics | undefined;
   readonly params: { total: number; trainable: number };
   readonly trainSeconds: number;
+  /** Per phase: planned and done steps, and why it stopped early (time budget, early stopping). */
+  readonly phases: RewardTrainResult['phases'];
 }
 
 /** The metrics saved in eval.json and quorum.json. */
@@ -385,6 +395,7 @@ export async function runRewardTraining(
       params: counts,
       trainSeconds,
       forcedResumes: result.forcedResumes,
+      phases: result.phases,
     };
     if (result.stoppedEarly) return { ...done, stoppedEarly: true, metrics: undefined };
     progress.log(`scoring ${options.eval.length} held-out pairs`);
@@ -399,6 +410,8 @@ export async function runRewardTraining(
       pairs: result.pairs,
       ...(options.dataCounts === undefined ? {} : { dataCounts: options.dataCounts }),
       steps: result.steps,
+      phases: result.phases,
+      ...(result.validationPairs === 0 ? {} : { validationPairs: result.validationPairs }),
       trainSeconds,
       config,
       ...(result.forcedResumes.length === 0 ? {} : { forcedResumes: result.forcedResumes }),
@@ -424,6 +437,6 @@ export function formatMetrics(m: RewardMetrics): string {
   const num = (x: number | undefined): string => (x === undefined || Number.isNaN(x) ? 'n/a' : x.toFixed(3));
   return [
     `accuracy ${pct(m.accuracy)} (members ${m.memberAccuracy.map(pct).join(', ')}; "longer wins" baseline ${pct(m.longerWinsAccuracy)})`,
-    `ECE ${num(m.ece)}  member correlation ${num(m.memberCorrelation)}  disagreement ${num(m.disagreement)}  reward–length correlation ${num(m.lengthCorrelation)}  (${m.pairs} pairs)`,
+    `ECE ${num(m.ece)}  member correlation ${m.memberAccuracy.length === 1 ? '1 (one member)' : num(m.memberCorrelation)}  disagreement ${num(m.disagreement)}  reward–length correlation ${num(m.lengthCorrelation)}  (${m.pairs} pairs)`,
   ].join('\n');
 }

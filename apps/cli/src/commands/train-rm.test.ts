@@ -2,10 +2,10 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ConfigError, DataError } from '@quorum/core';
-import { builtinArchitectureRegistry } from '@quorum/ensemble';
+import { builtinArchitectureRegistry, resolveRewardTrainConfig } from '@quorum/ensemble';
 import { Command } from 'commander';
 import { afterAll, describe, expect, it } from 'vitest';
-import { membersFor, parseArchOptions, registerTrainRm } from './train-rm.js';
+import { membersFor, parseArchOptions, recipeConfig, registerTrainRm } from './train-rm.js';
 
 describe('parseArchOptions', () => {
   it('reads LoRA targets as a list (comma or plus) and layers=top:N, which the lora schema accepts', () => {
@@ -106,5 +106,68 @@ describe('quorum train-rm checks every option before any work', () => {
     expect(help).toMatch(/--force-resume[\s\S]*Compared:\s+--seed,\s+--lr,\s+--max-steps/);
     expect(help).toMatch(/--checkpoint-every[\s\S]*may\s+change/);
     expect(help).toMatch(/--max-line-bytes <n>[\s\S]*8 MiB/);
+  });
+});
+
+describe('train-rm recipe flags (issue 17)', () => {
+  const parse = async (...args: string[]): Promise<Record<string, unknown>> => {
+    let seen: Record<string, unknown> = {};
+    const p = new Command('quorum').exitOverride();
+    registerTrainRm(p);
+    const cmd = p.commands[0] as Command;
+    cmd.action((opts: Record<string, unknown>) => {
+      seen = opts;
+    });
+    await p.parseAsync(['train-rm', '--out', 'x', ...args], { from: 'user' });
+    return seen;
+  };
+
+  it('adds nothing to the config without flags, so the presets train as before (but the preset step cap)', async () => {
+    const opts = await parse();
+    expect(recipeConfig(opts as never, 24)).toEqual({ maxSteps: 24 });
+    expect(recipeConfig(opts as never, undefined)).toEqual({});
+  });
+
+  it('maps --margin, --center-rewards, --objective odin, --diversity, --member-subsets, --time-budget and early stopping', async () => {
+    const opts = await parse(
+      '--margin',
+      '0.5',
+      '--center-rewards',
+      '0.01',
+      '--objective',
+      'odin',
+      '--odin-orth-weight',
+      '2',
+      '--diversity',
+      '0.1',
+      '--member-subsets',
+      '--time-budget',
+      '30m',
+      '--early-stopping',
+      '--patience',
+      '3',
+    );
+    const config = recipeConfig(opts as never, 24);
+    // The time budget drops the preset's step cap (an explicit --max-steps would keep it).
+    expect(config).toEqual({
+      margin: 0.5,
+      centering: 0.01,
+      odin: { lengthWeight: 1, orthWeight: 2 },
+      diversity: 0.1,
+      memberSubsets: true,
+      timeBudget: 1800,
+      earlyStopping: { every: 25, patience: 3, fraction: 0.05, maxPairs: 256 },
+    });
+    expect(() => resolveRewardTrainConfig(config)).not.toThrow();
+    expect(recipeConfig({ ...(opts as object), maxSteps: 7 } as never, 24).maxSteps).toBe(7);
+  });
+
+  it('rejects a bad duration and settings without the flag they belong to', async () => {
+    await expect(parse('--time-budget', 'soon')).rejects.toThrow(/90s, 30m or 1h/);
+    await expect(parse('--margin', '-1')).rejects.toThrow(/≥ 0/);
+    const odinWeight = await parse('--odin-length-weight', '2');
+    expect(() => recipeConfig(odinWeight as never, undefined)).toThrow(/need --objective odin/);
+    const patience = await parse('--patience', '2');
+    expect(() => recipeConfig(patience as never, undefined)).toThrow(/need --early-stopping/);
   });
 });

@@ -1,5 +1,6 @@
 import { type GptPresetName, gptPresetNames } from '@quorum/backbone';
 import { ConfigError } from '@quorum/core';
+import type { PhaseSummary, RewardTrainConfig } from '@quorum/ensemble';
 import {
   checkPolicySource,
   ensurePresetSft,
@@ -9,8 +10,8 @@ import {
   resolvePreset,
   runRewardTraining,
 } from '@quorum/runs';
-import { type Command, Option } from 'commander';
-import { collect, fraction, positiveInt } from '../args.js';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { collect, finiteNumber, fraction, positiveInt } from '../args.js';
 import { architectureRegistry, createContext, type GlobalOptions, startCompute } from '../context.js';
 import { parseKeyValues } from '../key-values.js';
 import {
@@ -23,6 +24,7 @@ import {
   presetOption,
   resumeOption,
   seedOption,
+  timeBudgetOption,
   truncationOption,
 } from '../options.js';
 import { prepareOutDir } from '../out-dir.js';
@@ -52,6 +54,18 @@ interface TrainRmOptions {
   lr?: number;
   checkpointEvery?: number;
   bootstrap: boolean;
+  margin?: number;
+  centerRewards?: number;
+  objective: 'bt' | 'odin';
+  odinLengthWeight?: number;
+  odinOrthWeight?: number;
+  diversity?: number;
+  memberSubsets?: boolean;
+  timeBudget?: number;
+  earlyStopping?: boolean;
+  evalEvery?: number;
+  patience?: number;
+  validationFraction?: number;
   seed: number;
   out: string;
   resume?: boolean;
@@ -62,7 +76,7 @@ interface TrainRmOptions {
 
 /** What `--force-resume` says train-rm compares. */
 export const TRAIN_RM_COMPARED =
-  '--seed, --lr, --max-steps, the batch size, epochs and every other training option of --preset, --arch and --arch-opt, --members, --size, --init, --data (and the number of training pairs), --max-length, --truncation, --no-bootstrap; --checkpoint-every (and the log interval) may change.';
+  '--seed, --lr, --max-steps, the batch size, epochs and every other training option of --preset, --arch and --arch-opt, --members, --size, --init, --data (and the number of training pairs), --max-length, --truncation, --no-bootstrap, --margin, --center-rewards, --objective and its weights, --diversity, --member-subsets, --time-budget, --early-stopping and its settings, --balance; --checkpoint-every (and the log interval) may change.';
 
 export function registerTrainRm(program: Command): void {
   program
@@ -115,7 +129,10 @@ export function registerTrainRm(program: Command): void {
         .default('reference'),
     )
     .addOption(
-      new Option('--balance <how>', 'length balancing of training pairs')
+      new Option(
+        '--balance <how>',
+        'length-balanced training pairs: weights (up-weight pairs the shorter answer won, so each kind carries half the weight) or sample (an equal number of each); alpaca-eval or a file',
+      )
         .choices(['none', 'weights', 'sample'])
         .default('none'),
     )
@@ -145,6 +162,75 @@ export function registerTrainRm(program: Command): void {
       ).argParser(positiveInt),
     )
     .option('--no-bootstrap', 'turn off per-member bootstrap weights for members that share a transformer')
+    .addOption(
+      new Option(
+        '--margin <m>',
+        'required reward margin in the BT loss: −log σ(r_c − r_r − m) (default: 0)',
+      ).argParser(nonNegative),
+    )
+    .addOption(
+      new Option(
+        '--center-rewards <c>',
+        "TRL's center_rewards_coefficient: adds c·mean((r_c + r_r)²), keeping rewards near 0 (default: 0, off; TRL suggests 0.01)",
+      ).argParser(nonNegative),
+    )
+    .addOption(
+      new Option(
+        '--objective <name>',
+        'bt (Bradley-Terry) or odin (ODIN: a length head beside each reward head, trained on their sum with a correlation and an orthogonality loss; only the quality head scores and is saved)',
+      )
+        .choices(['bt', 'odin'])
+        .default('bt'),
+    )
+    .addOption(
+      new Option(
+        '--odin-length-weight <w>',
+        'odin: weight of the correlation loss |ρ(r_q, L)| − |ρ(r_l, L)| (default: 1)',
+      ).argParser(nonNegative),
+    )
+    .addOption(
+      new Option(
+        '--odin-orth-weight <w>',
+        'odin: weight of the orthogonality loss |cos(w_q, w_l)| (default: 1)',
+      ).argParser(nonNegative),
+    )
+    .addOption(
+      new Option(
+        '--diversity <λ>',
+        'agreement penalty: adds −λ·mean over pairs of the members’ variance of σ(r_c − r_r), pushing members that train together apart (default: off; large λ costs accuracy)',
+      ).argParser(nonNegative),
+    )
+    .option(
+      '--member-subsets',
+      'lora: each member trains its adapter on its own seeded 1/k of the phase-2 pairs instead of all of them',
+    )
+    .addOption(
+      timeBudgetOption(
+        "train for this long (90s, 30m, 1h): all training pairs (unless --train-pairs), as many epochs as fit, each phase's steps and cosine schedule sized to its share of the budget from the measured step time; --max-steps still caps",
+      ),
+    )
+    .option(
+      '--early-stopping',
+      'hold out --validation-fraction of the training pairs, measure their BT loss every --eval-every steps, stop a phase after --patience evaluations without improvement and keep its best weights',
+    )
+    .addOption(
+      new Option(
+        '--eval-every <n>',
+        'early stopping: optimizer steps between evaluations (default: 25)',
+      ).argParser(positiveInt),
+    )
+    .addOption(
+      new Option(
+        '--patience <n>',
+        'early stopping: evaluations without improvement before stopping (default: 4)',
+      ).argParser(positiveInt),
+    )
+    .addOption(
+      new Option(
+        '--validation-fraction <f>',
+        'early stopping: share of the training pairs held out (default: 0.05, at most 256 pairs)',
+      ).argParser(fraction),
+    )
     .addOption(seedOption())
     .addOption(outOption('reward-model folder to write'))
     .addOption(resumeOption())
@@ -167,6 +253,13 @@ A preference file is deduplicated before the held-out split (same prompt, chosen
 kept), pairs whose chosen and rejected answers are the same are left out, and so are training pairs also
 in --eval-data; the counts are printed and recorded in quorum.json.
 
+Training recipe (all off by default): --time-budget sizes each phase's steps and cosine schedule to its
+share of the budget (by pairs) from the measured step time and stops there; --early-stopping keeps each
+phase's best weights on a held-out slice of the training pairs (the saved model is the best, not the last);
+--objective odin trains a length head beside each reward head and saves only the quality head; --diversity
+and --member-subsets make members differ; train-rm prints how each phase ended, and the member correlation
+(1 for a single model) with the metrics.
+
 Pairs longer than --max-length are cut (--truncation left: the prompt loses its end, then each answer its
 start; the answer's end and the reward token stay) or left out (drop); the counts are printed.
 
@@ -186,6 +279,7 @@ Examples:
       // Everything is resolved and checked before any work (the preset's SFT policy included).
       const ctx = await createContext(cmd.optsWithGlobals<GlobalOptions>());
       const preset = resolvePreset(opts.preset, '--preset');
+      const recipe = recipeConfig(opts, preset.rm.maxSteps);
       const architecture = resolveArchitecture(
         architectureRegistry(ctx),
         [opts.arch, parseArchOptions(opts.archOpt)],
@@ -208,7 +302,10 @@ Examples:
           balance: opts.balance,
           evalData: opts.evalData,
           evalFraction: opts.evalFraction,
-          trainLimit: opts.trainPairs ?? (opts.data === 'alpaca-eval' ? preset.rm.trainPairs : undefined),
+          // A time budget trains on every pair of the train split unless --train-pairs says otherwise.
+          trainLimit:
+            opts.trainPairs ??
+            (opts.data === 'alpaca-eval' && opts.timeBudget === undefined ? preset.rm.trainPairs : undefined),
           evalLimit: opts.data === 'alpaca-eval' ? preset.rm.evalPairs : undefined,
           seed: opts.seed,
           maxLineBytes: opts.maxLineBytes,
@@ -234,9 +331,7 @@ Examples:
             batchSize: preset.rm.batchSize,
             gradAccum: preset.rm.gradAccum,
             epochs: preset.rm.epochs,
-            ...((opts.maxSteps ?? preset.rm.maxSteps) === undefined
-              ? {}
-              : { maxSteps: opts.maxSteps ?? preset.rm.maxSteps }),
+            ...recipe,
             ...(opts.lr === undefined ? {} : { lr: opts.lr }),
             ...(opts.checkpointEvery === undefined ? {} : { checkpointEvery: opts.checkpointEvery }),
             bootstrap: opts.bootstrap,
@@ -258,6 +353,7 @@ Examples:
       progress.done(
         `trained ${opts.arch} in ${result.trainSeconds.toFixed(0)} s; ${result.params.total} parameters (${result.params.trainable} trainable)\n` +
           `${p.used} pairs of ≤ ${result.maxLength} tokens (${p.truncated} truncated, ${p.dropped} dropped, ${p.ties} ties skipped)\n` +
+          formatPhases(result.phases) +
           (result.metrics === undefined ? '' : `${formatMetrics(result.metrics)}\n`) +
           `reward model in ${opts.out}`,
       );
@@ -287,4 +383,100 @@ export function membersFor(architecture: string, members: number | undefined): n
     return 1;
   }
   return members ?? DEFAULT_MEMBERS;
+}
+
+function nonNegative(value: string): number {
+  const n = finiteNumber(value);
+  if (n < 0) throw new InvalidArgumentError(`expected a number ≥ 0, got "${value}"`);
+  return n;
+}
+
+/**
+ * The recipe options of the reward config from the flags: margin, centering, the objective, diversity,
+ * the time budget (which drops the preset's step cap) and early stopping. Unset flags add nothing, so the
+ * presets train exactly as before.
+ */
+export function recipeConfig(
+  opts: Pick<
+    TrainRmOptions,
+    | 'maxSteps'
+    | 'margin'
+    | 'centerRewards'
+    | 'objective'
+    | 'odinLengthWeight'
+    | 'odinOrthWeight'
+    | 'diversity'
+    | 'memberSubsets'
+    | 'timeBudget'
+    | 'earlyStopping'
+    | 'evalEvery'
+    | 'patience'
+    | 'validationFraction'
+  >,
+  presetMaxSteps: number | undefined,
+): Partial<RewardTrainConfig> {
+  if (opts.objective !== 'odin' && (opts.odinLengthWeight ?? opts.odinOrthWeight) !== undefined) {
+    throw new ConfigError('--odin-length-weight and --odin-orth-weight need --objective odin', {
+      location: {
+        field: opts.odinLengthWeight === undefined ? '--odin-orth-weight' : '--odin-length-weight',
+      },
+      hint: 'add --objective odin, or drop the weight',
+    });
+  }
+  const earlySettings = [opts.evalEvery, opts.patience, opts.validationFraction];
+  if (opts.earlyStopping !== true && earlySettings.some((v) => v !== undefined)) {
+    throw new ConfigError('--eval-every, --patience and --validation-fraction need --early-stopping', {
+      location: { field: '--early-stopping' },
+      hint: 'add --early-stopping, or drop those settings',
+    });
+  }
+  const maxSteps = opts.maxSteps ?? (opts.timeBudget === undefined ? presetMaxSteps : undefined);
+  return {
+    ...(maxSteps === undefined ? {} : { maxSteps }),
+    ...(opts.margin === undefined ? {} : { margin: opts.margin }),
+    ...(opts.centerRewards === undefined ? {} : { centering: opts.centerRewards }),
+    ...(opts.objective === 'odin'
+      ? {
+          odin: {
+            lengthWeight: opts.odinLengthWeight ?? 1,
+            orthWeight: opts.odinOrthWeight ?? 1,
+          },
+        }
+      : {}),
+    ...(opts.diversity === undefined ? {} : { diversity: opts.diversity }),
+    ...(opts.memberSubsets === true ? { memberSubsets: true } : {}),
+    ...(opts.timeBudget === undefined ? {} : { timeBudget: opts.timeBudget }),
+    ...(opts.earlyStopping === true
+      ? {
+          earlyStopping: {
+            every: opts.evalEvery ?? 25,
+            patience: opts.patience ?? 4,
+            fraction: opts.validationFraction ?? 0.05,
+            maxPairs: 256,
+          },
+        }
+      : {}),
+  };
+}
+
+/** One line per phase that ended early or was sized to a time budget. */
+function formatPhases(phases: Record<string, PhaseSummary>): string {
+  return Object.entries(phases)
+    .filter(
+      ([, p]) => p.stoppedBy !== undefined || p.secondsPerStep !== undefined || p.bestStep !== undefined,
+    )
+    .map(([name, p]) => {
+      const why =
+        p.stoppedBy === 'budget'
+          ? ', stopped at its share of the time budget'
+          : p.stoppedBy === 'patience'
+            ? ', stopped early (no held-out improvement)'
+            : '';
+      const best =
+        p.bestStep === undefined
+          ? ''
+          : `; kept step ${p.bestStep} (held-out loss ${(p.bestValidationLoss as number).toFixed(4)})`;
+      return `${name}: ${p.steps} of ${p.plannedSteps} steps${why}${best}\n`;
+    })
+    .join('');
 }

@@ -8,7 +8,13 @@ import { type GptParams, gptLastHidden } from '@quorum/backbone';
 import type { Rng } from '@quorum/core';
 import { type MultiHead, multiHeadRewards } from '@quorum/heads';
 import * as tf from '@tensorflow/tfjs';
-import type { BuildContext, TokenBatch, TrainableEnsemble, TrainingPhase } from '../architecture.js';
+import type {
+  BuildContext,
+  PhaseFeatures,
+  TokenBatch,
+  TrainableEnsemble,
+  TrainingPhase,
+} from '../architecture.js';
 import {
   backboneVariables,
   countParameters,
@@ -37,6 +43,12 @@ export function buildIndependent(context: BuildContext): TrainableEnsemble {
       const h = heads[m] as MultiHead;
       return multiHeadRewards(h.w, h.b, last); // [1, B]
     });
+  const memberFeatures = (m: number, batch: TokenBatch, dropoutRng: Rng | undefined): PhaseFeatures =>
+    tf.tidy(() => {
+      const last = gptLastHidden(backbones[m] as GptParams, config, batch.ids, batch.mask, { dropoutRng }); // [B, D]
+      const h = heads[m] as MultiHead;
+      return { rewards: multiHeadRewards(h.w, h.b, last), hidden: last, headWeights: h.w }; // [1, B]
+    });
   const M = countParameters(backboneVariables(backbones[0] as GptParams));
   const perMember = M + config.dModel + 1;
   const phases: TrainingPhase[] = Array.from({ length: k }, (_, m) => ({
@@ -48,6 +60,7 @@ export function buildIndependent(context: BuildContext): TrainableEnsemble {
     sharedTrunk: false,
     variables: () => memberVars(m),
     rewards: (batch: TokenBatch, dropoutRng: Rng | undefined) => memberReward(m, batch, dropoutRng),
+    features: (batch: TokenBatch, dropoutRng: Rng | undefined) => memberFeatures(m, batch, dropoutRng),
   }));
   return {
     architecture: 'independent',

@@ -21,7 +21,7 @@ import {
 } from '@quorum/lora';
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import type { BuildContext, TokenBatch, TrainableEnsemble } from '../architecture.js';
+import type { BuildContext, PhaseFeatures, TokenBatch, TrainableEnsemble } from '../architecture.js';
 import {
   backboneVariables,
   countParameters,
@@ -67,6 +67,17 @@ export function buildLora(context: BuildContext, options: LoraArchitectureOption
       const last = gptLastHidden(backbone, config, batch.ids, batch.mask, { dropoutRng }); // [B, D]
       return multiHeadRewards(heads.w, heads.b, last); // [k, B]
     });
+  const trunkFeatures = (batch: TokenBatch, dropoutRng: Rng | undefined): PhaseFeatures =>
+    tf.tidy(() => {
+      const last = gptLastHidden(backbone, config, batch.ids, batch.mask, { dropoutRng }); // [B, D]
+      return { rewards: multiHeadRewards(heads.w, heads.b, last), hidden: last, headWeights: heads.w }; // [k, B]
+    });
+  const adaptedFeatures = (batch: TokenBatch, dropoutRng: Rng | undefined): PhaseFeatures =>
+    tf.tidy(() => {
+      const forward = loraForwardOptions(adapters, { dropoutRng });
+      const last = gptLastHidden(backbone, config, batch.ids, batch.mask, { ...forward, dropoutRng }); // [k·B, D]
+      return { rewards: memberHeadRewards(heads.w, heads.b, last), hidden: last, headWeights: heads.w }; // [k, B]
+    });
   /** Phase 2 and scoring: every member's adapter in one pass over the expanded batch. */
   const adaptedRewards = (batch: TokenBatch, dropoutRng: Rng | undefined): tf.Tensor2D =>
     tf.tidy(() => {
@@ -101,6 +112,7 @@ export function buildLora(context: BuildContext, options: LoraArchitectureOption
         sharedTrunk: k > 1,
         variables: () => ({ ...backboneVars, ...headVars }),
         rewards: trunkRewards,
+        features: trunkFeatures,
       },
       {
         name: 'adapters',
@@ -112,6 +124,7 @@ export function buildLora(context: BuildContext, options: LoraArchitectureOption
         sharedTrunk: false,
         variables: () => ({ ...adapterVars, ...headVars }),
         rewards: adaptedRewards,
+        features: adaptedFeatures,
       },
     ],
     // Heads live with their adapters (never one without the other).

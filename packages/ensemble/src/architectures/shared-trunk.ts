@@ -8,7 +8,7 @@ import { gptLastHidden } from '@quorum/backbone';
 import { ConfigError, type Rng } from '@quorum/core';
 import { multiHeadRewards } from '@quorum/heads';
 import * as tf from '@tensorflow/tfjs';
-import type { BuildContext, TokenBatch, TrainableEnsemble } from '../architecture.js';
+import type { BuildContext, PhaseFeatures, TokenBatch, TrainableEnsemble } from '../architecture.js';
 import {
   backboneVariables,
   countParameters,
@@ -30,6 +30,11 @@ export function buildSharedTrunk(name: 'single' | 'linear-heads', context: Build
   const heads = makeHeads(config.dModel, k, rng);
   const backboneVars = backboneVariables(backbone);
   const headVars = headVariables(heads);
+  const features = (batch: TokenBatch, dropoutRng: Rng | undefined): PhaseFeatures =>
+    tf.tidy(() => {
+      const last = gptLastHidden(backbone, config, batch.ids, batch.mask, { dropoutRng }); // [B, D]
+      return { rewards: multiHeadRewards(heads.w, heads.b, last), hidden: last, headWeights: heads.w }; // [k, B]
+    });
   const rewards = (batch: TokenBatch, dropoutRng: Rng | undefined): tf.Tensor2D =>
     tf.tidy(() => {
       const last = gptLastHidden(backbone, config, batch.ids, batch.mask, { dropoutRng }); // [B, D]
@@ -53,6 +58,7 @@ export function buildSharedTrunk(name: 'single' | 'linear-heads', context: Build
         sharedTrunk: k > 1,
         variables: () => ({ ...backboneVars, ...headVars }),
         rewards,
+        features,
       },
     ],
     tensorFiles: () => ({ 'backbone.safetensors': backboneVars, 'heads.safetensors': headVars }),
