@@ -178,12 +178,24 @@ export function ruleFromFlags(registry: StrategyRegistry<AggregationRule>, flags
   return rules[0] as LabelledRule;
 }
 
-/** `--max-length`: tokens per sequence, bounded by a loaded model's max_position_embeddings. */
-export function maxLengthOption(): Option {
+/**
+ * `--max-length`: tokens per sequence, bounded by a loaded model's max_position_embeddings. With `auto`
+ * (only the commands that choose a length from their data take it) it parses to `'auto'` as well as n.
+ */
+export function maxLengthOption(options: { auto?: boolean } = {}): Option {
+  const what =
+    "tokens per sequence, prompt + answer (default: the preset's context from scratch; a loaded model's max_position_embeddings, at most 1024)";
+  if (options.auto !== true) return new Option('--max-length <n>', what).argParser(positiveInt);
   return new Option(
-    '--max-length <n>',
-    "tokens per sequence, prompt + answer (default: the preset's context from scratch; a loaded model's max_position_embeddings, at most 1024)",
-  ).argParser(positiveInt);
+    '--max-length <n|auto>',
+    `${what}; auto: the p95 of the training pairs' token lengths, rounded up to 8, bounded by the model's context (printed with the share of pairs truncated); from scratch it is also the model's context (at most 1024)`,
+  ).argParser((value: string): number | 'auto' => {
+    if (value === 'auto') return 'auto';
+    const n = Number(value);
+    if (!Number.isInteger(n) || n <= 0)
+      throw new InvalidArgumentError(`expected a positive integer or auto, got "${value}"`);
+    return n;
+  });
 }
 
 /** `--truncation`: what happens to sequences longer than --max-length. */

@@ -267,3 +267,142 @@ describe('length-balanced training pairs (issue 17)', () => {
     );
   });
 });
+
+describe('maxLength auto (issue 17)', () => {
+  const architectures = builtinArchitectureRegistry();
+  const manifestOf = (folder: string) => JSON.parse(readFileSync(path.join(folder, 'quorum.json'), 'utf8'));
+
+  it("from a policy folder: bounded by the model's context, logged with the share truncated and recorded", async () => {
+    const pairs = await loadPairs({ data: 'alpaca-eval', trainLimit: 8, evalLimit: 2, seed: 0 });
+    const lines: string[] = [];
+    const rm = path.join(dir, 'rm-auto-policy');
+    const result = await runRewardTraining(
+      {
+        architecture: resolveArchitecture(architectures, 'single'),
+        members: 1,
+        size: 'nano',
+        contextLength: 96,
+        init: policyDir,
+        maxLength: 'auto',
+        train: pairs.train,
+        eval: pairs.eval,
+        dataDescription: pairs.description,
+        config: { batchSize: 4, maxSteps: 1, seed: 0 },
+        out: rm,
+        resume: false,
+      },
+      { update: () => {}, log: (m) => lines.push(m) },
+    );
+    // The shipped answers run to hundreds of tokens: the policy's context of 96 sets the length.
+    expect(result.maxLength).toBe(96);
+    expect(result.maxLengthChoice?.boundedByContext).toBe(true);
+    const summary = lines.find((l) => l.startsWith('max length 96 ('));
+    expect(summary).toMatch(
+      /^max length 96 \(the model's context; the p95 of pair lengths is \d+\); 100\.0% of pairs truncated$/,
+    );
+    const { training } = manifestOf(rm);
+    expect(training.config.maxLength).toBe(96);
+    expect(training.maxLengthChoice).toEqual({
+      quantile: 0.95,
+      quantileLength: result.maxLengthChoice?.quantileLength,
+      truncatedShare: 1,
+      p50: result.maxLengthChoice?.p50,
+      p90: result.maxLengthChoice?.p90,
+      p99: result.maxLengthChoice?.p99,
+      longest: result.maxLengthChoice?.longest,
+    });
+    expect(training.maxLengthChoice.p50).toBeLessThanOrEqual(training.maxLengthChoice.longest);
+    expect(training.pairs.truncated).toBe(result.pairs.used);
+  });
+
+  it('from scratch the chosen length is the model context; a resume keeps it, a new quantile is refused or (forced) uses the saved length', async () => {
+    const pairs = await loadPairs({ data: 'alpaca-eval', trainLimit: 8, evalLimit: 2, seed: 0 });
+    const rm = path.join(dir, 'rm-auto-scratch');
+    const run = (
+      lines: string[],
+      extra: { resume: boolean; quantile?: number; force?: boolean; stop?: boolean },
+    ) =>
+      runRewardTraining(
+        {
+          architecture: resolveArchitecture(architectures, 'single'),
+          members: 1,
+          size: 'nano',
+          contextLength: 64, // not used: the data sizes a from-scratch model
+          init: 'scratch',
+          maxLength: 'auto',
+          maxLengthQuantile: extra.quantile ?? 0.5,
+          train: pairs.train,
+          eval: pairs.eval,
+          dataDescription: pairs.description,
+          config: { batchSize: 4, maxSteps: 1, checkpointEvery: 1, seed: 0 },
+          out: rm,
+          resume: extra.resume,
+          forceResume: extra.force,
+          ...(extra.stop === true ? { signal: AbortSignal.abort() } : {}),
+        },
+        { update: () => {}, log: (m) => lines.push(m) },
+      );
+    // Stopped before its first step: a saved state at step 0 with the length auto chose.
+    const first: string[] = [];
+    const stopped = await run(first, { resume: false, stop: true });
+    expect(stopped.stoppedEarly).toBe(true);
+    const chosen = stopped.maxLength;
+    expect(chosen % 8).toBe(0);
+    expect(chosen).toBeGreaterThan(128); // longer than the nano preset's context: the data decided
+    expect(chosen).toBeLessThanOrEqual(1024);
+    expect(first).toContain(stopped.maxLengthChoice?.summary);
+    expect(stopped.maxLengthChoice?.summary).toMatch(
+      new RegExp(`^max length ${chosen} \\(p50 of pair lengths.*\\); \\d+\\.\\d% of pairs truncated$`),
+    );
+
+    // The same settings again resolve to the same length; the run finishes.
+    const again: string[] = [];
+    const resumed = await run(again, { resume: true });
+    expect(resumed.stoppedEarly).toBe(false);
+    expect(resumed.maxLength).toBe(chosen);
+    expect(again).toContain(stopped.maxLengthChoice?.summary);
+    const manifest = manifestOf(rm);
+    expect(manifest.gptConfig.contextLength).toBe(chosen);
+    expect(manifest.training.config.maxLength).toBe(chosen);
+    expect(manifest.training.maxLengthChoice.quantile).toBe(0.5);
+    const loaded = await loadRewardModel(rm, architectures);
+    expect(loaded.ensemble.gptConfig.contextLength).toBe(chosen);
+    loaded.ensemble.dispose();
+
+    // Another quantile is another setting: refused, naming it ...
+    await expect(run([], { resume: true, quantile: 0.99 })).rejects.toThrow(
+      /maxLengthQuantile: saved 0\.5, now 0\.99/,
+    );
+    // ... and forced, the saved length is kept (the model's shape depends on it) and said so.
+    const forced: string[] = [];
+    const kept = await run(forced, { resume: true, quantile: 0.99, force: true });
+    expect(kept.maxLength).toBe(chosen);
+    expect(forced.join('\n')).toMatch(
+      new RegExp(
+        `max length ${chosen} \\(the saved state's; auto now chooses 1024\\); \\d+\\.\\d% of pairs truncated`,
+      ),
+    );
+    expect(kept.forcedResumes.at(-1)?.differences.map((d) => d.setting)).toEqual(['maxLengthQuantile']);
+  });
+
+  it('rejects a quantile without auto before any work', async () => {
+    await expect(
+      runRewardTraining({
+        architecture: resolveArchitecture(architectures, 'single'),
+        members: 1,
+        size: 'nano',
+        contextLength: 64,
+        init: 'scratch',
+        maxLength: 64,
+        maxLengthQuantile: 0.9,
+        train: [],
+        eval: [],
+        dataDescription: 'none',
+        config: {},
+        out: path.join(dir, 'never'),
+        resume: false,
+      }),
+    ).rejects.toThrow("maxLengthQuantile 0.9 needs maxLength 'auto'");
+    expect(existsSync(path.join(dir, 'never'))).toBe(false);
+  });
+});

@@ -4,8 +4,9 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { disposeGpt, type GptPresetName, gptPreset, namedParameters } from '@quorum/backbone';
+import { disposeGpt, type GptConfig, type GptPresetName, gptPreset, namedParameters } from '@quorum/backbone';
 import {
+  CheckpointStore,
   ConfigError,
   DataError,
   Rng,
@@ -35,7 +36,14 @@ import {
   trainRewardEnsemble,
 } from '@quorum/ensemble';
 import type * as tf from '@tensorflow/tfjs';
-import { resolveMaxLength } from './length.js';
+import {
+  DEFAULT_MAX_LENGTH,
+  type MaxLengthChoice,
+  maxLengthFromLengths,
+  pairLengths,
+  resolveMaxLength,
+  truncatedShare,
+} from './length.js';
 import { loadPolicyWithTokenizer } from './load.js';
 import { type RunProgress, silentProgress } from './progress.js';
 import { seededSubset } from './subset.js';
@@ -260,14 +268,24 @@ export interface RewardRunOptions {
   readonly members: number;
   /** Model size when starting from scratch (a policy folder brings its own config). */
   readonly size: GptPresetName;
+  /** Context of a model built from scratch; with `maxLength: 'auto'` the chosen length is used instead. */
   readonly contextLength: number;
   /**
    * What the transformer starts from: a Quorum policy folder (the paper starts reward models from its SFT
    * model), `hf:DIR` (a Hugging Face model folder, with its tokenizer), or `scratch`.
    */
   readonly init: string;
-  /** Tokens per sequence (prompt + answer); default: the model's context, capped at DEFAULT_MAX_LENGTH. */
-  readonly maxLength?: number | undefined;
+  /**
+   * Tokens per sequence (prompt + answer); default: the model's context, capped at DEFAULT_MAX_LENGTH.
+   * `auto` chooses it from the data (`chooseMaxLength`): the `maxLengthQuantile` of the training pairs'
+   * token lengths, rounded up to a multiple of 8 and bounded by the model's context; the choice is logged
+   * with the share of pairs it truncates and recorded in quorum.json (`training.maxLengthChoice`). From
+   * scratch the data also sizes the model: its context is the chosen length (bounded by
+   * DEFAULT_MAX_LENGTH, not by `contextLength`). A resume of an `auto` run uses the saved state's length.
+   */
+  readonly maxLength?: number | 'auto' | undefined;
+  /** With `maxLength: 'auto'`: the share of training pairs that should fit (default 0.95). */
+  readonly maxLengthQuantile?: number | undefined;
   /** Pairs longer than maxLength: `left` (default) keeps each answer's end, `drop` leaves the pair out (TRL). */
   readonly truncation?: TruncationMode | undefined;
   readonly train: readonly PreferencePair[];
@@ -279,8 +297,9 @@ export interface RewardRunOptions {
   readonly out: string;
   /**
    * Continue from the newest state in `<out>/train-state` (a fresh start when there is none). The state's
-   * settings must equal this run's: the training config (but logEvery, checkpointEvery), architecture and
-   * its options, members, size, init, data, truncation and the number of training pairs.
+   * settings must equal this run's: the training config (but logEvery, checkpointEvery; maxLength is the
+   * resolved number), architecture and its options, members, size, init, data, truncation, the number of
+   * training pairs and, with `maxLength: 'auto'`, its quantile.
    */
   readonly resume: boolean;
   /** Resume even when the settings differ (warned through progress, recorded in quorum.json). */
@@ -298,6 +317,8 @@ export interface RewardRunResult {
   /** Training pairs used, tied (skipped), dropped (`drop`) and truncated (`left`). */
   readonly pairs: RewardTrainResult['pairs'];
   readonly maxLength: number;
+  /** With `maxLength: 'auto'`: how the length was chosen (`truncatedShare` at the length used). */
+  readonly maxLengthChoice?: MaxLengthChoice | undefined;
   readonly metrics: RewardMetrics | undefined;
   readonly params: { total: number; trainable: number };
   readonly trainSeconds: number;
@@ -320,6 +341,59 @@ export function metricsSummary(m: RewardMetrics): Record<string, unknown> {
 }
 
 /**
+ * The largest context `maxLength: 'auto'` gives a model built from scratch: TRL's default max_length (a
+ * from-scratch model's position table grows with it, so very long data is cut here rather than trained on).
+ */
+const AUTO_SCRATCH_CONTEXT = DEFAULT_MAX_LENGTH;
+
+/** The newest saved state's max length when that run chose it by `auto` (its settings hold the quantile). */
+async function savedAutoMaxLength(out: string): Promise<number | undefined> {
+  const latest = await new CheckpointStore(path.join(out, 'train-state'), { keep: 2 }).latest();
+  const settings = latest?.meta.settings as Record<string, unknown> | undefined;
+  if (settings?.maxLengthQuantile === undefined) return undefined;
+  return typeof settings.maxLength === 'number' ? settings.maxLength : undefined;
+}
+
+/**
+ * `maxLength: 'auto'`: the length chosen from the training pairs (ties, never trained on, left out) within
+ * `contextLength`, logged with the share truncated. A resume uses the saved state's length when that run
+ * chose its own by `auto`, so a resumed run keeps its length (and a from-scratch model its shape) even
+ * when the data or the quantile would now choose another (a forced resume).
+ */
+async function autoMaxLength(
+  options: RewardRunOptions,
+  tokenizer: TextTokenizer,
+  contextLength: number,
+  progress: RunProgress,
+): Promise<MaxLengthChoice> {
+  const pairs = options.train.filter((p) => p.tie !== true);
+  if (pairs.length === 0) {
+    throw new DataError(
+      `maxLength auto has no pairs to measure: all ${options.train.length} training pairs are ties`,
+      {
+        location: { field: 'maxLength' },
+        hint: 'train on pairs with a preferred answer, or pass a number of tokens',
+      },
+    );
+  }
+  const lengths = pairLengths(pairs, tokenizer);
+  const choice = maxLengthFromLengths(lengths, {
+    contextLength,
+    ...(options.maxLengthQuantile === undefined ? {} : { quantile: options.maxLengthQuantile }),
+  });
+  const saved = options.resume ? await savedAutoMaxLength(options.out) : undefined;
+  if (saved === undefined || saved === choice.maxLength) {
+    progress.log(choice.summary);
+    return choice;
+  }
+  resolveMaxLength({ contextLength }, saved, 'maxLength');
+  const share = truncatedShare(lengths, saved);
+  const summary = `max length ${saved} (the saved state's; auto now chooses ${choice.maxLength}); ${(share * 100).toFixed(1)}% of pairs truncated`;
+  progress.log(summary);
+  return { ...choice, maxLength: saved, boundedByContext: false, truncatedShare: share, summary };
+}
+
+/**
  * Trains a reward ensemble with the Bradley-Terry loss, scores the held-out pairs and writes the folder
  * (quorum.json, weights, tokenizer, metrics.jsonl, eval.json).
  */
@@ -327,24 +401,43 @@ export async function runRewardTraining(
   options: RewardRunOptions,
   progress: RunProgress = silentProgress,
 ): Promise<RewardRunResult> {
+  const requested = options.maxLength ?? options.config.maxLength;
+  if (options.maxLengthQuantile !== undefined && requested !== 'auto') {
+    throw new ConfigError(`maxLengthQuantile ${options.maxLengthQuantile} needs maxLength 'auto'`, {
+      location: { field: 'maxLengthQuantile' },
+      hint: "pass maxLength 'auto' (--max-length auto), or drop the quantile",
+    });
+  }
+  const scratch = options.init === 'scratch';
   let tokenizer: TextTokenizer;
   let init: Record<string, tf.Tensor> | undefined;
-  let gptConfig = gptPreset(options.size, {
-    vocabSize: projectTokenizer().vocabSize,
-    contextLength: options.contextLength,
-  });
+  let gptConfig: GptConfig | undefined;
   let disposeInit = (): void => {};
-  if (options.init === 'scratch') {
-    tokenizer = projectTokenizer();
-  } else {
-    const policy = await loadPolicyWithTokenizer(options.init);
-    tokenizer = policy.tokenizer;
-    gptConfig = policy.config;
-    init = namedParameters(policy.params);
-    disposeInit = () => disposeGpt(policy.params);
-  }
   let ensemble: TrainableEnsemble;
+  let maxLength: number;
+  let choice: MaxLengthChoice | undefined;
   try {
+    if (scratch) {
+      tokenizer = projectTokenizer();
+    } else {
+      const policy = await loadPolicyWithTokenizer(options.init);
+      tokenizer = policy.tokenizer;
+      gptConfig = policy.config;
+      init = namedParameters(policy.params);
+      disposeInit = () => disposeGpt(policy.params);
+    }
+    if (requested === 'auto') {
+      // From scratch the data sizes the model too: its context is the chosen length.
+      const bound = gptConfig === undefined ? AUTO_SCRATCH_CONTEXT : gptConfig.contextLength;
+      choice = await autoMaxLength(options, tokenizer, bound, progress);
+    }
+    gptConfig ??= gptPreset(options.size, {
+      vocabSize: tokenizer.vocabSize,
+      contextLength: choice?.maxLength ?? options.contextLength,
+    });
+    maxLength =
+      choice?.maxLength ??
+      resolveMaxLength(gptConfig, requested === 'auto' ? undefined : requested, 'maxLength');
     ensemble = options.architecture.architecture.build({
       gptConfig,
       members: options.members,
@@ -355,7 +448,6 @@ export async function runRewardTraining(
     disposeInit();
   }
   try {
-    const maxLength = resolveMaxLength(gptConfig, options.maxLength ?? options.config.maxLength, 'maxLength');
     const config = resolveRewardTrainConfig({ ...options.config, maxLength });
     const truncation = options.truncation ?? 'left';
     const began = Date.now();
@@ -377,6 +469,8 @@ export async function runRewardTraining(
         data: options.dataDescription,
         truncation,
         trainPairs: options.train.length,
+        // An auto length is compared as the number it resolved to (config.maxLength) and its quantile.
+        ...(choice === undefined ? {} : { maxLengthQuantile: choice.quantile }),
       },
       signal: options.signal,
       onNote: (m) => progress.log(m),
@@ -392,6 +486,7 @@ export async function runRewardTraining(
     const done = {
       pairs: result.pairs,
       maxLength,
+      ...(choice === undefined ? {} : { maxLengthChoice: choice }),
       params: counts,
       trainSeconds,
       forcedResumes: result.forcedResumes,
@@ -407,6 +502,19 @@ export async function runRewardTraining(
       evalPairs: options.eval.length,
       init: options.init,
       truncation,
+      ...(choice === undefined
+        ? {}
+        : {
+            maxLengthChoice: {
+              quantile: choice.quantile,
+              quantileLength: choice.quantileLength,
+              truncatedShare: choice.truncatedShare,
+              p50: choice.p50,
+              p90: choice.p90,
+              p99: choice.p99,
+              longest: choice.longest,
+            },
+          }),
       pairs: result.pairs,
       ...(options.dataCounts === undefined ? {} : { dataCounts: options.dataCounts }),
       steps: result.steps,

@@ -5,7 +5,8 @@ import { ConfigError, DataError } from '@quorum/core';
 import { builtinArchitectureRegistry, resolveRewardTrainConfig } from '@quorum/ensemble';
 import { Command } from 'commander';
 import { afterAll, describe, expect, it } from 'vitest';
-import { membersFor, parseArchOptions, recipeConfig, registerTrainRm } from './train-rm.js';
+import { registerSft } from './sft.js';
+import { lengthOptions, membersFor, parseArchOptions, recipeConfig, registerTrainRm } from './train-rm.js';
 
 describe('parseArchOptions', () => {
   it('reads LoRA targets as a list (comma or plus) and layers=top:N, which the lora schema accepts', () => {
@@ -169,5 +170,77 @@ describe('train-rm recipe flags (issue 17)', () => {
     expect(() => recipeConfig(odinWeight as never, undefined)).toThrow(/need --objective odin/);
     const patience = await parse('--patience', '2');
     expect(() => recipeConfig(patience as never, undefined)).toThrow(/need --early-stopping/);
+  });
+});
+
+describe('train-rm --max-length auto (issue 17)', () => {
+  const parse = async (...args: string[]): Promise<Record<string, unknown>> => {
+    let seen: Record<string, unknown> = {};
+    const p = new Command('quorum').exitOverride().configureOutput({ writeErr: () => {} });
+    registerTrainRm(p);
+    (p.commands[0] as Command).action((opts: Record<string, unknown>) => {
+      seen = opts;
+    });
+    await p.parseAsync(['train-rm', '--out', 'x', ...args], { from: 'user' });
+    return seen;
+  };
+
+  it('maps auto and --max-length-quantile to the run options; a number still sizes a from-scratch model', async () => {
+    const auto = await parse('--init', 'scratch', '--max-length', 'auto', '--max-length-quantile', '0.9');
+    expect(auto).toMatchObject({ maxLength: 'auto', maxLengthQuantile: 0.9 });
+    // From scratch the run sizes the model from the data; the preset's context is only the fallback.
+    expect(lengthOptions(auto as never, 128)).toEqual({
+      contextLength: 128,
+      maxLength: 'auto',
+      maxLengthQuantile: 0.9,
+    });
+    const fixed = await parse('--init', 'scratch', '--max-length', '256');
+    expect(lengthOptions(fixed as never, 128)).toEqual({ contextLength: 256, maxLength: 256 });
+    const policy = await parse('--init', 'runs/sft', '--max-length', 'auto');
+    expect(lengthOptions(policy as never, 128)).toEqual({ contextLength: 128, maxLength: 'auto' });
+    expect(lengthOptions((await parse()) as never, 128)).toEqual({
+      contextLength: 128,
+      maxLength: undefined,
+    });
+  });
+
+  it('refuses --max-length abc, a quantile out of 0.5–1, and a quantile without auto', async () => {
+    await expect(parse('--max-length', 'abc')).rejects.toThrow(
+      /--max-length <n\|auto>' argument 'abc' is invalid. expected a positive integer or auto, got "abc"/,
+    );
+    await expect(parse('--max-length', '0')).rejects.toThrow(/positive integer or auto/);
+    await expect(parse('--max-length', 'auto', '--max-length-quantile', '0.4')).rejects.toThrow(
+      /from 0.5 to 1, got "0.4"/,
+    );
+    await expect(parse('--max-length', 'auto', '--max-length-quantile', '1.5')).rejects.toThrow(
+      /from 0.5 to 1/,
+    );
+    const noAuto = await parse('--max-length', '64', '--max-length-quantile', '0.9');
+    expect(() => lengthOptions(noAuto as never, 128)).toThrow(ConfigError);
+    expect(() => lengthOptions(noAuto as never, 128)).toThrow(
+      '--max-length-quantile needs --max-length auto',
+    );
+  });
+
+  it('auto is refused by a command that does not take it (sft)', async () => {
+    const p = new Command('quorum').exitOverride().configureOutput({ writeErr: () => {} });
+    registerSft(p);
+    (p.commands[0] as Command).action(() => {});
+    await expect(
+      p.parseAsync(['sft', '--out', 'x', '--max-length', 'auto'], { from: 'user' }),
+    ).rejects.toThrow(
+      /--max-length <n>' argument 'auto' is invalid. expected a positive integer, got "auto"/,
+    );
+  });
+
+  it('--help says what auto chooses', () => {
+    let help = '';
+    const p = new Command('quorum').exitOverride().configureOutput({ writeOut: (s) => (help += s) });
+    registerTrainRm(p);
+    expect(() => p.parse(['train-rm', '--help'], { from: 'user' })).toThrow();
+    expect(help.replace(/\s+/g, ' ')).toContain(
+      "auto: the p95 of the training pairs' token lengths, rounded up to 8, bounded by the model's context (printed with the share of pairs truncated)",
+    );
+    expect(help).toMatch(/--max-length-quantile <q>/);
   });
 });

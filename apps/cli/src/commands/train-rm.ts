@@ -41,7 +41,8 @@ interface TrainRmOptions {
   size?: GptPresetName;
   preset: string;
   init?: string;
-  maxLength?: number;
+  maxLength?: number | 'auto';
+  maxLengthQuantile?: number;
   truncation: 'left' | 'drop';
   data: string;
   format?: string;
@@ -76,7 +77,7 @@ interface TrainRmOptions {
 
 /** What `--force-resume` says train-rm compares. */
 export const TRAIN_RM_COMPARED =
-  '--seed, --lr, --max-steps, the batch size, epochs and every other training option of --preset, --arch and --arch-opt, --members, --size, --init, --data (and the number of training pairs), --max-length, --truncation, --no-bootstrap, --margin, --center-rewards, --objective and its weights, --diversity, --member-subsets, --time-budget, --early-stopping and its settings, --balance; --checkpoint-every (and the log interval) may change.';
+  '--seed, --lr, --max-steps, the batch size, epochs and every other training option of --preset, --arch and --arch-opt, --members, --size, --init, --data (and the number of training pairs), --max-length (auto: the length it chose, and --max-length-quantile), --truncation, --no-bootstrap, --margin, --center-rewards, --objective and its weights, --diversity, --member-subsets, --time-budget, --early-stopping and its settings, --balance; --checkpoint-every (and the log interval) may change.';
 
 export function registerTrainRm(program: Command): void {
   program
@@ -111,7 +112,13 @@ export function registerTrainRm(program: Command): void {
         "the transformer to start from: an SFT policy folder or scratch (default: the preset's SFT policy, trained first if absent)",
       ),
     )
-    .addOption(maxLengthOption())
+    .addOption(maxLengthOption({ auto: true }))
+    .addOption(
+      new Option(
+        '--max-length-quantile <q>',
+        'with --max-length auto: the share of training pairs that should fit, 0.5 to 1 (default: 0.95)',
+      ).argParser(quantile),
+    )
     .addOption(truncationOption())
     .option(
       '--data <alpaca-eval|file>',
@@ -262,6 +269,10 @@ and --member-subsets make members differ; train-rm prints how each phase ended, 
 
 Pairs longer than --max-length are cut (--truncation left: the prompt loses its end, then each answer its
 start; the answer's end and the reward token stay) or left out (drop); the counts are printed.
+--max-length auto chooses the length from the training pairs: their p95 (--max-length-quantile) in tokens,
+rounded up to a multiple of 8 and bounded by the model's context, printed with the share of pairs it
+truncates and recorded in quorum.json. From scratch it is the model's context too (at most 1024), so the
+data, not the preset's 128, decides; --resume keeps the length the run chose.
 
 The folder gets quorum.json, *.safetensors, the tokenizer (vocab.json, or a Hugging Face model's
 tokenizer.json and tokenizer_config.json), metrics.jsonl (one line per logged step),
@@ -271,6 +282,7 @@ train-state/ (the last two resumable states).
 Examples:
   $ quorum train-rm --arch lora --members 3 --preset smoke --out runs/rm-lora
   $ quorum train-rm --arch single --members 1 --init scratch --preset smoke --out runs/rm-single
+  $ quorum train-rm --arch single --members 1 --init scratch --max-length auto --out runs/rm-auto
   $ quorum train-rm --arch linear-heads --data prefs.jsonl --format trl --eval-fraction 0.1 --out runs/rm
   $ quorum train-rm --arch lora --init hf:models/SmolLM-135M --max-length 512 --truncation drop --out runs/rm-smollm
   $ quorum score --model runs/rm-lora --input answers.jsonl --out scored.jsonl --agg lcb --beta 0.5`,
@@ -286,8 +298,13 @@ Examples:
         '--arch',
       );
       const members = membersFor(architecture.name, opts.members);
+      const lengths = lengthOptions(opts, preset.contextLength);
       if (opts.init !== undefined && opts.init !== 'scratch')
-        await checkPolicySource(opts.init, '--init', opts.maxLength);
+        await checkPolicySource(
+          opts.init,
+          '--init',
+          typeof opts.maxLength === 'number' ? opts.maxLength : undefined,
+        );
       const { resume } = prepareOutDir(opts.out, { ...opts, resume: opts.resume ?? opts.forceResume });
       const backend = await startCompute(ctx);
       const size = opts.size ?? preset.size;
@@ -320,8 +337,7 @@ Examples:
           architecture,
           members,
           size,
-          contextLength: init === 'scratch' ? (opts.maxLength ?? preset.contextLength) : preset.contextLength,
-          maxLength: opts.maxLength,
+          ...lengths,
           truncation: opts.truncation,
           init,
           train: data.train,
@@ -369,6 +385,37 @@ export function parseArchOptions(pairs: readonly string[] | undefined): Record<s
   if (typeof out.targets === 'string' && out.targets !== 'all-linear')
     out.targets = out.targets.split(/[+,]/);
   return out;
+}
+
+/**
+ * The length options of runRewardTraining from the flags: the context of a from-scratch model (a number
+ * --max-length, else the preset's; with auto runRewardTraining sizes it from the data), --max-length as
+ * given (a number or auto) and --max-length-quantile, which needs auto.
+ */
+export function lengthOptions(
+  opts: Pick<TrainRmOptions, 'init' | 'maxLength' | 'maxLengthQuantile'>,
+  presetContext: number,
+): { contextLength: number; maxLength: number | 'auto' | undefined; maxLengthQuantile?: number } {
+  if (opts.maxLengthQuantile !== undefined && opts.maxLength !== 'auto') {
+    throw new ConfigError('--max-length-quantile needs --max-length auto', {
+      location: { field: '--max-length-quantile' },
+      hint: 'add --max-length auto, or drop --max-length-quantile',
+    });
+  }
+  const given = typeof opts.maxLength === 'number' ? opts.maxLength : undefined;
+  return {
+    contextLength: opts.init === 'scratch' ? (given ?? presetContext) : presetContext,
+    maxLength: opts.maxLength,
+    ...(opts.maxLengthQuantile === undefined ? {} : { maxLengthQuantile: opts.maxLengthQuantile }),
+  };
+}
+
+/** A quantile for --max-length-quantile: 0.5 to 1. */
+function quantile(value: string): number {
+  const n = finiteNumber(value);
+  if (!(n >= 0.5 && n <= 1))
+    throw new InvalidArgumentError(`expected a number from 0.5 to 1, got "${value}"`);
+  return n;
 }
 
 /** k: --members, else 1 for single and 3 for the others; single with --members > 1 is an error. */
