@@ -30,10 +30,12 @@ import {
   type BaselineCurve,
   type BaselineCurvePoint,
   type BestOfNRow,
+  lengthControlledWinRate,
   type Outcome,
   outcomeOf,
   type PpoPoint,
   type Report,
+  rewardLengthCorrelation,
   rewardModelJudge,
   type WrittenReport,
   winRate,
@@ -255,6 +257,13 @@ interface PpoStagePoint {
   klPenaltyEstimator: 'k1' | 'k3';
   klK1: number;
   klK3: number;
+  /**
+   * Length-controlled gold win rate (AlpacaEval 2) of the same outcomes, regressed on the answers' length
+   * difference to the SFT answers (characters), clustered by prompt. Absent in stages cached before it.
+   */
+  lc?: { winRate: number; stderr: number };
+  /** Correlation of the eval answers' gold reward with their length; a constant side is left out (NaN is not JSON). */
+  rewardLength?: { pearson?: number; spearman?: number };
 }
 
 interface PpoStage {
@@ -593,7 +602,9 @@ export async function reproduce(
       bestOfN,
     };
   }
-  // PPO: one series per architecture and rule, each point the mean over seeds (kl: the `full` estimate).
+  // PPO: one series per architecture and rule, each point the mean over seeds (kl: the `full` estimate). A
+  // field is reported when every seed has it (stages cached before a field existed lack it), the spread
+  // over seeds with more than one seed, and the reward–length correlation over the seeds with a finite one.
   const ppo: PpoPoint[] = [];
   for (const arch of archNames) {
     for (const label of preset.ppo.rules) {
@@ -601,13 +612,53 @@ export async function reproduce(
       const first = runs[0]?.points ?? [];
       for (let i = 0; i < first.length; i++) {
         const pts = runs.map((r) => r.points[i]).filter((p) => p !== undefined);
+        const every = <T>(f: (p: PpoStagePoint) => T | undefined): T[] | undefined => {
+          const vs = pts.map(f).filter((v) => v !== undefined);
+          return vs.length === pts.length && vs.length > 0 ? vs : undefined;
+        };
+        const meanField = (k: 'proxyReward' | 'goldReward'): number | undefined => {
+          const vs = every((p) => (Number.isFinite(p[k]) ? p[k] : undefined));
+          return vs === undefined ? undefined : meanOf(vs);
+        };
+        const proxyReward = meanField('proxyReward');
+        const goldReward = meanField('goldReward');
+        const members = every((p) => p.proxyMembers);
+        const k = members?.[0]?.length ?? 0;
+        const proxyMembers =
+          members !== undefined && k > 0 && members.every((m) => m.length === k)
+            ? Array.from({ length: k }, (_, j) => meanOf(members.map((m) => m[j] as number)))
+            : undefined;
+        const estimators = [...new Set(pts.map((p) => p.klEstimator as string | undefined))];
+        const klEstimator = estimators.length === 1 ? estimators[0] : undefined;
+        const lcs = every((p) => p.lc);
+        const corr = (key: 'pearson' | 'spearman'): number[] =>
+          pts.flatMap((p) => {
+            const v = p.rewardLength?.[key];
+            return typeof v === 'number' && Number.isFinite(v) ? [v] : [];
+          });
+        const pearson = corr('pearson');
+        const spearman = corr('spearman');
         ppo.push({
           arch,
           rule: label,
           step: (first[i] as { step: number }).step,
           goldWinRate: meanOf(pts.map((p) => p.goldWinRate)),
           stderr: meanOf(pts.map((p) => p.stderr)),
+          ...(pts.length > 1 ? { seedSpread: stdOf(pts.map((p) => p.goldWinRate)) } : {}),
           kl: meanOf(pts.map((p) => p.kl)),
+          ...(klEstimator === undefined ? {} : { klEstimator }),
+          ...(proxyReward === undefined ? {} : { proxyReward }),
+          ...(proxyMembers === undefined ? {} : { proxyMembers }),
+          ...(goldReward === undefined ? {} : { goldReward }),
+          ...(lcs === undefined
+            ? {}
+            : {
+                lcWinRate: meanOf(lcs.map((l) => l.winRate)),
+                lcStderr: meanOf(lcs.map((l) => l.stderr)),
+                ...(lcs.length > 1 ? { lcSeedSpread: stdOf(lcs.map((l) => l.winRate)) } : {}),
+              }),
+          ...(pearson.length > 0 ? { rewardLengthPearson: meanOf(pearson) } : {}),
+          ...(spearman.length > 0 ? { rewardLengthSpearman: meanOf(spearman) } : {}),
         });
       }
     }
@@ -769,11 +820,23 @@ async function runPpoStage(
             }
             const w = winRate(outcomes);
             const members = rewardsOf(proxy, answers);
+            const gold = rewardsOf(goldRm, answers)[0] ?? [];
+            const lc = lengthControlledWinRate(
+              outcomes.map((outcome, i) => ({
+                outcome,
+                lengthDelta: (answers[i] as string).length - (sftAnswers[i] as string).length,
+                group: i,
+              })),
+            );
+            const corr = rewardLengthCorrelation(
+              gold,
+              answers.map((a) => a.length),
+            );
             points.push({
               step,
               goldWinRate: w.winRate,
               stderr: Number.isFinite(w.stderr) ? w.stderr : 0,
-              goldReward: meanOf(rewardsOf(goldRm, answers)[0] ?? []),
+              goldReward: meanOf(gold),
               proxyReward: meanOf(rule.rule.aggregateArrays(members).aggregate),
               proxyMembers: members.map((m) => meanOf(m)),
               ...(last === undefined
@@ -785,6 +848,11 @@ async function runPpoStage(
               klPenaltyEstimator: last?.klEstimator ?? 'k1',
               klK1: last?.klK1 ?? 0,
               klK3: last?.klK3 ?? 0,
+              lc: { winRate: lc.winRate, stderr: Number.isFinite(lc.stderr) ? lc.stderr : 0 },
+              rewardLength: {
+                ...(Number.isFinite(corr.pearson) ? { pearson: corr.pearson } : {}),
+                ...(Number.isFinite(corr.spearman) ? { spearman: corr.spearman } : {}),
+              },
             });
           },
         },

@@ -33,13 +33,19 @@ function sampleReport(): Report {
       lora: arch(0.63, 160, 72),
     },
     ppo: [0, 2, 4].flatMap((step) =>
-      ['single', 'lora'].map((a) => ({
+      ['single', 'lora'].map((a, j) => ({
         arch: a,
         rule: 'mean',
         step,
         goldWinRate: 50 + step,
         stderr: 4,
         kl: step * 0.5,
+        klEstimator: 'full',
+        proxyReward: 1 + step * (0.3 + 0.1 * j),
+        proxyMembers: [0.9 + step * 0.3, 1.1 + step * 0.3, 1 + step * 0.3],
+        goldReward: 4 - 0.05 * step,
+        lcWinRate: 50 + step / 2,
+        lcStderr: 4.2,
       })),
     ),
     baselines: { random: { winRate: 77, stderr: 1.4, description: 'a random candidate' } },
@@ -66,9 +72,32 @@ describe('report.html in headless Chromium', () => {
           points: Number(svg.getAttribute('data-points') ?? '0'),
           paths: svg.querySelectorAll('path, polyline, circle').length,
           width: (svg as SVGSVGElement).getBoundingClientRect().width,
+          series: Array.from(svg.querySelectorAll('g[data-series-name]'), (g) => ({
+            name: g.getAttribute('data-series-name'),
+            circles: g.querySelectorAll('circle').length,
+            // a drawn line has a length: the points are spread over the plot, not stacked on one spot
+            length: (g.querySelector('path.line') as SVGPathElement | null)?.getTotalLength() ?? 0,
+          })),
         })),
       );
       expect(charts.length).toBeGreaterThanOrEqual(2);
+      // the over-optimisation curves (Gao et al. 2022) beside the step chart, one series per arch / rule
+      expect(charts.map((c) => c.chart).filter((c) => c?.startsWith('ppo'))).toEqual([
+        'ppo',
+        'ppo-gold-kl',
+        'ppo-proxy-kl',
+        'ppo-lc',
+      ]);
+      for (const id of ['ppo-gold-kl', 'ppo-proxy-kl']) {
+        const c = charts.find((x) => x.chart === id);
+        expect(c?.series.map((s) => [s.name, s.circles])).toEqual([
+          ['single / mean', 3],
+          ['lora / mean', 3],
+        ]);
+        for (const s of c?.series ?? []) expect(s.length, `${id}: ${s.name}`).toBeGreaterThan(50);
+      }
+      expect(await page.locator('th', { hasText: 'KL to SFT (nats/answer, full)' }).count()).toBe(1);
+      expect(await page.locator('th', { hasText: 'proxy reward' }).count()).toBeGreaterThan(0);
       for (const c of charts) {
         expect(c.points, `chart ${c.chart} has no data points`).toBeGreaterThan(0);
         expect(c.paths, `chart ${c.chart} drew nothing`).toBeGreaterThan(0);

@@ -2,11 +2,12 @@
  * report.html: one self-contained page (inline CSS and SVG, no script, no network) with the charts —
  * Best-of-n win rate vs n per architecture, one chart per rule, with ± stderr bands and the longest-answer
  * and random baselines as dashed lines, and the same for the length-controlled win rate when the report
- * has it; PPO gold win rate vs step per architecture (and its LC version) — and the tables of report.md
- * (the same `reportTables`).
+ * has it; PPO per architecture and rule: gold win rate vs step, the over-optimisation curves gold win rate
+ * vs KL to SFT and proxy reward vs KL (Gao et al. 2022), and the LC gold win rate vs step — and the tables
+ * of report.md (the same `reportTables`).
  */
 import { type ChartSeries, escapeXml, lineChart } from './svg.js';
-import { distinct, type ReportTable, reportTables } from './tables.js';
+import { distinct, klEstimatorOf, type ReportTable, reportTables } from './tables.js';
 import type { PpoPoint, Report } from './types.js';
 
 const CSS = `body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1000px;color:#222;padding:0 1rem}
@@ -15,7 +16,7 @@ table{border-collapse:collapse;margin:.5rem 0}th,td{border:1px solid #ccc;paddin
 th:first-child,td:first-child{text-align:left}th{background:#f5f5f5}
 .charts{display:flex;flex-wrap:wrap;gap:1rem}svg{background:#fff;border:1px solid #eee}
 svg .grid{stroke:#eee}svg .frame{fill:none;stroke:#999}svg .tick,svg .legend{font-size:11px;fill:#444}
-svg .axis-label{font-size:12px;fill:#222}svg .chart-title{font-size:13px;font-weight:600}
+svg .axis-label{font-size:12px;fill:#222}svg .axis-note{font-size:10px;fill:#555}svg .chart-title{font-size:13px;font-weight:600}
 svg .reference{stroke:#888;stroke-dasharray:4 4}svg .empty{fill:#999}.meta{color:#555}`;
 
 function htmlTable({ header, rows }: ReportTable): string {
@@ -43,7 +44,7 @@ const BASELINE_LABELS: Readonly<Record<string, string>> = {
 
 /**
  * The Best-of-n charts — per rule, raw win rate vs n and (when the rows carry it) the length-controlled
- * win rate vs n, each with the baseline curves — then the PPO charts (raw, and LC when the points carry it).
+ * win rate vs n, each with the baseline curves — then the PPO charts (`ppoCharts`).
  */
 export function reportCharts(report: Report): string[] {
   const archs = Object.entries(report.architectures);
@@ -88,43 +89,109 @@ export function reportCharts(report: Report): string[] {
       );
     }
   }
-  if (report.ppo.length > 0) {
-    const label = (p: PpoPoint): string => (p.rule === undefined ? p.arch : `${p.arch} / ${p.rule}`);
-    const names = distinct(report.ppo.map(label));
-    const ppoSeries = (lc: boolean): ChartSeries[] =>
-      names.map((name) => ({
-        name,
-        points: report.ppo
-          .filter((p) => label(p) === name)
-          .flatMap((p) => {
-            const y = lc ? p.lcWinRate : p.goldWinRate;
-            const err = lc ? p.lcStderr : p.stderr;
-            return y === undefined ? [] : [{ x: p.step, y, ...(err === undefined ? {} : { err }) }];
-          }),
-      }));
+  charts.push(...ppoCharts(report.ppo));
+  return charts;
+}
+
+/** The x axis of the PPO charts over KL: what the KL is, from the estimator the points record. */
+function klAxis(points: readonly PpoPoint[]): { xLabel: string; xNote: string } {
+  const estimator = klEstimatorOf(points);
+  const sum = 'mean over answers of the sum over answer tokens';
+  if (estimator === 'full')
+    return {
+      xLabel: 'KL to SFT (nats/answer): exact full-distribution KL',
+      xNote: `${sum} of Σ_v π(v)·log(π(v)/π_SFT(v))`,
+    };
+  if (estimator !== undefined)
+    return { xLabel: `KL to SFT (nats/answer): ${estimator} estimate`, xNote: sum };
+  const recorded = distinct(points.flatMap((p) => (p.klEstimator === undefined ? [] : [p.klEstimator])));
+  return {
+    xLabel: 'KL to SFT (nats/answer)',
+    xNote: `${sum}; ${recorded.length === 0 ? 'estimator not recorded' : `estimators ${recorded.join(', ')}`}`,
+  };
+}
+
+/**
+ * The PPO charts, one series per architecture (and rule): gold win rate vs step, then the over-optimisation
+ * curves of Gao et al. (2022) — gold win rate vs KL to SFT and, when the points carry it, the proxy
+ * ensemble's reward vs KL — then the LC gold win rate vs step when the points carry it. None without points.
+ */
+function ppoCharts(ppo: readonly PpoPoint[]): string[] {
+  if (ppo.length === 0) return [];
+  const label = (p: PpoPoint): string => (p.rule === undefined ? p.arch : `${p.arch} / ${p.rule}`);
+  const names = distinct(ppo.map(label));
+  const series = (
+    x: (p: PpoPoint) => number,
+    y: (p: PpoPoint) => number | undefined,
+    err: (p: PpoPoint) => number | undefined = () => undefined,
+  ): ChartSeries[] =>
+    names.map((name) => ({
+      name,
+      points: ppo
+        .filter((p) => label(p) === name)
+        .flatMap((p) => {
+          const v = y(p);
+          const e = err(p);
+          return v === undefined ? [] : [{ x: x(p), y: v, ...(e === undefined ? {} : { err: e }) }];
+        }),
+    }));
+  const step = (p: PpoPoint): number => p.step;
+  const kl = (p: PpoPoint): number => p.kl;
+  const some = (s: readonly ChartSeries[]): boolean => s.some((x) => x.points.length > 0);
+  const charts: string[] = [
+    lineChart({
+      id: 'ppo',
+      title: 'PPO: gold win rate vs step',
+      xLabel: 'PPO step',
+      yLabel: 'gold win rate vs SFT (%)',
+      series: series(
+        step,
+        (p) => p.goldWinRate,
+        (p) => p.stderr,
+      ),
+      yReference: 50,
+    }),
+    lineChart({
+      id: 'ppo-gold-kl',
+      title: 'PPO: gold win rate vs KL to SFT',
+      ...klAxis(ppo),
+      yLabel: 'gold win rate vs SFT (%)',
+      series: series(
+        kl,
+        (p) => p.goldWinRate,
+        (p) => p.stderr,
+      ),
+      yReference: 50,
+    }),
+  ];
+  const proxy = series(kl, (p) => p.proxyReward);
+  if (some(proxy)) {
     charts.push(
       lineChart({
-        id: 'ppo',
-        title: 'PPO: gold win rate vs step',
+        id: 'ppo-proxy-kl',
+        title: 'PPO: proxy reward vs KL to SFT',
+        ...klAxis(ppo),
+        yLabel: 'proxy reward of the eval answers (rule)',
+        series: proxy,
+      }),
+    );
+  }
+  const lc = series(
+    step,
+    (p) => p.lcWinRate,
+    (p) => p.lcStderr,
+  );
+  if (some(lc)) {
+    charts.push(
+      lineChart({
+        id: 'ppo-lc',
+        title: 'PPO: length-controlled gold win rate vs step',
         xLabel: 'PPO step',
-        yLabel: 'gold win rate vs SFT (%)',
-        series: ppoSeries(false),
+        yLabel: 'LC gold win rate vs SFT (%)',
+        series: lc,
         yReference: 50,
       }),
     );
-    const lc = ppoSeries(true);
-    if (lc.some((s) => s.points.length > 0)) {
-      charts.push(
-        lineChart({
-          id: 'ppo-lc',
-          title: 'PPO: length-controlled gold win rate vs step',
-          xLabel: 'PPO step',
-          yLabel: 'LC gold win rate vs SFT (%)',
-          series: lc,
-          yReference: 50,
-        }),
-      );
-    }
   }
   return charts;
 }

@@ -82,7 +82,7 @@ describe('report', () => {
     );
   });
 
-  it('draws one Best-of-n chart per rule and a PPO chart, each carrying its data', () => {
+  it('draws one Best-of-n chart per rule and the PPO charts over step and KL, each carrying its data', () => {
     const html = renderHtml(sampleReport);
     const charts = [
       ...html.matchAll(/<svg [^>]*data-chart="([^"]+)" data-series="(\d+)" data-points="(\d+)"/g),
@@ -91,8 +91,12 @@ describe('report', () => {
       ['best-of-n/mean', 2, 8],
       ['best-of-n/lcb', 2, 8],
       ['ppo', 2, 4],
+      ['ppo-gold-kl', 2, 4], // an older report: no proxy reward, so no proxy-reward chart
     ]);
-    expect(html.match(/class="band"/g)?.length).toBe(5); // 4 Best-of-n series + the PPO series with stderr
+    // 4 Best-of-n series + the PPO series with stderr, over step and over KL
+    expect(html.match(/class="band"/g)?.length).toBe(6);
+    // the points name no estimator: the KL axis says so rather than guess
+    expect(html).toContain('mean over answers of the sum over answer tokens; estimator not recorded');
     expect(html).toContain('data-series-name="linear-heads" data-points="4"');
   });
 
@@ -137,6 +141,7 @@ describe('report', () => {
       ['best-of-n/lcb', 4, 16],
       ['best-of-n-lc/lcb', 4, 16],
       ['ppo', 2, 4],
+      ['ppo-gold-kl', 2, 4],
       ['ppo-lc', 1, 1],
     ]);
     // each Best-of-n chart draws both baselines as dashed lines
@@ -159,6 +164,92 @@ describe('report', () => {
     // older reports (no LC, no baseline curves) keep their tables: see the first test's exact rows
   });
 
+  it('accepts PPO points with the proxy and gold rewards, and draws gold win rate and proxy reward vs KL', () => {
+    // What `quorum reproduce` now writes: the exact full KL, proxy/gold rewards, LC and seed spreads.
+    const ppo = [0, 10, 20].flatMap((step, i) =>
+      (['single', 'linear-heads'] as const).map((arch, j) => ({
+        arch,
+        rule: 'mean',
+        step,
+        goldWinRate: 50 + 4 * i - j,
+        stderr: 3,
+        seedSpread: 1.5,
+        kl: [0, 0.25, 1.5][i] as number,
+        klEstimator: 'full',
+        proxyReward: 1 + i + 0.5 * j,
+        proxyMembers: [0.9 + i, 1.1 + i],
+        goldReward: 4 + 0.1 * i,
+        lcWinRate: 50 + 3 * i,
+        lcStderr: 3.2,
+        lcSeedSpread: 1.1,
+        rewardLengthPearson: 0.25,
+        rewardLengthSpearman: -0.1,
+      })),
+    );
+    const report: Report = { ...sampleReport, ppo };
+    expect(validateReport(report)).toEqual([]);
+    const html = renderHtml(report);
+    const charts = [
+      ...html.matchAll(/<svg [^>]*data-chart="([^"]+)" data-series="(\d+)" data-points="(\d+)"/g),
+    ].map((m) => [m[1], Number(m[2]), Number(m[3])]);
+    expect(charts.slice(2)).toEqual([
+      ['ppo', 2, 6],
+      ['ppo-gold-kl', 2, 6],
+      ['ppo-proxy-kl', 2, 6],
+      ['ppo-lc', 2, 6],
+    ]);
+    const chart = (id: string): string => {
+      const start = html.indexOf(`data-chart="${id}"`);
+      return html.slice(start, html.indexOf('</svg>', start));
+    };
+    // x is the KL, y the gold win rate / the proxy reward, one series per architecture and rule
+    const points = (svg: string, series: string): string[] => {
+      const g = svg.slice(svg.indexOf(`data-series-name="${series}"`));
+      return [...g.slice(0, g.indexOf('</g>')).matchAll(/data-x="([^"]+)" data-y="([^"]+)"/g)].map(
+        (m) => `${m[1]}→${m[2]}`,
+      );
+    };
+    expect(points(chart('ppo-gold-kl'), 'single / mean')).toEqual(['0→50', '0.25→54', '1.5→58']);
+    expect(points(chart('ppo-gold-kl'), 'linear-heads / mean')).toEqual(['0→49', '0.25→53', '1.5→57']);
+    expect(points(chart('ppo-proxy-kl'), 'single / mean')).toEqual(['0→1', '0.25→2', '1.5→3']);
+    expect(points(chart('ppo-proxy-kl'), 'linear-heads / mean')).toEqual(['0→1.5', '0.25→2.5', '1.5→3.5']);
+    // the KL axis says which KL: the exact full-distribution one, per answer
+    for (const id of ['ppo-gold-kl', 'ppo-proxy-kl']) {
+      expect(chart(id)).toContain('KL to SFT (nats/answer): exact full-distribution KL');
+      expect(chart(id)).toContain('mean over answers of the sum over answer tokens');
+    }
+    expect(chart('ppo-gold-kl')).toContain('class="band"'); // ± stderr
+    expect(chart('ppo-proxy-kl')).not.toContain('class="band"'); // no stderr for the proxy reward
+
+    const md = renderMarkdown(report);
+    expect(md).toContain(
+      '| architecture | rule | step | gold win rate % | LC gold win rate % | proxy reward | proxy members | gold reward | KL to SFT (nats/answer, full) | gold reward–length r (Pearson / Spearman) |',
+    );
+    expect(md).toContain(
+      '| single | mean | 10 | 54.0 ± 3.0 (seeds ±1.5) | 53.0 ± 3.2 (seeds ±1.1) | 2.000 | 1.90 / 2.10 | 4.100 | 0.250 | 0.25 / -0.10 |',
+    );
+    expect(renderHtml(report)).toContain('<th>KL to SFT (nats/answer, full)</th>');
+  });
+
+  it('names the KL estimator per row when the points mix them, and leaves absent columns out', () => {
+    const report: Report = {
+      ...sampleReport,
+      ppo: [
+        { arch: 'single', step: 0, goldWinRate: 50, kl: 0, klEstimator: 'full', goldReward: 3 },
+        { arch: 'single', step: 10, goldWinRate: 55, kl: 0.4, klEstimator: 'k1' },
+      ],
+    };
+    expect(validateReport(report)).toEqual([]);
+    const md = renderMarkdown(report);
+    expect(md).toContain(
+      '| architecture | rule | step | gold win rate % | gold reward | KL to SFT (nats/answer) | KL estimator |',
+    );
+    expect(md).toContain('| single |  | 10 | 55.0 | – | 0.400 | k1 |');
+    const html = renderHtml(report);
+    expect(html).not.toContain('data-chart="ppo-proxy-kl"');
+    expect(html).toContain('estimators full, k1');
+  });
+
   it('the validator rejects malformed reports, naming each field', async () => {
     // biome-ignore lint/suspicious/noExplicitAny: the test breaks a clone into invalid shapes
     const bad = structuredClone(sampleReport) as unknown as Record<string, any>;
@@ -169,6 +260,9 @@ describe('report', () => {
     delete bad.architectures['linear-heads'].params.trainable;
     bad.ppo[0].goldWinRate = 150;
     bad.ppo[1].extra = true;
+    bad.ppo[2].proxyMembers = [1, 'two'];
+    bad.ppo[3].seedSpread = -1;
+    bad.ppo[3].klEstimator = '';
     bad.architectures.single.bestOfN[1].rewardLengthPearson = 1.5;
     bad.bestOfNBaselines = { longest: { points: [{ n: 0, winRate: 10 }] } };
     const errors = validateReport(bad);
@@ -180,6 +274,9 @@ describe('report', () => {
         '$.architectures.linear-heads.params: "trainable" is required',
         '$.ppo[0].goldWinRate: must be ≤ 100, got 150',
         '$.ppo[1]: unknown field "extra"',
+        '$.ppo[2].proxyMembers[1]: expected number, got "two"',
+        '$.ppo[3].seedSpread: must be ≥ 0, got -1',
+        '$.ppo[3].klEstimator: must have at least 1 character(s)',
         '$.architectures.single.bestOfN[1].rewardLengthPearson: must be ≤ 1, got 1.5',
         '$.bestOfNBaselines.longest.points[0].n: must be ≥ 1, got 0',
       ]),

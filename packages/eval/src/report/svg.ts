@@ -3,7 +3,7 @@
  * chart's <svg> carries `data-chart`, `data-series` (series count) and `data-points` (points drawn), and
  * each series' <g> carries `data-series-name` and `data-points` (and `data-baseline="true"` for a
  * baseline, drawn as a grey dashed line without a band), so a browser test can check that the charts drew
- * data.
+ * data. Points are joined in order of x (a curve over KL joins its steps by KL, not by step).
  */
 
 export interface ChartPoint {
@@ -25,6 +25,8 @@ export interface LineChartSpec {
   readonly id: string;
   readonly title: string;
   readonly xLabel: string;
+  /** A second, smaller line under the x-axis label, e.g. how the x value is computed; the chart grows to fit it. */
+  readonly xNote?: string;
   readonly yLabel: string;
   readonly series: readonly ChartSeries[];
   /** Plot x on a log2 scale (Best-of-n's n). */
@@ -40,6 +42,8 @@ const BASELINE_PALETTE = ['#444444', '#999999', '#bbbbbb'];
 const W = 640;
 const H = 360;
 const M = { left: 56, right: 160, top: 36, bottom: 48 };
+/** Extra height for an `xNote` line. */
+const NOTE_H = 14;
 
 export function escapeXml(s: string): string {
   return s.replace(
@@ -93,9 +97,10 @@ export function lineChart(spec: LineChartSpec): string {
   const sx = (x: number): number => M.left + ((tx(x) - x0) / (x1 - x0)) * pw;
   const sy = (y: number): number => M.top + (1 - (Math.min(Math.max(y, y0), y1) - y0) / (y1 - y0)) * ph;
 
+  const height = spec.xNote === undefined ? H : H + NOTE_H;
   const parts: string[] = [];
   parts.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${escapeXml(spec.title)}" data-chart="${escapeXml(spec.id)}" data-series="${series.length}" data-points="${totalPoints}">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${height}" width="${W}" height="${height}" role="img" aria-label="${escapeXml(spec.title)}" data-chart="${escapeXml(spec.id)}" data-series="${series.length}" data-points="${totalPoints}">`,
   );
   parts.push(`<title>${escapeXml(spec.title)}</title>`);
   parts.push(
@@ -122,6 +127,11 @@ export function lineChart(spec: LineChartSpec): string {
   parts.push(
     `<text x="${M.left + pw / 2}" y="${H - 8}" text-anchor="middle" class="axis-label">${escapeXml(spec.xLabel)}</text>`,
   );
+  if (spec.xNote !== undefined) {
+    parts.push(
+      `<text x="${M.left + pw / 2}" y="${H - 8 + NOTE_H}" text-anchor="middle" class="axis-note">${escapeXml(spec.xNote)}</text>`,
+    );
+  }
   parts.push(
     `<text x="14" y="${M.top + ph / 2}" text-anchor="middle" transform="rotate(-90 14 ${M.top + ph / 2})" class="axis-label">${escapeXml(spec.yLabel)}</text>`,
   );

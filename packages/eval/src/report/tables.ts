@@ -2,7 +2,7 @@
  * The report's tables as data: one model, rendered by report.md (Markdown) and report.html (HTML), so the
  * two files always show the same rows and cells.
  */
-import type { BestOfNRow, Report } from './types.js';
+import type { BestOfNRow, PpoPoint, Report } from './types.js';
 
 /** One table: a heading, column names and rows of formatted cells. */
 export interface ReportTable {
@@ -23,6 +23,61 @@ export function winCell(winRate: number, stderr: number | undefined, spread?: nu
   let s = stderr === undefined ? f1(winRate) : `${f1(winRate)} ± ${f1(stderr)}`;
   if (spread !== undefined) s += ` (seeds ±${f1(spread)})`;
   return s;
+}
+
+/** The KL estimator every point names (`full`, `k1`, …), or undefined when they differ or one names none. */
+export function klEstimatorOf(points: readonly PpoPoint[]): string | undefined {
+  const names = distinct(points.map((p) => p.klEstimator));
+  return names.length === 1 ? names[0] : undefined;
+}
+
+/**
+ * The PPO table: one row per evaluation (means over seeds). The LC, proxy reward (with its members), gold
+ * reward and reward–length columns appear when some point has them, so an older report keeps its table.
+ * The KL heading names the estimator the points share ("KL to SFT (nats/answer, full)"); with none or a
+ * mix, a column names each row's.
+ */
+function ppoTable(ppo: readonly PpoPoint[]): ReportTable {
+  const has = (f: (p: PpoPoint) => unknown): boolean => ppo.some((p) => f(p) !== undefined);
+  const num = (v: number | undefined, digits = 3): string => (v === undefined ? '–' : v.toFixed(digits));
+  const estimator = klEstimatorOf(ppo);
+  const perRowEstimator = estimator === undefined && has((p) => p.klEstimator);
+  const columns: [string, (p: PpoPoint) => string][] = [
+    ['architecture', (p) => p.arch],
+    ['rule', (p) => p.rule ?? ''],
+    ['step', (p) => String(p.step)],
+    ['gold win rate %', (p) => winCell(p.goldWinRate, p.stderr, p.seedSpread)],
+  ];
+  if (has((p) => p.lcWinRate))
+    columns.push([
+      'LC gold win rate %',
+      (p) => (p.lcWinRate === undefined ? '–' : winCell(p.lcWinRate, p.lcStderr, p.lcSeedSpread)),
+    ]);
+  if (has((p) => p.proxyReward)) columns.push(['proxy reward', (p) => num(p.proxyReward)]);
+  if (has((p) => p.proxyMembers))
+    columns.push([
+      'proxy members',
+      (p) => (p.proxyMembers === undefined ? '–' : p.proxyMembers.map((m) => m.toFixed(2)).join(' / ')),
+    ]);
+  if (has((p) => p.goldReward)) columns.push(['gold reward', (p) => num(p.goldReward)]);
+  columns.push([
+    estimator === undefined ? 'KL to SFT (nats/answer)' : `KL to SFT (nats/answer, ${estimator})`,
+    (p) => num(p.kl),
+  ]);
+  if (perRowEstimator) columns.push(['KL estimator', (p) => p.klEstimator ?? '–']);
+  if (has((p) => p.rewardLengthPearson ?? p.rewardLengthSpearman))
+    columns.push([
+      'gold reward–length r (Pearson / Spearman)',
+      (p) =>
+        p.rewardLengthPearson === undefined && p.rewardLengthSpearman === undefined
+          ? '–'
+          : `${num(p.rewardLengthPearson, 2)} / ${num(p.rewardLengthSpearman, 2)}`,
+    ]);
+  return {
+    title: 'PPO: gold win rate vs the SFT policy',
+    header: columns.map(([h]) => h),
+    rows: ppo.map((p) => columns.map(([, cell]) => cell(p))),
+  };
 }
 
 /** The report's tables in order; a section without data has no table. */
@@ -106,28 +161,7 @@ export function reportTables(report: Report): ReportTable[] {
       });
     }
   }
-  if (report.ppo.length > 0) {
-    const lc = report.ppo.some((p) => p.lcWinRate !== undefined);
-    tables.push({
-      title: 'PPO: gold win rate vs the SFT policy',
-      header: [
-        'architecture',
-        'rule',
-        'step',
-        'gold win rate %',
-        ...(lc ? ['LC gold win rate %'] : []),
-        'KL',
-      ],
-      rows: report.ppo.map((p) => [
-        p.arch,
-        p.rule ?? '',
-        String(p.step),
-        winCell(p.goldWinRate, p.stderr),
-        ...(lc ? [p.lcWinRate === undefined ? '–' : winCell(p.lcWinRate, p.lcStderr)] : []),
-        p.kl.toFixed(3),
-      ]),
-    });
-  }
+  if (report.ppo.length > 0) tables.push(ppoTable(report.ppo));
   if (report.baselines !== undefined && Object.keys(report.baselines).length > 0) {
     const lc = Object.values(report.baselines).some((b) => b.lcWinRate !== undefined);
     tables.push({

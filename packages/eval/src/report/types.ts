@@ -52,18 +52,38 @@ export interface ArchitectureReport {
   readonly bestOfN: readonly BestOfNRow[];
 }
 
-/** One PPO evaluation: gold win rate (0–100) against the SFT policy at a step, and the KL to it. */
+/**
+ * One PPO evaluation of an architecture's policy at a step: the gold win rate (0–100) against the SFT
+ * policy, the KL to it, and (in newer reports) the proxy and gold rewards of the same eval answers — the
+ * numbers of an over-optimisation curve (Gao et al. 2022). Fields are means over seeds.
+ */
 export interface PpoPoint {
   readonly arch: string;
   readonly rule?: string;
   readonly step: number;
   readonly goldWinRate: number;
   readonly stderr?: number;
+  /** Sample std of the gold win rate over seeds, when there are several. */
+  readonly seedSpread?: number;
+  /**
+   * KL to the SFT policy in nats per answer: the mean over answers of the sum over answer tokens of the
+   * per-token estimator `klEstimator` names.
+   */
   readonly kl: number;
+  /** `full` (the exact full-distribution KL, ≥ 0), `k1` or `k3`; absent in older reports. */
+  readonly klEstimator?: string;
+  /** Mean reward of the eval answers under the proxy ensemble PPO maximised (the PPO rule's aggregate). */
+  readonly proxyReward?: number;
+  /** Mean reward of the same answers under each proxy member. */
+  readonly proxyMembers?: readonly number[];
+  /** Mean gold reward of the eval answers. */
+  readonly goldReward?: number;
   /** Length-controlled gold win rate (0–100) of the policy's answers against the SFT answers. */
   readonly lcWinRate?: number;
   readonly lcStderr?: number;
-  /** Correlation (−1…1) of the policy answers' reward with their length. */
+  /** Sample std of the LC gold win rate over seeds, when there are several. */
+  readonly lcSeedSpread?: number;
+  /** Correlation (−1…1) of the policy answers' (gold) reward with their length. */
   readonly rewardLengthPearson?: number;
   readonly rewardLengthSpearman?: number;
 }
