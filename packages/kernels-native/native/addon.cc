@@ -407,36 +407,44 @@ napi_value Softmax(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// gelu(x, out)
-napi_value Gelu(napi_env env, napi_callback_info info) {
+// name(x, out): an elementwise kernel over x's length.
+napi_value Elementwise(napi_env env, napi_callback_info info, const char* name,
+                       void (*run)(const float*, float*, long)) {
   napi_value argv[2];
-  if (!getArgs(env, info, 2, argv, "gelu") || !requireCpu(env)) return nullptr;
+  if (!getArgs(env, info, 2, argv, name) || !requireCpu(env)) return nullptr;
   float *x, *out;
   size_t lx, lo;
   if (!getF32(env, argv[0], &x, &lx, "x") || !getF32(env, argv[1], &out, &lo, "out")) return nullptr;
   if (lo < lx) {
-    fail(env, "gelu: out is smaller than x");
+    fail(env, std::string(name) + ": out is smaller than x");
     return nullptr;
   }
-  quorum::gelu(x, out, static_cast<long>(lx));
+  run(x, out, static_cast<long>(lx));
   return nullptr;
 }
 
-// geluGrad(dy, x, out)
-napi_value GeluGrad(napi_env env, napi_callback_info info) {
+// name(dy, x, out): the gradient of an elementwise kernel, dy · f′(x).
+napi_value ElementwiseGrad(napi_env env, napi_callback_info info, const char* name,
+                           void (*run)(const float*, const float*, float*, long)) {
   napi_value argv[3];
-  if (!getArgs(env, info, 3, argv, "geluGrad") || !requireCpu(env)) return nullptr;
+  if (!getArgs(env, info, 3, argv, name) || !requireCpu(env)) return nullptr;
   float *dy, *x, *out;
   size_t ld, lx, lo;
   if (!getF32(env, argv[0], &dy, &ld, "dy") || !getF32(env, argv[1], &x, &lx, "x") ||
       !getF32(env, argv[2], &out, &lo, "out"))
     return nullptr;
   if (ld != lx || lo < lx) {
-    fail(env, "geluGrad: dy and x differ in length, or out is smaller than x");
+    fail(env, std::string(name) + ": dy and x differ in length, or out is smaller than x");
     return nullptr;
   }
-  quorum::geluGrad(dy, x, out, static_cast<long>(lx));
+  run(dy, x, out, static_cast<long>(lx));
   return nullptr;
+}
+
+napi_value Gelu(napi_env env, napi_callback_info info) { return Elementwise(env, info, "gelu", quorum::gelu); }
+
+napi_value GeluGrad(napi_env env, napi_callback_info info) {
+  return ElementwiseGrad(env, info, "geluGrad", quorum::geluGrad);
 }
 
 // layerNorm(x, gamma, beta, y, mean, rstd, rows, cols, eps)
@@ -482,36 +490,10 @@ napi_value LayerNormGrad(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// silu(x, out)
-napi_value Silu(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  if (!getArgs(env, info, 2, argv, "silu") || !requireCpu(env)) return nullptr;
-  float *x, *out;
-  size_t lx, lo;
-  if (!getF32(env, argv[0], &x, &lx, "x") || !getF32(env, argv[1], &out, &lo, "out")) return nullptr;
-  if (lo < lx) {
-    fail(env, "silu: out is smaller than x");
-    return nullptr;
-  }
-  quorum::silu(x, out, static_cast<long>(lx));
-  return nullptr;
-}
+napi_value Silu(napi_env env, napi_callback_info info) { return Elementwise(env, info, "silu", quorum::silu); }
 
-// siluGrad(dy, x, out)
 napi_value SiluGrad(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  if (!getArgs(env, info, 3, argv, "siluGrad") || !requireCpu(env)) return nullptr;
-  float *dy, *x, *out;
-  size_t ld, lx, lo;
-  if (!getF32(env, argv[0], &dy, &ld, "dy") || !getF32(env, argv[1], &x, &lx, "x") ||
-      !getF32(env, argv[2], &out, &lo, "out"))
-    return nullptr;
-  if (ld != lx || lo < lx) {
-    fail(env, "siluGrad: dy and x differ in length, or out is smaller than x");
-    return nullptr;
-  }
-  quorum::siluGrad(dy, x, out, static_cast<long>(lx));
-  return nullptr;
+  return ElementwiseGrad(env, info, "siluGrad", quorum::siluGrad);
 }
 
 // rmsNorm(x, gamma, y, rstd, rows, cols, eps)

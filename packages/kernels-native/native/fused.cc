@@ -105,33 +105,43 @@ inline __m256 geluDeriv8(__m256 x) {
   return _mm256_fmadd_ps(k, _mm256_mul_ps(_mm256_mul_ps(e, s), s), s);
 }
 
-void geluRun(const float* x, float* y, long n) {
-  parallelFor(n, kGrainGelu, [&](long i0, long i1) {
+// y = f(x) elementwise on the pool, 8 lanes at a time, the tail through a mask.
+template <class F>
+void mapRun(const float* x, float* y, long n, long grain, F f) {
+  parallelFor(n, grain, [&](long i0, long i1) {
     const float* __restrict src = x;  // local copies: stores may alias the lambda's captures
     float* __restrict dst = y;
     long i = i0;
-    for (; i + 8 <= i1; i += 8) _mm256_storeu_ps(dst + i, gelu8(_mm256_loadu_ps(src + i)));
+    for (; i + 8 <= i1; i += 8) _mm256_storeu_ps(dst + i, f(_mm256_loadu_ps(src + i)));
     if (i < i1) {
       const __m256i m = tailMask8(i1 - i);
-      _mm256_maskstore_ps(dst + i, m, gelu8(_mm256_maskload_ps(src + i, m)));
+      _mm256_maskstore_ps(dst + i, m, f(_mm256_maskload_ps(src + i, m)));
     }
   });
 }
 
-void geluGradRun(const float* dy, const float* x, float* dx, long n) {
-  parallelFor(n, kGrainGelu, [&](long i0, long i1) {
+// dx = dy · f′(x) elementwise, as mapRun.
+template <class F>
+void gradMapRun(const float* dy, const float* x, float* dx, long n, long grain, F deriv) {
+  parallelFor(n, grain, [&](long i0, long i1) {
     const float* __restrict g = dy;
     const float* __restrict src = x;
     float* __restrict dst = dx;
     long i = i0;
     for (; i + 8 <= i1; i += 8)
-      _mm256_storeu_ps(dst + i, _mm256_mul_ps(_mm256_loadu_ps(g + i), geluDeriv8(_mm256_loadu_ps(src + i))));
+      _mm256_storeu_ps(dst + i, _mm256_mul_ps(_mm256_loadu_ps(g + i), deriv(_mm256_loadu_ps(src + i))));
     if (i < i1) {
       const __m256i m = tailMask8(i1 - i);
       _mm256_maskstore_ps(dst + i, m,
-                          _mm256_mul_ps(_mm256_maskload_ps(g + i, m), geluDeriv8(_mm256_maskload_ps(src + i, m))));
+                          _mm256_mul_ps(_mm256_maskload_ps(g + i, m), deriv(_mm256_maskload_ps(src + i, m))));
     }
   });
+}
+
+void geluRun(const float* x, float* y, long n) { mapRun(x, y, n, kGrainGelu, [](__m256 v) { return gelu8(v); }); }
+
+void geluGradRun(const float* dy, const float* x, float* dx, long n) {
+  gradMapRun(dy, x, dx, n, kGrainGelu, [](__m256 v) { return geluDeriv8(v); });
 }
 
 // e = exp(−x)
@@ -150,33 +160,10 @@ inline __m256 siluDeriv8(__m256 x) {
   return _mm256_fmadd_ps(xc, _mm256_mul_ps(_mm256_mul_ps(e, s), s), s);
 }
 
-void siluRun(const float* x, float* y, long n) {
-  parallelFor(n, kGrainSilu, [&](long i0, long i1) {
-    const float* __restrict src = x;  // local copies: stores may alias the lambda's captures
-    float* __restrict dst = y;
-    long i = i0;
-    for (; i + 8 <= i1; i += 8) _mm256_storeu_ps(dst + i, silu8(_mm256_loadu_ps(src + i)));
-    if (i < i1) {
-      const __m256i m = tailMask8(i1 - i);
-      _mm256_maskstore_ps(dst + i, m, silu8(_mm256_maskload_ps(src + i, m)));
-    }
-  });
-}
+void siluRun(const float* x, float* y, long n) { mapRun(x, y, n, kGrainSilu, [](__m256 v) { return silu8(v); }); }
 
 void siluGradRun(const float* dy, const float* x, float* dx, long n) {
-  parallelFor(n, kGrainSilu, [&](long i0, long i1) {
-    const float* __restrict g = dy;
-    const float* __restrict src = x;
-    float* __restrict dst = dx;
-    long i = i0;
-    for (; i + 8 <= i1; i += 8)
-      _mm256_storeu_ps(dst + i, _mm256_mul_ps(_mm256_loadu_ps(g + i), siluDeriv8(_mm256_loadu_ps(src + i))));
-    if (i < i1) {
-      const __m256i m = tailMask8(i1 - i);
-      _mm256_maskstore_ps(dst + i, m,
-                          _mm256_mul_ps(_mm256_maskload_ps(g + i, m), siluDeriv8(_mm256_maskload_ps(src + i, m))));
-    }
-  });
+  gradMapRun(dy, x, dx, n, kGrainSilu, [](__m256 v) { return siluDeriv8(v); });
 }
 
 // One row of D: mean, rstd = 1/√(biased var + eps) (two passes: mean, then squared deviations),
@@ -426,33 +413,43 @@ inline __m512 geluDeriv16(__m512 x) {
   return _mm512_fmadd_ps(k, _mm512_mul_ps(_mm512_mul_ps(e, s), s), s);
 }
 
-void geluRun(const float* x, float* y, long n) {
-  parallelFor(n, kGrainGelu, [&](long i0, long i1) {
+// y = f(x) elementwise on the pool, 16 lanes at a time, the tail through a mask.
+template <class F>
+void mapRun(const float* x, float* y, long n, long grain, F f) {
+  parallelFor(n, grain, [&](long i0, long i1) {
     const float* __restrict src = x;
     float* __restrict dst = y;
     long i = i0;
-    for (; i + 16 <= i1; i += 16) _mm512_storeu_ps(dst + i, gelu16(_mm512_loadu_ps(src + i)));
+    for (; i + 16 <= i1; i += 16) _mm512_storeu_ps(dst + i, f(_mm512_loadu_ps(src + i)));
     if (i < i1) {
       const __mmask16 m = tailMask(i1 - i);
-      _mm512_mask_storeu_ps(dst + i, m, gelu16(_mm512_maskz_loadu_ps(m, src + i)));
+      _mm512_mask_storeu_ps(dst + i, m, f(_mm512_maskz_loadu_ps(m, src + i)));
     }
   });
 }
 
-void geluGradRun(const float* dy, const float* x, float* dx, long n) {
-  parallelFor(n, kGrainGelu, [&](long i0, long i1) {
+// dx = dy · f′(x) elementwise, as mapRun.
+template <class F>
+void gradMapRun(const float* dy, const float* x, float* dx, long n, long grain, F deriv) {
+  parallelFor(n, grain, [&](long i0, long i1) {
     const float* __restrict g = dy;
     const float* __restrict src = x;
     float* __restrict dst = dx;
     long i = i0;
     for (; i + 16 <= i1; i += 16)
-      _mm512_storeu_ps(dst + i, _mm512_mul_ps(_mm512_loadu_ps(g + i), geluDeriv16(_mm512_loadu_ps(src + i))));
+      _mm512_storeu_ps(dst + i, _mm512_mul_ps(_mm512_loadu_ps(g + i), deriv(_mm512_loadu_ps(src + i))));
     if (i < i1) {
       const __mmask16 m = tailMask(i1 - i);
       _mm512_mask_storeu_ps(dst + i, m,
-                            _mm512_mul_ps(_mm512_maskz_loadu_ps(m, g + i), geluDeriv16(_mm512_maskz_loadu_ps(m, src + i))));
+                            _mm512_mul_ps(_mm512_maskz_loadu_ps(m, g + i), deriv(_mm512_maskz_loadu_ps(m, src + i))));
     }
   });
+}
+
+void geluRun(const float* x, float* y, long n) { mapRun(x, y, n, kGrainGelu, [](__m512 v) { return gelu16(v); }); }
+
+void geluGradRun(const float* dy, const float* x, float* dx, long n) {
+  gradMapRun(dy, x, dx, n, kGrainGelu, [](__m512 v) { return geluDeriv16(v); });
 }
 
 inline __m512 siluExp16(__m512 x) {
@@ -472,33 +469,10 @@ inline __m512 siluDeriv16(__m512 x) {
   return _mm512_fmadd_ps(xc, _mm512_mul_ps(_mm512_mul_ps(e, s), s), s);
 }
 
-void siluRun(const float* x, float* y, long n) {
-  parallelFor(n, kGrainSilu, [&](long i0, long i1) {
-    const float* __restrict src = x;
-    float* __restrict dst = y;
-    long i = i0;
-    for (; i + 16 <= i1; i += 16) _mm512_storeu_ps(dst + i, silu16(_mm512_loadu_ps(src + i)));
-    if (i < i1) {
-      const __mmask16 m = tailMask(i1 - i);
-      _mm512_mask_storeu_ps(dst + i, m, silu16(_mm512_maskz_loadu_ps(m, src + i)));
-    }
-  });
-}
+void siluRun(const float* x, float* y, long n) { mapRun(x, y, n, kGrainSilu, [](__m512 v) { return silu16(v); }); }
 
 void siluGradRun(const float* dy, const float* x, float* dx, long n) {
-  parallelFor(n, kGrainSilu, [&](long i0, long i1) {
-    const float* __restrict g = dy;
-    const float* __restrict src = x;
-    float* __restrict dst = dx;
-    long i = i0;
-    for (; i + 16 <= i1; i += 16)
-      _mm512_storeu_ps(dst + i, _mm512_mul_ps(_mm512_loadu_ps(g + i), siluDeriv16(_mm512_loadu_ps(src + i))));
-    if (i < i1) {
-      const __mmask16 m = tailMask(i1 - i);
-      _mm512_mask_storeu_ps(dst + i, m,
-                            _mm512_mul_ps(_mm512_maskz_loadu_ps(m, g + i), siluDeriv16(_mm512_maskz_loadu_ps(m, src + i))));
-    }
-  });
+  gradMapRun(dy, x, dx, n, kGrainSilu, [](__m512 v) { return siluDeriv16(v); });
 }
 
 void layerNormRow(const float* x, const float* gamma, const float* beta, float* y, long D, float eps, float* meanOut,

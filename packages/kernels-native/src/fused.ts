@@ -66,22 +66,23 @@ function expectSize(kernel: string, name: string, t: tf.TensorInfo, size: number
     throw invalid(kernel, `${name} must have ${size} elements (${what}), got shape [${t.shape.join(', ')}]`);
 }
 
-/** QuorumGelu: { x } → ½x(1 + tanh(√(2/π)(x + 0.044715x³))), x's shape. */
-export function geluKernel(addon: NativeAddon): tf.KernelFunc {
-  const name = FUSED_KERNELS.gelu;
+/** An elementwise kernel { x } → x's shape, computed by `run(x, out)` on float32 views. */
+function elementwiseKernel(name: string, run: (x: Float32Array, out: Float32Array) => void): tf.KernelFunc {
   return (args) => {
     const { x } = float32Inputs(name, args.inputs, ['x']);
     const backend = asWasm(args.backend);
     return withOutput(backend, [...x.shape], (out) => {
       if (sizeOf(x.shape) === 0) return;
-      addon.gelu(f32(backend, x), f32(backend, out)); // x's shape
+      run(f32(backend, x), f32(backend, out)); // x's shape
     });
   };
 }
 
-/** QuorumGeluGrad: { dy, x } → dy · gelu′(x), x's shape. */
-export function geluGradKernel(addon: NativeAddon): tf.KernelFunc {
-  const name = FUSED_KERNELS.geluGrad;
+/** The gradient of an elementwise kernel: { dy, x } (one shape) → dy · f′(x), computed by `run(dy, x, out)`. */
+function elementwiseGradKernel(
+  name: string,
+  run: (dy: Float32Array, x: Float32Array, out: Float32Array) => void,
+): tf.KernelFunc {
   return (args) => {
     const { dy, x } = float32Inputs(name, args.inputs, ['dy', 'x']);
     if (!tf.util.arraysEqual(dy.shape, x.shape))
@@ -89,9 +90,19 @@ export function geluGradKernel(addon: NativeAddon): tf.KernelFunc {
     const backend = asWasm(args.backend);
     return withOutput(backend, [...x.shape], (out) => {
       if (sizeOf(x.shape) === 0) return;
-      addon.geluGrad(f32(backend, dy), f32(backend, x), f32(backend, out)); // x's shape
+      run(f32(backend, dy), f32(backend, x), f32(backend, out)); // x's shape
     });
   };
+}
+
+/** QuorumGelu: { x } → ½x(1 + tanh(√(2/π)(x + 0.044715x³))), x's shape. */
+export function geluKernel(addon: NativeAddon): tf.KernelFunc {
+  return elementwiseKernel(FUSED_KERNELS.gelu, (x, out) => addon.gelu(x, out));
+}
+
+/** QuorumGeluGrad: { dy, x } → dy · gelu′(x), x's shape. */
+export function geluGradKernel(addon: NativeAddon): tf.KernelFunc {
+  return elementwiseGradKernel(FUSED_KERNELS.geluGrad, (dy, x, out) => addon.geluGrad(dy, x, out));
 }
 
 /**
@@ -181,30 +192,12 @@ function epsilonAttr(kernel: string, attrs: tf.NamedAttrMap | undefined): number
 
 /** QuorumSilu: { x } → x·σ(x), x's shape. */
 export function siluKernel(addon: NativeAddon): tf.KernelFunc {
-  const name = FUSED_KERNELS.silu;
-  return (args) => {
-    const { x } = float32Inputs(name, args.inputs, ['x']);
-    const backend = asWasm(args.backend);
-    return withOutput(backend, [...x.shape], (out) => {
-      if (sizeOf(x.shape) === 0) return;
-      addon.silu(f32(backend, x), f32(backend, out)); // x's shape
-    });
-  };
+  return elementwiseKernel(FUSED_KERNELS.silu, (x, out) => addon.silu(x, out));
 }
 
 /** QuorumSiluGrad: { dy, x } → dy · σ(x)·(1 + x·(1 − σ(x))), x's shape. */
 export function siluGradKernel(addon: NativeAddon): tf.KernelFunc {
-  const name = FUSED_KERNELS.siluGrad;
-  return (args) => {
-    const { dy, x } = float32Inputs(name, args.inputs, ['dy', 'x']);
-    if (!tf.util.arraysEqual(dy.shape, x.shape))
-      throw invalid(name, `dy [${dy.shape.join(', ')}] and x [${x.shape.join(', ')}] differ in shape`);
-    const backend = asWasm(args.backend);
-    return withOutput(backend, [...x.shape], (out) => {
-      if (sizeOf(x.shape) === 0) return;
-      addon.siluGrad(f32(backend, dy), f32(backend, x), f32(backend, out)); // x's shape
-    });
-  };
+  return elementwiseGradKernel(FUSED_KERNELS.siluGrad, (dy, x, out) => addon.siluGrad(dy, x, out));
 }
 
 /**
